@@ -1,0 +1,137 @@
+"""Turn exceptions from the SDK and the network into one clear line for the user.
+
+Every message says what happened and what to do about it; none contains a traceback or the API
+key (error bodies can echo request headers, so the key is scrubbed from whatever the server said).
+"""
+
+from __future__ import annotations
+
+import os
+from email.utils import parsedate_to_datetime
+from time import time as _wall_clock
+from typing import Any
+
+import anthropic
+import httpx2
+from IPython.core.error import UsageError
+
+from ._turn import ErrorInfo
+
+_RETRYABLE_STATUS = {408, 409, 429}
+_INITIAL_RETRY_DELAY = 0.5
+_MAX_RETRY_DELAY = 8.0
+_MAX_RETRY_AFTER = 60.0
+
+
+class ClaudeMagicError(UsageError):
+    """A failure the user can act on; IPython shows it as one line, without a traceback."""
+
+
+class NoApiKeyError(ClaudeMagicError):
+    pass
+
+
+NO_API_KEY_MESSAGE = (
+    "No Anthropic API key: set ANTHROPIC_API_KEY in the environment that starts Jupyter, "
+    "or work offline against the bundled emulator with %config ClaudeMagic.offline = True "
+    "(or CLAUDE_MAGIC_OFFLINE=1)."
+)
+
+
+def redact_secrets(text: str) -> str:
+    """Remove the API key (and auth token) from text that may echo request headers."""
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"):
+        secret = os.environ.get(name)
+        if secret and len(secret) >= 8:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def describe_error(exc: BaseException, *, model: str, output_tokens: int = 0) -> ErrorInfo:
+    """One user-facing line for `exc`, with the request id when the API gave one."""
+    if isinstance(exc, anthropic.APIStatusError):
+        info = _describe_status_error(exc, model=model, output_tokens=output_tokens)
+    elif isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
+        info = ErrorInfo("timeout", "Timed out waiting for the API: check the network, or raise "
+                         "%config ClaudeMagic.read_timeout", retryable=True)
+    elif isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
+        info = ErrorInfo("connection", "Connection to the API failed"
+                         + (f" after {output_tokens} tokens" if output_tokens else "")
+                         + ": check the network or ANTHROPIC_BASE_URL", retryable=True)
+    elif isinstance(exc, anthropic.AnthropicError) and "authentication" in str(exc).lower():
+        info = ErrorInfo("authentication", NO_API_KEY_MESSAGE)
+    else:
+        info = ErrorInfo("unexpected", f"Unexpected error: {type(exc).__name__}: {exc}")
+    if info.request_id:
+        info.message += f" (request id {info.request_id})"
+    info.message = redact_secrets(info.message)
+    return info
+
+
+def _api_error_type_and_message(exc: anthropic.APIStatusError) -> tuple[str, str]:
+    body: Any = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            return str(error.get("type", "")), str(error.get("message", ""))
+    return "", str(exc.message)
+
+
+def _describe_status_error(exc: anthropic.APIStatusError, *, model: str, output_tokens: int) -> ErrorInfo:
+    status = exc.status_code
+    error_type, server_message = _api_error_type_and_message(exc)
+    request_id = exc.request_id
+    if status == 200:
+        # An `event: error` inside a 200 stream: the answer started, then the API gave up.
+        what = "Overloaded" if error_type == "overloaded_error" else f"API error ({error_type or 'unknown'})"
+        return ErrorInfo(error_type or "stream_error",
+                         f"{what} mid-answer after {output_tokens} tokens: partial answer kept, "
+                         "not added to history; run the cell again to retry", status, request_id)
+    retryable = status in _RETRYABLE_STATUS or status >= 500
+    should_retry = exc.response.headers.get("x-should-retry")
+    if should_retry in ("true", "false"):
+        retryable = should_retry == "true"
+    detail = f": {server_message}" if server_message else ""
+    lines = {
+        400: f"Bad request (400){detail}",
+        401: "Authentication failed (401): set a valid ANTHROPIC_API_KEY",
+        403: f"Permission denied (403){detail}: this API key may not use {model}",
+        404: f"Not found (404): unknown model {model!r}: choose another with --model or "
+             "%config ClaudeMagic.model",
+        413: "Request too large (413): shorten the prompt or start a new conversation with --new",
+        429: f"Rate limited (429){detail}",
+        529: "Overloaded (529): the API is busy",
+    }
+    message = lines.get(status) or (f"API error ({status}){detail}" if status >= 500 else f"HTTP {status}{detail}")
+    return ErrorInfo(error_type or f"http_{status}", message, status, request_id, retryable)
+
+
+def retry_delay(exc: BaseException, attempt: int) -> float:
+    """Seconds to wait before retry number `attempt` (0-based): the server's retry-after if it
+    gave one (capped), else exponential backoff like the SDK's own policy, without jitter so the
+    message shown to the user is the wait that happens."""
+    response = getattr(exc, "response", None)
+    headers = response.headers if response is not None else {}
+    retry_after = _parse_retry_after(headers)
+    if retry_after is not None:
+        return min(retry_after, _MAX_RETRY_AFTER)
+    return min(_INITIAL_RETRY_DELAY * 2**attempt, _MAX_RETRY_DELAY)
+
+
+def _parse_retry_after(headers: Any) -> float | None:
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(float(milliseconds) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        try:
+            return max(parsedate_to_datetime(value).timestamp() - _wall_clock(), 0.0)
+        except (TypeError, ValueError):
+            return None

@@ -1,0 +1,65 @@
+"""The one-line summary under every answer: model, usage, stop reason, speed."""
+
+from __future__ import annotations
+
+import html
+
+from ._turn import TurnState
+
+_STOP_EXPLANATIONS = {
+    "max_tokens": "cut off: the answer reached max_tokens (raise --max-tokens to get more)",
+    "refusal": "Claude declined to answer",
+    "pause_turn": "paused: a long-running server tool turn was paused; send a follow-up to continue",
+    "model_context_window_exceeded": "cut off: the conversation filled the model's context window",
+}
+
+
+def footer_parts(state: TurnState) -> list[str]:
+    """The footer's facts in display order (pure: depends on the state only)."""
+    usage = state.usage
+    parts = [state.model]
+    if state.offline:
+        parts.append("offline emulator, not Claude")
+    tokens = f"{usage.input_tokens:,} in / {usage.output_tokens:,} out"
+    if usage.cache_read_input_tokens:
+        tokens += f" / {usage.cache_read_input_tokens:,} cache read"
+    if usage.cache_creation_input_tokens:
+        tokens += f" / {usage.cache_creation_input_tokens:,} cache write"
+    parts.append(tokens)
+    parts.append(f"stop_reason: {state.stop_reason or '—'}")
+    if state.first_token_at is not None:
+        parts.append(f"first token {state.first_token_at - state.started_at:.2f} s")
+        rate = tokens_per_second(state)
+        if rate is not None:
+            parts.append(f"{rate:.1f} tokens/s")
+    return parts
+
+
+def tokens_per_second(state: TurnState) -> float | None:
+    """Output tokens over the time from the first token to the end of the stream."""
+    if state.first_token_at is None or state.finished_at is None:
+        return None
+    elapsed = state.finished_at - state.first_token_at
+    if elapsed <= 0 or state.usage.output_tokens <= 1:
+        return None
+    return state.usage.output_tokens / elapsed
+
+
+def warning_line(state: TurnState) -> str | None:
+    """A plain sentence when the answer is not a whole, normal answer."""
+    if state.error is not None:
+        return state.error.message
+    return _STOP_EXPLANATIONS.get(state.stop_reason or "")
+
+
+def footer_text(state: TurnState) -> str:
+    line = " · ".join(footer_parts(state))
+    warning = warning_line(state)
+    return f"⚠ {warning}\n{line}" if warning else line
+
+
+def footer_html(state: TurnState) -> str:
+    line = html.escape(" · ".join(footer_parts(state)))
+    warning = warning_line(state)
+    warning_html = f'<div class="claude-magic-warning">⚠ {html.escape(warning)}</div>' if warning else ""
+    return f'{warning_html}<div class="claude-magic-footer">{line}</div>'

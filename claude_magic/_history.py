@@ -1,0 +1,74 @@
+"""Conversation history, one store per kernel, shared by the magic and the panel.
+
+A turn is committed only as a whole (the user message and the complete assistant message
+together), so a failed or interrupted turn never leaves a dangling user message that would make
+the next request break the API's user/assistant alternation.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+Message = dict[str, Any]
+
+DEFAULT_CONVERSATION = "default"
+
+
+@dataclass
+class Conversation:
+    """An alternating list of user/assistant messages."""
+
+    name: str
+    _messages: list[Message] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def messages(self) -> list[Message]:
+        """A copy: callers can never break the invariant by editing it."""
+        with self._lock:
+            return copy.deepcopy(self._messages)
+
+    def __len__(self) -> int:
+        return len(self._messages) // 2
+
+    def request_messages(self, prompt: str | list[dict[str, Any]]) -> list[Message]:
+        """The history plus a new user turn: what to send for `prompt`."""
+        return [*self.messages, {"role": "user", "content": prompt}]
+
+    def commit(self, prompt: str | list[dict[str, Any]], assistant_content: list[dict[str, Any]]) -> bool:
+        """Append one complete exchange; an empty answer is not committed (the API rejects it)."""
+        if not assistant_content:
+            return False
+        with self._lock:
+            self._messages.append({"role": "user", "content": copy.deepcopy(prompt)})
+            self._messages.append({"role": "assistant", "content": copy.deepcopy(assistant_content)})
+        return True
+
+    def reset(self) -> None:
+        with self._lock:
+            self._messages.clear()
+
+
+class ConversationStore:
+    """Named conversations of this kernel."""
+
+    def __init__(self) -> None:
+        self._conversations: dict[str, Conversation] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str = DEFAULT_CONVERSATION) -> Conversation:
+        with self._lock:
+            if name not in self._conversations:
+                self._conversations[name] = Conversation(name)
+            return self._conversations[name]
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._conversations)
+
+
+STORE = ConversationStore()
+"""The kernel's conversations: module state, because history belongs to the kernel process."""

@@ -1,0 +1,181 @@
+"""Run one turn: stream it through the SDK, fold events into a TurnState, hand frames to a sink.
+
+This is the one place that talks to the network. It owns the retry policy (the SDK's own retries
+are switched off so the user can see each retry happen) and turns every way a stream can end —
+completed, API error, connection loss, KeyboardInterrupt, Stop — into a final TurnState; it never
+lets an API exception escape, so every surface draws failures the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import anthropic
+
+from ._errors import describe_error, retry_delay
+from ._throttle import Throttle
+from ._turn import ErrorInfo, TurnState, Usage, reduce_event
+
+EMULATOR_HEADER = "x-claude-magic-emulator"
+
+
+class Sink(Protocol):
+    """A surface that shows a turn: the cell, the panel, the terminal."""
+
+    def start(self, state: TurnState) -> None: ...
+
+    def frame(self, state: TurnState) -> None: ...
+
+    def finish(self, state: TurnState) -> None: ...
+
+
+class TurnControl:
+    """Lets another thread stop a running turn (the panel's Stop button).
+
+    Setting the flag alone would wait for the next event, which never comes if the server stalls;
+    closing the HTTP response makes the blocked read fail at once.
+    """
+
+    def __init__(self) -> None:
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._stream: Any = None
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with self._lock:
+            stream = self._stream
+        if stream is not None:
+            # Best effort: if closing fails, the reader still sees the flag at the next event.
+            with contextlib.suppress(Exception):
+                stream.close()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True if stopped meanwhile."""
+        return self._stopped.wait(seconds)
+
+    def _attach(self, stream: Any) -> None:
+        with self._lock:
+            self._stream = stream
+        if self.stopped:
+            stream.close()
+
+    def _detach(self) -> None:
+        with self._lock:
+            self._stream = None
+
+
+def run_turn(
+    client: anthropic.Anthropic,
+    request: dict[str, Any],
+    state: TurnState,
+    sink: Sink,
+    *,
+    throttle: Throttle,
+    max_retries: int = 2,
+    control: TurnControl | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> TurnState:
+    """Stream `request` into `state`, drawing on `sink`; returns the finished state."""
+    control = control or TurnControl()
+    sink.start(state)
+    attempt = 0
+    try:
+        while True:
+            try:
+                _stream_once(client, request, state, sink, throttle, control, clock)
+                break
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a state the user sees
+                if control.stopped:
+                    _mark_stopped(state, clock())
+                    break
+                info = describe_error(exc, model=state.model, output_tokens=state.tokens_so_far)
+                if info.retryable and not state.has_content and attempt < max_retries:
+                    delay = retry_delay(exc, attempt)
+                    attempt += 1
+                    _reset_for_retry(state)
+                    state.notice = f"{info.message}: retrying in {delay:.3g} s (retry {attempt} of {max_retries})"
+                    state.revision += 1
+                    sink.frame(state)
+                    if control.wait(delay):
+                        _mark_stopped(state, clock())
+                        break
+                    continue
+                _mark_failed(state, info, clock())
+                break
+    except KeyboardInterrupt:
+        state.error = ErrorInfo("interrupted", _partial_message("Interrupted", state))
+        state.status = "interrupted"
+        state.finished_at = clock()
+    state.notice = None
+    sink.finish(state)
+    return state
+
+
+def _stream_once(
+    client: anthropic.Anthropic,
+    request: dict[str, Any],
+    state: TurnState,
+    sink: Sink,
+    throttle: Throttle,
+    control: TurnControl,
+    clock: Callable[[], float],
+) -> None:
+    with client.messages.stream(**request) as stream:
+        control._attach(stream)
+        try:
+            state.request_id = stream.request_id
+            if stream.response.headers.get(EMULATOR_HEADER):
+                state.offline = True
+            for event in stream:
+                reduce_event(state, event, clock())
+                if state.notice is not None and state.first_token_at is not None:
+                    state.notice = None
+                if control.stopped:
+                    _mark_stopped(state, clock())
+                    return
+                if throttle.due(state.revision):
+                    sink.frame(state)
+        finally:
+            control._detach()
+    if state.status != "complete":
+        # The SDK ended iteration without message_stop: the body ended early.
+        raise anthropic.APIConnectionError(
+            message="the stream ended before message_stop", request=stream.response.request
+        )
+
+
+def _reset_for_retry(state: TurnState) -> None:
+    state.blocks = []
+    state.usage = Usage()
+    state.status = "waiting"
+    state.stop_reason = None
+    state.first_token_at = None
+
+
+def _partial_message(what: str, state: TurnState) -> str:
+    if state.has_content:
+        return f"{what} after {state.tokens_so_far} tokens: partial answer kept, not added to history"
+    return f"{what} before the first token: nothing was added to history"
+
+
+def _mark_stopped(state: TurnState, now: float) -> None:
+    state.status = "stopped"
+    state.finished_at = now
+    state.error = ErrorInfo("stopped", _partial_message("Stopped", state))
+
+
+def _mark_failed(state: TurnState, info: ErrorInfo, now: float) -> None:
+    if state.has_content and info.status_code != 200 and "partial answer" not in info.message:
+        info.message += ": partial answer kept, not added to history"
+    state.error = info
+    state.status = "error"
+    state.finished_at = now

@@ -1,0 +1,197 @@
+"""The state of one question-and-answer turn, and the pure reducer that folds stream events into it.
+
+`reduce_event(state, event, now)` is the only place that interprets Messages API stream events; every
+surface (cell, panel, terminal) renders the same `TurnState`. It does no I/O: the clock reading is
+passed in, so tests replay events with made-up times.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+TurnStatus = Literal["waiting", "streaming", "complete", "error", "interrupted", "stopped"]
+
+
+class StreamOrderError(RuntimeError):
+    """An event arrived that cannot follow the events before it."""
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+
+@dataclass
+class Block:
+    """One content block of the assistant message as it streams in."""
+
+    kind: str  # text | thinking | redacted_thinking | tool_use | server_tool_use | other types as sent
+    parts: list[str] = field(default_factory=list)  # text, thinking text, or partial JSON fragments
+    signature: str = ""
+    data: str = ""  # redacted_thinking payload
+    tool_id: str = ""
+    tool_name: str = ""
+    complete: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # the start payload of block kinds we only pass through
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def to_param(self) -> dict[str, Any] | None:
+        """The block as the API expects it back in `messages` (None: nothing worth sending back)."""
+        if self.kind == "text":
+            return {"type": "text", "text": self.text} if self.parts else None
+        if self.kind == "thinking":
+            return {"type": "thinking", "thinking": self.text, "signature": self.signature}
+        if self.kind == "redacted_thinking":
+            return {"type": "redacted_thinking", "data": self.data}
+        if self.kind in ("tool_use", "server_tool_use"):
+            tool_input = json.loads(self.text) if self.text else {}
+            return {"type": self.kind, "id": self.tool_id, "name": self.tool_name, "input": tool_input}
+        return dict(self.extra) or None
+
+
+@dataclass
+class ErrorInfo:
+    """What went wrong, phrased for the user: one line, plus the facts a bug report needs."""
+
+    kind: str  # e.g. rate_limit, overloaded, authentication, connection, timeout, interrupted
+    message: str  # the one line shown to the user
+    status_code: int | None = None
+    request_id: str | None = None
+    retryable: bool = False
+
+
+@dataclass
+class TurnState:
+    """Everything any surface needs to draw a turn; grows as events arrive."""
+
+    model: str
+    prompt: str
+    started_at: float
+    status: TurnStatus = "waiting"
+    blocks: list[Block] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    message_id: str | None = None
+    request_id: str | None = None
+    stop_reason: str | None = None
+    stop_sequence: str | None = None
+    first_token_at: float | None = None
+    finished_at: float | None = None
+    error: ErrorInfo | None = None
+    notice: str | None = None  # transient status line, e.g. "Rate limited (429): retrying in 2 s"
+    offline: bool = False  # answered by the bundled emulator, not Claude
+    revision: int = 0  # bumped when visible content changes; the throttle compares it first
+    deltas: int = 0  # content deltas received: the token count before the final usage arrives
+
+    @property
+    def text(self) -> str:
+        """All text blocks joined: the Markdown answer."""
+        return "".join(block.text for block in self.blocks if block.kind == "text")
+
+    @property
+    def tokens_so_far(self) -> int:
+        """Output tokens received, known exactly once message_delta reports usage."""
+        return max(self.usage.output_tokens, self.deltas)
+
+    @property
+    def has_content(self) -> bool:
+        return any(block.parts or block.data for block in self.blocks)
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ("waiting", "streaming")
+
+    def assistant_content(self) -> list[dict[str, Any]]:
+        """The assistant message content to commit to history."""
+        return [param for block in self.blocks if (param := block.to_param()) is not None]
+
+
+def reduce_event(state: TurnState, event: Any, now: float) -> TurnState:
+    """Fold one stream event (an SDK event object) into `state` and return it.
+
+    Only the raw Messages API events are interpreted; the SDK's derived convenience events
+    (`text`, `thinking`, `input_json`, ...) repeat the same deltas and are ignored.
+    """
+    kind = event.type
+    if kind == "message_start":
+        message = event.message
+        state.message_id = message.id
+        state.model = message.model or state.model
+        _merge_usage(state.usage, message.usage)
+        state.status = "streaming"
+    elif kind == "content_block_start":
+        if event.index != len(state.blocks):
+            raise StreamOrderError(f"content block {event.index} started, expected {len(state.blocks)}")
+        block = _new_block(event.content_block)
+        state.blocks.append(block)
+        if block.parts or block.data:
+            state.revision += 1
+    elif kind == "content_block_delta":
+        block = _open_block(state, event.index)
+        _apply_delta(block, event.delta)
+        state.deltas += 1
+        if state.first_token_at is None:
+            state.first_token_at = now
+        state.revision += 1
+    elif kind == "content_block_stop":
+        _open_block(state, event.index).complete = True
+    elif kind == "message_delta":
+        state.stop_reason = event.delta.stop_reason
+        state.stop_sequence = event.delta.stop_sequence
+        _merge_usage(state.usage, event.usage)
+    elif kind == "message_stop":
+        state.status = "complete"
+        state.finished_at = now
+    return state
+
+
+def _new_block(start: Any) -> Block:
+    kind = start.type
+    if kind == "text":
+        return Block(kind, parts=[start.text] if start.text else [])
+    if kind == "thinking":
+        return Block(kind, parts=[start.thinking] if start.thinking else [], signature=start.signature or "")
+    if kind == "redacted_thinking":
+        return Block(kind, data=start.data)
+    if kind in ("tool_use", "server_tool_use"):
+        return Block(kind, tool_id=start.id, tool_name=start.name)
+    return Block(kind, extra=start.model_dump(exclude_none=True) if hasattr(start, "model_dump") else {})
+
+
+def _open_block(state: TurnState, index: int) -> Block:
+    if not 0 <= index < len(state.blocks):
+        raise StreamOrderError(f"event for content block {index} before it started")
+    block = state.blocks[index]
+    if block.complete:
+        raise StreamOrderError(f"event for content block {index} after it stopped")
+    return block
+
+
+def _apply_delta(block: Block, delta: Any) -> None:
+    kind = delta.type
+    if kind == "text_delta":
+        block.parts.append(delta.text)
+    elif kind == "thinking_delta":
+        block.parts.append(delta.thinking)
+    elif kind == "signature_delta":
+        block.signature += delta.signature
+    elif kind == "input_json_delta":
+        block.parts.append(delta.partial_json)
+    # citations_delta and future delta kinds carry nothing we render yet.
+
+
+def _merge_usage(usage: Usage, reported: Any) -> None:
+    """message_delta usage is cumulative; fields it leaves out (None) keep their earlier value."""
+    if reported is None:
+        return
+    for name in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
+        value = getattr(reported, name, None)
+        if value is not None:
+            setattr(usage, name, value)

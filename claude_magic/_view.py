@@ -1,0 +1,141 @@
+"""How a turn looks: HTML and plain text for a TurnState, whole or piece by piece.
+
+`answer_bundle` renders a whole turn once (the final output, and what nbval sees).
+`IncrementalView` renders a growing turn so that each frame costs O(unfinished part), not
+O(answer): finished Markdown blocks are rendered once and handed out as frozen pieces, and only the
+block still being written is rendered again on each frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+from dataclasses import dataclass
+
+from ._footer import footer_html, footer_text
+from ._markdown import finished_prefix_length, render_markdown
+from ._turn import Block, TurnState
+
+LIVE_PREVIEW_CHARS = 800  # thinking and tool input shown while streaming: the tail only
+WAITING_TEXT = "Waiting for Claude…"
+_CURSOR = '<span class="claude-magic-cursor">▍</span>'
+_STATUS_STYLE = "color:#777;font-style:italic"
+_FOOTER_STYLE = "<style>.claude-magic-footer{color:#777;font-size:0.85em;margin-top:0.4em}" \
+    ".claude-magic-warning{color:#b35c00;font-weight:600;margin-top:0.4em}</style>"
+
+Bundle = dict[str, str]
+
+
+def _escape_pre(text: str) -> str:
+    return f"<pre>{html.escape(text)}</pre>"
+
+
+def block_html(block: Block, *, live: bool = False) -> str:
+    """One content block as HTML; `live` shows only the tail of long non-text blocks."""
+    if block.kind == "text":
+        return render_markdown(block.text)
+    if block.kind == "thinking":
+        text = block.text
+        shown = text[-LIVE_PREVIEW_CHARS:] if live else text
+        label = "Thinking…" if live else "Thinking"
+        return (f"<details{' open' if live else ''}><summary>{label} ({len(text):,} characters)</summary>"
+                f"{_escape_pre(shown)}</details>")
+    if block.kind == "redacted_thinking":
+        return "<details><summary>Redacted thinking</summary></details>"
+    if block.kind in ("tool_use", "server_tool_use"):
+        raw = block.text
+        if not live and block.complete:
+            with contextlib.suppress(ValueError):  # malformed input JSON is shown as sent
+                raw = json.dumps(json.loads(raw or "{}"), indent=2, ensure_ascii=False)
+        shown = raw[-LIVE_PREVIEW_CHARS:] if live else raw
+        title = "Server tool call" if block.kind == "server_tool_use" else "Tool call"
+        return f"<div><strong>{title}</strong> <code>{html.escape(block.tool_name)}</code></div>{_escape_pre(shown)}"
+    return f"<div><em>[{html.escape(block.kind)} block]</em></div>"
+
+
+def block_text(block: Block) -> str:
+    if block.kind == "text":
+        return block.text
+    if block.kind == "thinking":
+        return f"[thinking]\n{block.text}\n[/thinking]\n"
+    if block.kind == "redacted_thinking":
+        return "[redacted thinking]\n"
+    if block.kind in ("tool_use", "server_tool_use"):
+        return f"[tool call {block.tool_name}] {block.text}\n"
+    return f"[{block.kind} block]\n"
+
+
+def status_html(state: TurnState) -> str:
+    """The line shown while a turn runs: retry notices, or the waiting indicator before the first token."""
+    if state.notice:
+        return f'<div style="{_STATUS_STYLE}">{html.escape(state.notice)}</div>'
+    if not state.has_content:
+        return f'<div style="{_STATUS_STYLE}">⏳ {WAITING_TEXT}</div>'
+    return ""
+
+
+def answer_bundle(state: TurnState) -> Bundle:
+    """The whole turn, rendered once: answer, then warning and footer when finished."""
+    body = "".join(block_html(block) for block in state.blocks)
+    text = "".join(block_text(block) for block in state.blocks)
+    if state.finished:
+        body += _FOOTER_STYLE + footer_html(state)
+        text = f"{text.rstrip()}\n\n{footer_text(state)}" if text else footer_text(state)
+    else:
+        body += status_html(state)
+    return {"text/plain": text, "text/html": body}
+
+
+@dataclass
+class Piece:
+    html: str
+    text: str
+
+
+class IncrementalView:
+    """Cuts a growing turn into frozen pieces (final, never re-rendered) and a live tail.
+
+    Position is (block index, character offset in that block). Blocks before the last one are
+    finished by definition; inside the last text block, finished Markdown blocks are frozen as
+    soon as a later block starts (see `finished_prefix_length`).
+    """
+
+    def __init__(self) -> None:
+        self._block = 0
+        self._offset = 0
+
+    def advance(self, state: TurnState) -> tuple[Piece | None, Piece]:
+        """Returns (newly frozen piece or None, live tail piece)."""
+        frozen_html: list[str] = []
+        frozen_text: list[str] = []
+        blocks = state.blocks
+        while self._block < len(blocks) - 1:
+            block = blocks[self._block]
+            if block.kind == "text":
+                rest = block.text[self._offset :]
+                frozen_html.append(render_markdown(rest))
+                frozen_text.append(rest)
+            else:
+                frozen_html.append(block_html(block))
+                frozen_text.append(block_text(block))
+            self._block += 1
+            self._offset = 0
+        tail_html = tail_text = ""
+        if blocks:
+            block = blocks[self._block]
+            if block.kind == "text":
+                rest = block.text[self._offset :]
+                cut = finished_prefix_length(rest)
+                if cut:
+                    frozen_html.append(render_markdown(rest[:cut]))
+                    frozen_text.append(rest[:cut])
+                    self._offset += cut
+                    rest = rest[cut:]
+                tail_html, tail_text = render_markdown(rest), rest
+            else:
+                tail_html, tail_text = block_html(block, live=True), block_text(block)[-LIVE_PREVIEW_CHARS:]
+        tail_html += _CURSOR if state.has_content else ""
+        tail_html += status_html(state)
+        frozen = Piece("".join(frozen_html), "".join(frozen_text)) if frozen_html else None
+        return frozen, Piece(tail_html, tail_text or (state.notice or WAITING_TEXT))

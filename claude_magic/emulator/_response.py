@@ -1,0 +1,205 @@
+"""Turning a script turn and a request into a reply: the Message object and its stream of events."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._replies import default_reply, generate_markdown
+from ._script import Turn, user_prompts
+from ._tokens import count_request_tokens, tokenize
+
+# The API interleaves pings with long streams; one every this many deltas looks the same to a client.
+PING_EVERY_DELTAS = 50
+
+
+@dataclass
+class Reply:
+    """The answer to one request, already cut to ``max_tokens`` / stop sequences."""
+
+    message_id: str
+    model: str
+    blocks: list[dict[str, Any]]
+    stop_reason: str
+    stop_sequence: str | None
+    usage: dict[str, int] = field(default_factory=dict)
+
+    def message(self) -> dict[str, Any]:
+        """The non-streaming Message object."""
+        return {
+            "id": self.message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": self.blocks,
+            "stop_reason": self.stop_reason,
+            "stop_sequence": self.stop_sequence,
+            "usage": dict(self.usage),
+        }
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One SSE event, with the output tokens it carries (drives pacing and fault positions)."""
+
+    name: str
+    data: dict[str, Any]
+    tokens: int = 0
+
+
+def _signature(thinking: str) -> str:
+    # Real signatures are opaque base64; a hash keeps ours deterministic and tied to the text.
+    return base64.b64encode(hashlib.sha256(thinking.encode()).digest()).decode()
+
+
+def _tool_json(block: dict[str, Any]) -> str:
+    # The API's partial_json uses json's default ", " / ": " separators.
+    return json.dumps(block["input"], ensure_ascii=False)
+
+
+def _scripted_blocks(turn: Turn | None, body: dict[str, Any], tool_id: Callable[[], str]) -> list[dict[str, Any]]:
+    """Complete content blocks for the turn (or the default reply), with ids and signatures filled in."""
+    if turn is not None and turn.generate is not None:
+        return [{"type": "text", "text": generate_markdown(turn.generate.tokens, turn.generate.seed)}]
+    if turn is None or turn.content is None:
+        return [{"type": "text", "text": default_reply(user_prompts(body["messages"]), body["model"])}]
+    blocks: list[dict[str, Any]] = []
+    for source in turn.content:
+        block = dict(source)
+        if block["type"] == "thinking":
+            block.setdefault("signature", _signature(block["thinking"]))
+        elif block["type"] == "tool_use":
+            block = {
+                "type": "tool_use",
+                "id": block.get("id") or tool_id(),
+                "name": block["name"],
+                "input": block["input"],
+            }
+        blocks.append(block)
+    return blocks
+
+
+def _cost(block: dict[str, Any]) -> int:
+    kind = block["type"]
+    if kind == "tool_use":
+        return len(tokenize(_tool_json(block)))
+    if kind == "redacted_thinking":
+        return len(tokenize(block["data"]))
+    return len(tokenize(block[kind]))
+
+
+def build_reply(turn: Turn | None, body: dict[str, Any], message_id: str, tool_id: Callable[[], str]) -> Reply:
+    """The reply to a validated request: scripted blocks, cut where a real model would have stopped."""
+    budget: int = body["max_tokens"]
+    stops: list[str] = body.get("stop_sequences") or []
+    kept: list[dict[str, Any]] = []
+    used = 0
+    forced: tuple[str, str | None] | None = None
+    for block in _scripted_blocks(turn, body, tool_id):
+        hit = None
+        if block["type"] == "text" and stops:
+            found = [(block["text"].find(s), s) for s in stops if s in block["text"]]
+            if found:
+                position, hit = min(found)
+                block = {**block, "text": block["text"][:position]}
+        cost = _cost(block)
+        if used + cost > budget:
+            # Thinking and text can stop mid-way; a tool call or redacted block is all or nothing.
+            if block["type"] in ("text", "thinking") and budget > used:
+                key = block["type"]
+                block = {**block, key: "".join(tokenize(block[key])[: budget - used])}
+                kept.append(block)
+                used = budget
+            forced = ("max_tokens", None)
+            break
+        if block["type"] != "text" or block["text"]:
+            kept.append(block)
+        used += cost
+        if hit is not None:
+            forced = ("stop_sequence", hit)
+            break
+    if forced is not None:
+        stop_reason, stop_sequence = forced
+    else:
+        has_tool = any(b["type"] == "tool_use" for b in kept)
+        default = "tool_use" if has_tool else "end_turn"
+        stop_reason = (turn.stop_reason if turn else None) or default
+        stop_sequence = turn.stop_sequence if turn else None
+    scripted_usage = dict(turn.usage) if turn else {}
+    usage = {
+        "input_tokens": scripted_usage.get("input_tokens", count_request_tokens(body)),
+        # The API never reports 0 output tokens, even for an empty answer.
+        "output_tokens": scripted_usage.get("output_tokens", max(used, 1)),
+        "cache_creation_input_tokens": scripted_usage.get("cache_creation_input_tokens", 0),
+        "cache_read_input_tokens": scripted_usage.get("cache_read_input_tokens", 0),
+    }
+    return Reply(message_id, body["model"], kept, stop_reason, stop_sequence, usage)
+
+
+def _chunks(text: str, chunk_tokens: int) -> Iterator[tuple[str, int]]:
+    tokens = tokenize(text)
+    for start in range(0, len(tokens), chunk_tokens):
+        piece = tokens[start : start + chunk_tokens]
+        yield "".join(piece), len(piece)
+
+
+def _block_start(block: dict[str, Any]) -> dict[str, Any]:
+    """The block as ``content_block_start`` announces it: empty, to be filled by deltas."""
+    kind = block["type"]
+    if kind == "text":
+        return {"type": "text", "text": ""}
+    if kind == "thinking":
+        return {"type": "thinking", "thinking": "", "signature": ""}
+    if kind == "tool_use":
+        return {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+    return dict(block)
+
+
+def _deltas(block: dict[str, Any], chunk_tokens: int) -> Iterator[tuple[dict[str, Any], int]]:
+    kind = block["type"]
+    if kind == "text":
+        for text, n in _chunks(block["text"], chunk_tokens):
+            yield {"type": "text_delta", "text": text}, n
+    elif kind == "thinking":
+        for text, n in _chunks(block["thinking"], chunk_tokens):
+            yield {"type": "thinking_delta", "thinking": text}, n
+        yield {"type": "signature_delta", "signature": block["signature"]}, 0
+    elif kind == "tool_use":
+        # The API opens every tool input with an empty fragment before the JSON itself.
+        yield {"type": "input_json_delta", "partial_json": ""}, 0
+        for text, n in _chunks(_tool_json(block), chunk_tokens):
+            yield {"type": "input_json_delta", "partial_json": text}, n
+
+
+def stream_events(reply: Reply, chunk_tokens: int) -> Iterator[StreamEvent]:
+    """The SSE events of ``reply`` in the API's order, ``chunk_tokens`` tokens per delta."""
+    ping = StreamEvent("ping", {"type": "ping"})
+    start_usage = {**reply.usage, "output_tokens": 1}
+    message = {**reply.message(), "content": [], "stop_reason": None, "stop_sequence": None, "usage": start_usage}
+    yield StreamEvent("message_start", {"type": "message_start", "message": message})
+    yield ping
+    deltas = 0
+    for index, block in enumerate(reply.blocks):
+        # A redacted block arrives whole in its start event, so that event carries its tokens.
+        start_tokens = _cost(block) if block["type"] == "redacted_thinking" else 0
+        start = {"type": "content_block_start", "index": index, "content_block": _block_start(block)}
+        yield StreamEvent("content_block_start", start, start_tokens)
+        for delta, n in _deltas(block, chunk_tokens):
+            yield StreamEvent("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}, n)
+            deltas += 1
+            if deltas % PING_EVERY_DELTAS == 0:
+                yield ping
+        yield StreamEvent("content_block_stop", {"type": "content_block_stop", "index": index})
+    yield StreamEvent(
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence},
+            "usage": dict(reply.usage),
+        },
+    )
+    yield StreamEvent("message_stop", {"type": "message_stop"})

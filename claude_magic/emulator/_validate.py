@@ -1,0 +1,193 @@
+"""Request checks that mirror the real API, raising :class:`ApiError` with the API's status and wording.
+
+The point is to catch client bugs offline: a history that does not alternate roles, an empty message or
+a missing tool_result is rejected here exactly where the real API would reject it on the next turn.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Any
+
+from anthropic.types import ModelParam
+
+from ._errors import ApiError
+
+ROLES = ("user", "assistant")
+
+
+@cache
+def sdk_models() -> tuple[str, ...]:
+    """The model ids the installed SDK knows (the literals inside ``anthropic.types.ModelParam``).
+
+    Read from the SDK rather than listed here so the emulator follows SDK upgrades on its own.
+    """
+    found: list[str] = []
+
+    def walk(tp: Any) -> None:
+        if typing.get_origin(tp) is typing.Literal:
+            found.extend(arg for arg in typing.get_args(tp) if isinstance(arg, str))
+            return
+        for arg in typing.get_args(tp):
+            walk(arg)
+
+    walk(ModelParam)
+    return tuple(dict.fromkeys(found))
+
+
+def api_key_from(headers: Mapping[str, str]) -> str | None:
+    """The credential a request carries: ``x-api-key``, or the token of ``authorization: Bearer``.
+
+    SDK 2.x sends ``api_key`` as a Bearer token, older clients and curl examples use x-api-key.
+    """
+    key = headers.get("x-api-key")
+    if key:
+        return key
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def check_auth(headers: Mapping[str, str]) -> None:
+    """401 unless the request carries a credential (any value is accepted: the emulator has no keys)."""
+    if api_key_from(headers) is None:
+        raise ApiError(401, "x-api-key header is required")
+
+
+def _bad(message: str) -> ApiError:
+    return ApiError(400, message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_content(index: int, message: Mapping[str, Any], is_last: bool) -> None:
+    content = message.get("content")
+    where = f"messages.{index}"
+    if isinstance(content, str):
+        if not content:
+            raise _bad(f"{where}: all messages must have non-empty content")
+        if is_last and message.get("role") == "assistant" and content != content.rstrip():
+            raise _bad("messages: final assistant content cannot end with trailing whitespace")
+        return
+    if not isinstance(content, list):
+        raise _bad(f"{where}.content: Input should be a valid string or a list of content blocks")
+    if not content:
+        raise _bad(f"{where}: all messages must have non-empty content")
+    for k, block in enumerate(content):
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            raise _bad(f"{where}.content.{k}: Input should be a valid content block")
+        if block["type"] == "text":
+            text = block.get("text")
+            if not isinstance(text, str):
+                raise _bad(f"{where}.content.{k}.text: Field required")
+            if not text:
+                raise _bad("messages: text content blocks must be non-empty")
+
+
+def _tool_ids(content: Any, kind: str, key: str) -> list[str]:
+    if not isinstance(content, list):
+        return []
+    return [str(b.get(key)) for b in content if isinstance(b, dict) and b.get("type") == kind]
+
+
+def _check_tool_pairs(messages: list[Any]) -> None:
+    """Every tool_use must be answered by a tool_result in the next message, and only those."""
+    for i, message in enumerate(messages):
+        if message["role"] == "assistant" and i + 1 < len(messages):
+            uses = _tool_ids(message["content"], "tool_use", "id")
+            results = set(_tool_ids(messages[i + 1]["content"], "tool_result", "tool_use_id"))
+            missing = [u for u in uses if u not in results]
+            if missing:
+                raise _bad(
+                    f"messages.{i + 1}: `tool_use` ids were found without `tool_result` blocks immediately "
+                    f"after: {', '.join(missing)}. Each `tool_use` block must have a corresponding "
+                    "`tool_result` block in the next message."
+                )
+        if message["role"] == "user":
+            previous = messages[i - 1]["content"] if i > 0 else []
+            uses = set(_tool_ids(previous, "tool_use", "id"))
+            for result in _tool_ids(message["content"], "tool_result", "tool_use_id"):
+                if result not in uses:
+                    raise _bad(
+                        f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: "
+                        f"{result}. Each `tool_result` block must have a corresponding `tool_use` block in "
+                        "the previous message."
+                    )
+
+
+def _check_messages(messages: Any) -> None:
+    if messages is None:
+        raise _bad("messages: Field required")
+    if not isinstance(messages, list):
+        raise _bad("messages: Input should be a valid list")
+    if not messages:
+        raise _bad("messages: at least one message is required")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _bad(f"messages.{i}: Input should be a valid dictionary")
+        role = message.get("role")
+        if role not in ROLES:
+            raise _bad(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        if "content" not in message:
+            raise _bad(f"messages.{i}.content: Field required")
+        _check_content(i, message, i == len(messages) - 1)
+    if messages[0]["role"] != "user":
+        raise _bad('messages: first message must use the "user" role')
+    for previous, current in zip(messages, messages[1:], strict=False):
+        if previous["role"] == current["role"]:
+            raise _bad(
+                'messages: roles must alternate between "user" and "assistant", '
+                f'but found multiple "{current["role"]}" roles in a row'
+            )
+    _check_tool_pairs(messages)
+
+
+def _check_system(system: Any) -> None:
+    if system is None or isinstance(system, str):
+        return
+    if not isinstance(system, list) or not all(
+        isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str) for b in system
+    ):
+        raise _bad("system: Input should be a valid string or a list of text blocks")
+
+
+def validate_request(body: Any, models: Iterable[str], *, count_only: bool = False) -> dict[str, Any]:
+    """Check a Messages (or count_tokens) request body; returns it, or raises :class:`ApiError`."""
+    if not isinstance(body, dict):
+        raise _bad("Request body must be a JSON object")
+    model = body.get("model")
+    if model is None:
+        raise _bad("model: Field required")
+    if not isinstance(model, str):
+        raise _bad("model: Input should be a valid string")
+    if not count_only:
+        max_tokens = body.get("max_tokens")
+        if max_tokens is None:
+            raise _bad("max_tokens: Field required")
+        if not _is_int(max_tokens):
+            raise _bad("max_tokens: Input should be a valid integer")
+        if max_tokens < 1:
+            raise _bad("max_tokens: Input should be greater than or equal to 1")
+        stream = body.get("stream", False)
+        if not isinstance(stream, bool):
+            raise _bad("stream: Input should be a valid boolean")
+    _check_messages(body.get("messages"))
+    _check_system(body.get("system"))
+    temperature = body.get("temperature")
+    if temperature is not None and (
+        isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 1
+    ):
+        raise _bad("temperature: range: 0..1")
+    stops = body.get("stop_sequences")
+    if stops is not None and (not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)):
+        raise _bad("stop_sequences: Input should be a valid list of strings")
+    # The API checks the schema first and resolves the model last, so a bad body wins over a bad model.
+    if model not in set(models):
+        raise ApiError(404, f"model: {model}")
+    return body
