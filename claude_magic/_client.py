@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import anthropic
 import httpx2
 
-from ._errors import NO_API_KEY_MESSAGE, NoApiKeyError
+from ._errors import NO_API_KEY_MESSAGE, user_error
 
 OFFLINE_API_KEY = "offline-emulator"
 DEMO_TOKENS_PER_SECOND = 60.0
@@ -34,7 +34,7 @@ _emulator = None
 
 
 def get_client(settings: ClientSettings) -> anthropic.Anthropic:
-    """The shared client for these settings; raises NoApiKeyError with the fix when there is no key."""
+    """The shared client for these settings; raises a one-line UsageError with the fix when there is no key."""
     # The environment is part of the key: a user who sets ANTHROPIC_API_KEY after a failed cell
     # must get a client that uses it.
     key = (settings, os.environ.get("ANTHROPIC_API_KEY"), os.environ.get("ANTHROPIC_BASE_URL"))
@@ -52,7 +52,7 @@ def _make_client(settings: ClientSettings) -> anthropic.Anthropic:
         return anthropic.Anthropic(base_url=_offline_base_url(), api_key=OFFLINE_API_KEY,
                                    max_retries=0, timeout=timeout)
     if not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
-        raise NoApiKeyError(NO_API_KEY_MESSAGE)
+        raise user_error(NO_API_KEY_MESSAGE)
     return anthropic.Anthropic(max_retries=0, timeout=timeout)
 
 

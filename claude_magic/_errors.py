@@ -23,12 +23,10 @@ _MAX_RETRY_DELAY = 8.0
 _MAX_RETRY_AFTER = 60.0
 
 
-class ClaudeMagicError(UsageError):
-    """A failure the user can act on; IPython shows it as one line, without a traceback."""
-
-
-class NoApiKeyError(ClaudeMagicError):
-    pass
+def user_error(message: str) -> UsageError:
+    """A failure the user can act on. IPython prints a UsageError as one line without a traceback,
+    but only the exact class (it tests `etype is UsageError`), so no subclass is used."""
+    return UsageError(message)
 
 
 NO_API_KEY_MESSAGE = (

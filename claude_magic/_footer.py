@@ -20,7 +20,7 @@ def footer_parts(state: TurnState) -> list[str]:
     parts = [state.model]
     if state.offline:
         parts.append("offline emulator, not Claude")
-    tokens = f"{usage.input_tokens:,} in / {usage.output_tokens:,} out"
+    tokens = f"{usage.input_tokens:,} in / {state.tokens_so_far:,} out"
     if usage.cache_read_input_tokens:
         tokens += f" / {usage.cache_read_input_tokens:,} cache read"
     if usage.cache_creation_input_tokens:

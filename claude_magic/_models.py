@@ -6,7 +6,7 @@ import typing
 
 from anthropic.types import ModelParam
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-5-5"
 
 
 def known_models() -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,25 +22,17 @@ class TurnOptions:
 def build_request(options: TurnOptions, messages: list[dict[str, Any]]) -> dict[str, Any]:
     """Keyword arguments for `client.messages.stream(...)`.
 
-    With prompt caching on, one cache breakpoint goes on the newest user message, so the next turn
-    reads the whole conversation so far from the cache. It is added here, to a copy, never to the
-    stored history: the API allows only four breakpoints per request.
+    Prompt caching uses the request-level `cache_control`, which lets the API put the breakpoint on
+    the last cacheable block itself: the next turn then reads the conversation so far from the
+    cache, and the stored history never carries cache markers (the API allows only four per request).
     """
-    request: dict[str, Any] = {"model": options.model, "max_tokens": options.max_tokens}
-    if options.prompt_caching and messages:
-        messages = [*messages[:-1], _with_cache_breakpoint(messages[-1])]
-    request["messages"] = messages
+    request: dict[str, Any] = {"model": options.model, "max_tokens": options.max_tokens, "messages": messages}
+    if options.prompt_caching:
+        request["cache_control"] = _EPHEMERAL
     if options.system:
         request["system"] = options.system
     if options.temperature is not None:
-        request["temperature"] = options.temperature
+        # SDK 2.x dropped sampling parameters from the typed signature (newer models reject them);
+        # the API still takes temperature from older models, so it goes in the body as sent.
+        request["extra_body"] = {"temperature": options.temperature}
     return request
-
-
-def _with_cache_breakpoint(message: dict[str, Any]) -> dict[str, Any]:
-    content = message["content"]
-    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else copy.deepcopy(content)
-    if not blocks:
-        return message
-    blocks[-1] = {**blocks[-1], "cache_control": _EPHEMERAL}
-    return {**message, "content": blocks}

@@ -89,6 +89,7 @@ class TurnState:
     offline: bool = False  # answered by the bundled emulator, not Claude
     revision: int = 0  # bumped when visible content changes; the throttle compares it first
     deltas: int = 0  # content deltas received: the token count before the final usage arrives
+    usage_final: bool = False  # message_delta has reported the cumulative usage
 
     @property
     def text(self) -> str:
@@ -97,8 +98,8 @@ class TurnState:
 
     @property
     def tokens_so_far(self) -> int:
-        """Output tokens received, known exactly once message_delta reports usage."""
-        return max(self.usage.output_tokens, self.deltas)
+        """Output tokens received: exact once message_delta reports usage, else counted deltas."""
+        return self.usage.output_tokens if self.usage_final else max(self.usage.output_tokens, self.deltas)
 
     @property
     def has_content(self) -> bool:
@@ -135,7 +136,8 @@ def reduce_event(state: TurnState, event: Any, now: float) -> TurnState:
             state.revision += 1
     elif kind == "content_block_delta":
         block = _open_block(state, event.index)
-        _apply_delta(block, event.delta)
+        if not _apply_delta(block, event.delta):
+            return state
         state.deltas += 1
         if state.first_token_at is None:
             state.first_token_at = now
@@ -146,6 +148,7 @@ def reduce_event(state: TurnState, event: Any, now: float) -> TurnState:
         state.stop_reason = event.delta.stop_reason
         state.stop_sequence = event.delta.stop_sequence
         _merge_usage(state.usage, event.usage)
+        state.usage_final = True
     elif kind == "message_stop":
         state.status = "complete"
         state.finished_at = now
@@ -174,17 +177,20 @@ def _open_block(state: TurnState, index: int) -> Block:
     return block
 
 
-def _apply_delta(block: Block, delta: Any) -> None:
+def _apply_delta(block: Block, delta: Any) -> bool:
+    """Apply a delta; False when it changed nothing visible (an empty fragment, a signature)."""
     kind = delta.type
-    if kind == "text_delta":
-        block.parts.append(delta.text)
-    elif kind == "thinking_delta":
-        block.parts.append(delta.thinking)
-    elif kind == "signature_delta":
+    if kind == "signature_delta":
         block.signature += delta.signature
-    elif kind == "input_json_delta":
-        block.parts.append(delta.partial_json)
-    # citations_delta and future delta kinds carry nothing we render yet.
+        return False
+    piece = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}.get(kind)
+    if piece is None:
+        return False  # citations_delta and future delta kinds carry nothing we render yet
+    value = getattr(delta, piece)
+    if not value:
+        return False  # the first input_json_delta is often "": no token has arrived yet
+    block.parts.append(value)
+    return True
 
 
 def _merge_usage(usage: Usage, reported: Any) -> None:

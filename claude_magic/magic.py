@@ -8,7 +8,7 @@ Usage::
 
     %claude history        # show the conversation
     %claude reset          # start over
-    %config ClaudeMagic.model = "claude-opus-4-5"
+    %config ClaudeMagic.model = "claude-opus-5-5"
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, default, validate
 
 from ._client import ClientSettings, get_client
-from ._errors import ClaudeMagicError
+from ._errors import user_error
 from ._history import DEFAULT_CONVERSATION, STORE, Conversation
 from ._markdown import render_markdown
 from ._models import DEFAULT_MODEL
@@ -152,7 +152,8 @@ class ClaudeMagic(Magics):
                 raise UsageError(
                     f"Unexpected text on the %%claude line: {rest!r}. Put the prompt in the cell body."
                 )
-            return args, cell
+            # Trailing newlines are an artifact of the cell, not part of the question.
+            return args, cell.strip("\n").rstrip()
         return args, rest
 
     def _options(self, args: Namespace) -> TurnOptions:
@@ -185,7 +186,7 @@ class ClaudeMagic(Magics):
         if state.status == "complete":
             conversation.commit(prompt, state.assistant_content())
         elif state.error is not None and self.raise_on_error and not args.no_raise:
-            raise ClaudeMagicError(state.error.message)
+            raise user_error(state.error.message)
 
     def _sink(self, requested: str | None) -> Sink:
         mode = (requested or self.display_mode).lower()
@@ -298,4 +299,4 @@ def _looks_like_option(token: str) -> bool:
     return token.startswith("--") or (len(token) >= 2 and token[0] == "-" and token[1].isalpha())
 
 
-__all__ = ["ClaudeMagic", "ClaudeMagicError", "HistoryView", "split_options"]
+__all__ = ["ClaudeMagic", "HistoryView", "split_options"]

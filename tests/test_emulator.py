@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -35,9 +37,22 @@ def user(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]
 
 
+_clients: list[anthropic.Anthropic] = []
+
+
 def client_for(emu: Emulator, **kwargs: Any) -> anthropic.Anthropic:
+    """A real SDK client aimed at ``emu``, without retries unless asked; closed after the test."""
     kwargs.setdefault("max_retries", 0)
-    return anthropic.Anthropic(base_url=emu.base_url, api_key=KEY, **kwargs)
+    client = anthropic.Anthropic(base_url=emu.base_url, api_key=KEY, **kwargs)
+    _clients.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _clients:
+        _clients.pop().close()
 
 
 def wait_until(condition: Any, timeout: float = 3.0) -> bool:
@@ -47,6 +62,13 @@ def wait_until(condition: Any, timeout: float = 3.0) -> bool:
             return True
         time.sleep(0.01)
     return condition()
+
+
+def collect_text(emu: Emulator, received: list[str], **kwargs: Any) -> None:
+    """Stream through the SDK helper into ``received``; what arrived before an error stays there."""
+    kwargs = {"model": MODEL, "max_tokens": 50, "messages": user("x"), **kwargs}
+    with client_for(emu, timeout=kwargs.pop("timeout", 10.0)).messages.stream(**kwargs) as stream:
+        received.extend(stream.text_stream)
 
 
 def raw_sse(emu: Emulator, body: dict[str, Any]) -> tuple[httpx2.Response, list[tuple[str, str]]]:
@@ -250,7 +272,7 @@ def test_count_tokens_matches_usage(emu: Emulator) -> None:
 
 def test_request_log_redacts_credentials(emu: Emulator) -> None:
     client = client_for(emu)
-    client.messages.create(model=MODEL, max_tokens=20, messages=user("logged"), temperature=0.5)
+    client.messages.create(model=MODEL, max_tokens=20, messages=user("logged"), extra_body={"temperature": 0.5})
     with httpx2.Client() as http:
         http.post(
             f"{emu.base_url}/v1/messages",
@@ -294,7 +316,8 @@ def test_missing_credentials_is_authentication_error(emu: Emulator) -> None:
         ({"messages": [*user("a"), *user("b")]}, "roles must alternate"),
         ({"messages": [{"role": "assistant", "content": "hi"}]}, 'first message must use the "user" role'),
         ({"messages": [{"role": "system", "content": "hi"}]}, "messages.0.role"),
-        ({"temperature": 1.5}, "temperature"),
+        # SDK 2.11 has no `temperature` parameter any more; extra_body still sends it.
+        ({"extra_body": {"temperature": 1.5}}, "temperature"),
         (
             {
                 "messages": [
@@ -334,7 +357,6 @@ def test_unknown_model_is_not_found_and_script_models_are_known(emu: Emulator) -
     client = client_for(emu)
     with pytest.raises(anthropic.NotFoundError) as info:
         client.messages.create(model="claude-nonexistent-9", max_tokens=10, messages=user("x"))
-    assert info.value.message.endswith("model: claude-nonexistent-9'}, 'request_id': " + repr(info.value.request_id) + "}")
     assert info.value.body["error"] == {"type": "not_found_error", "message": "model: claude-nonexistent-9"}
     emu.set_script({"models": ["claude-nonexistent-9"]})
     assert client.messages.create(model="claude-nonexistent-9", max_tokens=10, messages=user("x")).content
@@ -402,9 +424,8 @@ def test_error_event_mid_stream(emu: Emulator) -> None:
         }
     )
     received: list[str] = []
-    with pytest.raises(anthropic.APIStatusError) as info:  # noqa: PT012 - partial text is part of the check
-        with client_for(emu).messages.stream(model=MODEL, max_tokens=50, messages=user("x")) as stream:
-            received.extend(stream.text_stream)
+    with pytest.raises(anthropic.APIStatusError) as info:
+        collect_text(emu, received)
     assert "".join(received) == "alpha beta gamma"
     error = info.value
     assert type(error) is anthropic.APIStatusError and error.status_code == 200  # not OverloadedError
@@ -412,45 +433,41 @@ def test_error_event_mid_stream(emu: Emulator) -> None:
 
 
 def test_disconnect_mid_stream(emu: Emulator) -> None:
-    emu.set_script({"turns": [{"content": "alpha beta gamma delta", "fault": {"kind": "disconnect", "after_tokens": 2}}]})
+    fault = {"kind": "disconnect", "after_tokens": 2}
+    emu.set_script({"turns": [{"content": "alpha beta gamma delta", "fault": fault}]})
     received: list[str] = []
-    with pytest.raises((httpx2.RemoteProtocolError, anthropic.APIConnectionError)) as info:  # noqa: PT012
-        with client_for(emu).messages.stream(model=MODEL, max_tokens=50, messages=user("x")) as stream:
-            received.extend(stream.text_stream)
+    with pytest.raises((httpx2.RemoteProtocolError, anthropic.APIConnectionError)) as info:
+        collect_text(emu, received)
     assert "".join(received) == "alpha beta"
     assert type(info.value) is httpx2.RemoteProtocolError  # SDK 2.11 does not wrap it
 
 
 def test_disconnect_before_any_event_and_non_streaming(emu: Emulator) -> None:
     emu.set_script({"turns": [{"fault": {"kind": "disconnect"}}]})
-    client = client_for(emu)
-    with pytest.raises(httpx2.RemoteProtocolError), client.messages.stream(
-        model=MODEL, max_tokens=50, messages=user("x")
-    ) as stream:
-        stream.get_final_message()
+    with pytest.raises(httpx2.RemoteProtocolError):
+        collect_text(emu, [])
     with pytest.raises(anthropic.APIConnectionError):
-        client.messages.create(model=MODEL, max_tokens=50, messages=user("x"))
+        client_for(emu).messages.create(model=MODEL, max_tokens=50, messages=user("x"))
     assert emu.requests[-1].status == 0
 
 
 def test_stall_triggers_client_read_timeout(emu: Emulator) -> None:
-    emu.set_script({"turns": [{"content": "alpha beta gamma", "fault": {"kind": "stall", "after_tokens": 1, "seconds": 30}}]})
-    client = client_for(emu, timeout=httpx2.Timeout(0.5))
+    fault = {"kind": "stall", "after_tokens": 1, "seconds": 30}
+    emu.set_script({"turns": [{"content": "alpha beta gamma", "fault": fault}]})
     received: list[str] = []
     began = time.perf_counter()
-    with pytest.raises(httpx2.ReadTimeout), client.messages.stream(  # noqa: PT012
-        model=MODEL, max_tokens=50, messages=user("x")
-    ) as stream:
-        received.extend(stream.text_stream)
+    with pytest.raises(httpx2.ReadTimeout):
+        collect_text(emu, received, timeout=httpx2.Timeout(0.5))
     assert received == ["alpha"]
     assert time.perf_counter() - began < 5
     # Non-streaming: the stall happens before the response headers, which the SDK wraps.
     with pytest.raises(anthropic.APITimeoutError):
-        client.messages.create(model=MODEL, max_tokens=50, messages=user("x"))
+        client_for(emu, timeout=0.5).messages.create(model=MODEL, max_tokens=50, messages=user("x"))
 
 
 def test_short_stall_then_stream_completes(emu: Emulator) -> None:
-    emu.set_script({"turns": [{"content": "alpha beta", "fault": {"kind": "stall", "after_tokens": 0, "seconds": 0.3}}]})
+    fault = {"kind": "stall", "after_tokens": 0, "seconds": 0.3}
+    emu.set_script({"turns": [{"content": "alpha beta", "fault": fault}]})
     began = time.perf_counter()
     with client_for(emu).messages.stream(model=MODEL, max_tokens=50, messages=user("x")) as stream:
         assert stream.get_final_text() == "alpha beta"
@@ -460,10 +477,8 @@ def test_short_stall_then_stream_completes(emu: Emulator) -> None:
 def test_malformed_event(emu: Emulator) -> None:
     emu.set_script({"turns": [{"content": "alpha beta gamma", "fault": {"kind": "malformed", "after_tokens": 1}}]})
     received: list[str] = []
-    with pytest.raises(json.JSONDecodeError), client_for(emu).messages.stream(  # noqa: PT012
-        model=MODEL, max_tokens=50, messages=user("x")
-    ) as stream:
-        received.extend(stream.text_stream)
+    with pytest.raises(json.JSONDecodeError):
+        collect_text(emu, received)
     assert received == ["alpha"]
 
 
@@ -527,24 +542,40 @@ def test_abandoned_stream_is_released(emu: Emulator) -> None:
 def test_cli_serves_until_interrupted(tmp_path: Path) -> None:
     script = tmp_path / "s.yaml"
     script.write_text("turns:\n  - match: ping\n    content: pong from CLI\n", encoding="utf-8")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "claude_magic.emulator", "--port", "0", "--script", str(script)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.fullmatch(r"Emulator listening on (http://127\.0\.0\.1:\d+)\n", line)
-        assert match, line
-        client = anthropic.Anthropic(base_url=match.group(1), api_key=KEY, max_retries=0)
-        reply = client.messages.create(model=MODEL, max_tokens=20, messages=user("ping"))
-        assert reply.content[0].text == "pong from CLI"
-        process.send_signal(2)  # SIGINT, as Ctrl+C
-        assert process.wait(5) == 0
-    finally:
-        process.kill()
-        process.wait()
+    command = [sys.executable, "-m", "claude_magic.emulator", "--port", "0", "--script", str(script)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            match = re.fullmatch(r"Emulator listening on (http://127\.0\.0\.1:\d+)\n", line)
+            assert match, line
+            with anthropic.Anthropic(base_url=match.group(1), api_key=KEY, max_retries=0) as client:
+                reply = client.messages.create(model=MODEL, max_tokens=20, messages=user("ping"))
+            assert reply.content[0].text == "pong from CLI"
+            process.send_signal(signal.SIGINT)  # as Ctrl+C
+            assert process.wait(5) == 0
+        finally:
+            process.kill()
+
+
+def test_environment_variables_reach_the_emulator(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    # How a notebook kernel in another process finds the emulator.
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emu.base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    with anthropic.Anthropic(max_retries=0) as client:
+        reply = client.messages.create(model=MODEL, max_tokens=300, messages=user("env"))
+    assert "offline claude_magic emulator" in reply.content[0].text
+
+
+def test_async_client_streams(emu: Emulator) -> None:
+    emu.set_script({"turns": [{"content": "async works", "pace": {"tokens_per_second": 500}}]})
+
+    async def run() -> str:
+        client = anthropic.AsyncAnthropic(base_url=emu.base_url, api_key=KEY, max_retries=0)
+        async with client, client.messages.stream(model=MODEL, max_tokens=20, messages=user("x")) as stream:
+            return "".join([text async for text in stream.text_stream])
+
+    assert asyncio.run(run()) == "async works"
 
 
 def test_admin_endpoints(emu: Emulator) -> None:

@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 from harness.kernel import KernelSession, reconstruct_outputs
-from harness.lab import JupyterLab, LabNotebook, artifacts_dir, write_notebook
+from harness.lab import Browser, JupyterLab, LabNotebook, artifacts_dir, write_notebook
 
-# artifacts, kernel_factory, jupyterlab_factory, browser, lab_page (a no-op if a conftest loads it too).
-pytest_plugins = ["harness.fixtures"]
+# Fixtures artifacts, kernel_factory, jupyterlab_factory, browser, lab_page: tests/conftest.py star-imports
+# harness.fixtures; load it as a plugin only when no conftest did (a second load would only warn).
+if "harness.fixtures" not in sys.modules:
+    pytest_plugins = ["harness.fixtures"]
 
 # ---------------------------------------------------------------------------------------------------------
 # Output reconstruction (pure, no kernel)
@@ -221,31 +223,50 @@ PROBE_CELL = (
 @pytest.fixture(scope="module")
 def default_lab() -> Iterator[JupyterLab]:
     """One JupyterLab with default settings shared by this module's browser tests (startup costs ~3 s)."""
-    with JupyterLab(log_dir=artifacts_dir("test_harness__default_lab")) as lab:
+    with JupyterLab(log_dir=artifacts_dir("test_harness__default_lab", clean=True)) as lab:
         yield lab
 
 
+@pytest.fixture(scope="module")
+def default_page(browser: Browser) -> Iterator[Any]:
+    """One page shared by the tests on ``default_lab``: the first loads JupyterLab (~4 s), later ones open
+    their notebook inside the loaded app (``LabNotebook.open(..., reload=False)``, ~1 s)."""
+    page = browser.new_page()
+    yield page
+    page.context.close()
+
+
 @pytest.mark.browser
-def test_lab_runs_a_cell(default_lab: JupyterLab, lab_page: Any, artifacts: Path) -> None:
+def test_lab_runs_a_cell(default_lab: JupyterLab, default_page: Any, artifacts: Path) -> None:
     write_notebook(default_lab.root_dir / "hello.ipynb", ['print("hello from kernel")'])
-    nb = LabNotebook(lab_page).open(default_lab, "hello.ipynb")
+    nb = LabNotebook(default_page).open(default_lab, "hello.ipynb")
     nb.run_cell(0, timeout=30)
     out = nb.wait_output_text(0, "hello from kernel", timeout=30)
     assert out.inner_text().strip() == "hello from kernel"
     assert nb.cells().count() == 1  # running in place added no cell
     nb.screenshot(artifacts / "hello.png")
     assert (artifacts / "hello.png").stat().st_size > 0
+    _record_timings(artifacts, lab_startup=default_lab.startup_seconds, open_with_reload=nb.open_seconds)
 
 
-def _click_and_count(nb: LabNotebook, artifacts: Path, tag: str) -> None:
+def _record_timings(artifacts: Path, **seconds: float) -> None:
+    """Keep the measured durations next to the screenshots (test-artifacts/<test>/timings.json)."""
+    (artifacts / "timings.json").write_text(json.dumps({k: round(v, 3) for k, v in seconds.items()}, indent=2))
+
+
+def _click_and_count(nb: LabNotebook, artifacts: Path, tag: str) -> dict[str, float]:
+    t0 = time.monotonic()
     nb.run_cell(0, timeout=30)
     button = nb.output(0).get_by_role("button", name="Press me")
     button.wait_for(timeout=30_000)
     label = nb.output(0).locator(".widget-label").first
     label.filter(has_text=re.compile(r"^0$")).wait_for(timeout=10_000)
+    t1 = time.monotonic()
     button.click()
     label.filter(has_text=re.compile(r"^1$")).wait_for(timeout=15_000)
+    t2 = time.monotonic()
     nb.screenshot(artifacts / f"widget-{tag}.png")
+    return {"run_to_widget_rendered": t1 - t0, "click_to_label_updated": t2 - t1}
 
 
 def _subshells(nb: LabNotebook) -> list[str]:
@@ -256,13 +277,14 @@ def _subshells(nb: LabNotebook) -> list[str]:
 
 
 @pytest.mark.browser
-def test_lab_widget_click_default(default_lab: JupyterLab, lab_page: Any, artifacts: Path) -> None:
+def test_lab_widget_click_default(default_lab: JupyterLab, default_page: Any, artifacts: Path) -> None:
     write_notebook(default_lab.root_dir / "widget.ipynb", [WIDGET_CELL, PROBE_CELL])
-    nb = LabNotebook(lab_page).open(default_lab, "widget.ipynb")
+    nb = LabNotebook(default_page).open(default_lab, "widget.ipynb", reload=False)
     assert nb.comms_over_subshells() == "perCommTarget"  # JupyterLab 4.4+'s default
-    _click_and_count(nb, artifacts, "default")
+    timings = _click_and_count(nb, artifacts, "default")
     # With the default, JupyterLab asked the kernel for a subshell for the jupyter.widget comm target.
     assert len(_subshells(nb)) == 1
+    _record_timings(artifacts, open_in_app=nb.open_seconds, **timings)
 
 
 @pytest.mark.browser
@@ -277,9 +299,10 @@ def test_lab_widget_click_without_comm_subshells(
     nb = LabNotebook(lab_page).open(lab, "widget.ipynb")
     # ... the page's kernel manager uses it ...
     assert nb.comms_over_subshells() == "disabled"
-    _click_and_count(nb, artifacts, "no-subshells")
+    timings = _click_and_count(nb, artifacts, "no-subshells")
     # ... and the kernel never got a subshell, so the click went through the main shell.
     assert _subshells(nb) == []
+    _record_timings(artifacts, lab_startup=lab.startup_seconds, open_with_reload=nb.open_seconds, **timings)
 
 
 def test_artifacts_dir_is_under_repo_and_ignored() -> None:

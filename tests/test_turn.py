@@ -58,8 +58,10 @@ def test_revision_moves_only_on_visible_changes() -> None:
     for event in events:
         reduce_event(state, event, now=1.0)
         revisions.append(state.revision)
-    deltas = sum(1 for event in events if event.type == "content_block_delta")
-    assert revisions[-1] == deltas
+    visible = [event for event in events if event.type == "content_block_delta"
+               and (getattr(event.delta, "text", "") or getattr(event.delta, "thinking", "")
+                    or getattr(event.delta, "partial_json", ""))]
+    assert revisions[-1] == len(visible) == 6  # not the signature, not the empty first JSON fragment
     assert revisions[0] == 0  # message_start shows nothing new
 
 

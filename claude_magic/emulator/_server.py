@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import sys
 import threading
@@ -207,6 +208,14 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         headers = {"request-id": exchange.request_id, **error.headers}
         self._send_json(error.status, error_body(error.error_type, error.message, exchange.request_id), headers)
 
+    def _client_alive(self) -> bool:
+        """False once the client has closed its end (a readable socket with nothing to read)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return not readable or self.connection.recv(1, socket.MSG_PEEK) != b""
+        except OSError:
+            return False
+
     def _abort(self) -> None:
         """Cut the connection: the client sees the body end without HTTP's terminating chunk."""
         self.close_connection = True
@@ -228,9 +237,10 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 ("POST", "/v1/messages"): self._messages,
                 ("POST", "/v1/messages/count_tokens"): self._count_tokens,
             }.get((self.command, path.rstrip("/")))
+            # Read the body even for a 404: left unread it would be parsed as the next request.
+            raw = self._read_body()
             if route is None:
                 raise ApiError(404, f"Not found: {self.command} {path}")
-            raw = self._read_body()
             check_auth(headers)
             try:
                 exchange.body = json.loads(raw) if raw else None
@@ -273,7 +283,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def _plain(self, exchange: _Exchange, reply: Reply, turn: Turn | None, fault: Fault | None) -> None:
         """A non-streaming answer; stream faults become their nearest plain-HTTP equivalent."""
         rate, _ = self._state.pace_for(turn)
-        pacer = Pacer(rate, self._state.stop_event)
+        pacer = Pacer(rate, self._state.stop_event, self._client_alive)
         if fault is not None and fault.kind == "stall" and not pacer.pause(fault.seconds):
             raise _Abort
         if fault is not None and fault.kind == "disconnect":
@@ -312,7 +322,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self._state.stream_opened()
         try:
-            pacer = Pacer(rate, self._state.stop_event)
+            pacer = Pacer(rate, self._state.stop_event, self._client_alive)
             sent = 0
             pending = fault
             for event in stream_events(reply, chunk_tokens):

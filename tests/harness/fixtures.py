@@ -37,8 +37,8 @@ def _test_artifacts_name(node: Any) -> str:
 
 @pytest.fixture
 def artifacts(request: pytest.FixtureRequest) -> Path:
-    """``test-artifacts/<module>__<test name>/`` under the repo root, created."""
-    return artifacts_dir(_test_artifacts_name(request.node))
+    """``test-artifacts/<module>__<test name>/`` under the repo root, emptied and created for each test."""
+    return artifacts_dir(_test_artifacts_name(request.node), clean=True)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from jupyter_client.manager import KernelManager
@@ -187,7 +187,6 @@ class ExecutionResult:
     sent_at: float = 0.0
     reply_at: float = 0.0
     idle_at: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def of_type(self, *msg_types: str) -> list[Message]:
         return [m for m in self.messages if m["header"]["msg_type"] in msg_types]
@@ -379,6 +378,7 @@ class KernelSession:
         if not self._started or self._closed:
             raise RuntimeError("kernel is not running; call start() first")
         with self._shell_lock:
+            sent_at = time.monotonic()  # before sending: the reader thread may see replies before we return
             msg_id: str = self.kc.execute(
                 code,
                 silent=silent,
@@ -388,7 +388,7 @@ class KernelSession:
                 stop_on_error=stop_on_error,
             )
         with self._cond:
-            self._sent[msg_id] = time.monotonic()
+            self._sent[msg_id] = sent_at
         return msg_id
 
     def _wait_reply(self, msg_id: str, deadline: float) -> tuple[float, Message]:
@@ -459,8 +459,8 @@ class KernelSession:
         allow_error: bool = False,
         stop_on_error: bool = True,
     ) -> ExecutionResult:
-        """Run ``code`` and wait for it; raise AssertionError with the traceback if it fails
-        (unless ``allow_error``)."""
+        """Run ``code`` and wait for it. Unless ``allow_error``, a status other than "ok" (an exception, or
+        "aborted" behind a failed cell) raises AssertionError showing the traceback (ANSI codes stripped)."""
         msg_id = self.execute_async(code, stop_on_error=stop_on_error)
         result = self.collect(msg_id, timeout=timeout)
         if result.status != "ok" and not allow_error:

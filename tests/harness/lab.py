@@ -62,11 +62,14 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def artifacts_dir(test_name: str) -> Path:
+def artifacts_dir(test_name: str, clean: bool = False) -> Path:
     """``test-artifacts/<test_name>/`` under the repo root (gitignored), created. Characters that are awkward
-    in paths (pytest parametrisation brackets, ``::``, ``/``) are replaced by ``_``."""
+    in paths (pytest parametrisation brackets, ``::``, ``/``) are replaced by ``_``. ``clean=True`` empties
+    it first, so it only holds the latest run's files."""
     safe = re.sub(r"[^A-Za-z0-9_.=-]+", "_", test_name).strip("_") or "unnamed"
     path = repo_root() / "test-artifacts" / safe
+    if clean and path.exists():
+        shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -484,11 +487,31 @@ class LabNotebook:
 
     # -- navigation -------------------------------------------------------------------------------------------
 
-    def open(self, lab: JupyterLab, name: str, timeout: float = 60) -> LabNotebook:
+    def open(self, lab: JupyterLab, name: str, timeout: float = 60, reload: bool = True) -> LabNotebook:
+        """Open notebook ``name`` (relative to ``lab.root_dir``) and wait for it to be visible with an idle
+        kernel. ``reload=True`` navigates to ``lab.notebook_url(name)`` (fresh workspace, ~4 s: the whole
+        app loads). ``reload=False`` opens it inside the already loaded app when this page already shows
+        ``lab`` with ``expose_app`` (~1 s; the other notebooks stay open in hidden tabs)."""
+        t0 = time.monotonic()
+        in_app = not reload and self.page.url.startswith(lab.url + "/") and self.has_app()
         self.lab = lab
         self.name = name
-        t0 = time.monotonic()
-        self.page.goto(lab.notebook_url(name), timeout=timeout * 1000)
+        if in_app:
+            # Do not await the command's promise: it resolves seconds after the notebook is usable.
+            self.page.evaluate(
+                "(p) => { window.jupyterapp.commands.execute('docmanager:open', {path: p}); }",
+                name,
+            )
+            self.page.wait_for_function(
+                """(p) => {
+                    const w = window.jupyterapp.shell.currentWidget;
+                    return !!w && !!w.context && w.context.path === p && w.isVisible;
+                }""",
+                arg=name,
+                timeout=timeout * 1000,
+            )
+        else:
+            self.page.goto(lab.notebook_url(name), timeout=timeout * 1000)
         self.page.locator(".jp-Notebook >> visible=true").first.wait_for(timeout=timeout * 1000)
         self.wait_kernel_idle(timeout=max(1.0, timeout - (time.monotonic() - t0)))
         self.open_seconds = time.monotonic() - t0
@@ -596,8 +619,8 @@ class LabNotebook:
                 index,
             )
             return source
-        text: str = self.cell(index).locator(".cm-content").inner_text()
-        return text
+        lines: list[str] = self.cell(index).locator(".cm-content .cm-line").all_inner_texts()
+        return "\n".join(line.replace("\n", "") for line in lines)
 
     def wait_output_text(self, index: int, text: str | re.Pattern[str], timeout: float = 30) -> Any:
         """Wait until an output of cell ``index`` contains ``text``; returns that output's locator."""

@@ -1,0 +1,116 @@
+"""HTML for the chat panel's transcript, and the panel's one piece of front-end code (the send shortcut).
+
+Everything here is a pure function of its input. Model text only ever reaches the page through the
+magic's renderer (`render_markdown`, `block_html`, `answer_bundle`: Markdown with raw HTML off, then
+nh3); the user's own text is escaped, never rendered, because it may have been pasted from anywhere.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from ._markdown import render_markdown
+from ._turn import Block
+from ._view import block_html
+
+# Appended to the textarea's value by the keyboard shortcut: the value sync then carries "send" itself,
+# so the kernel always sees the exact text that was in the box (see PANEL_KEYS_JS). Invisible, and
+# stripped before anything else looks at the value.
+SUBMIT_MARK = "\u2063"
+
+PANEL_CLASS = "claude-magic-panel"
+INPUT_CLASS = "claude-magic-input"
+
+PANEL_CSS = f"""<style>
+.{PANEL_CLASS} .widget-html-content {{ line-height: 1.45; }}
+.{PANEL_CLASS} .claude-panel-user {{ background: var(--jp-layout-color2, #f1f3f5); border-radius: 6px;
+  padding: 4px 10px; margin: 6px 0 2px 0; white-space: pre-wrap; }}
+.{PANEL_CLASS} .claude-panel-who {{ color: #777; font-size: 0.8em; }}
+.{PANEL_CLASS} .claude-panel-info {{ color: #777; font-size: 0.85em; }}
+.{PANEL_CLASS} .claude-panel-note {{ color: #777; font-style: italic; font-size: 0.85em; }}
+</style>"""
+
+# Shift+Enter / Ctrl+Enter / Cmd+Enter in a panel's textarea sends. ipywidgets' Textarea has no key
+# events, and a <script> inside widgets.HTML never runs, so this is displayed once as an
+# application/javascript output next to the panel. One capturing listener on `window` serves every
+# panel on the page (present and future views), runs before JupyterLab's own Shift+Enter (run cell)
+# and stops it. It does not click the Send button: a click message could overtake the textarea's
+# value sync (ipywidgets buffers a model's state updates while an earlier one is unacknowledged), so
+# instead the mark rides on the value itself and the kernel side sends when it sees it.
+PANEL_KEYS_JS = f"""
+(function () {{
+  if (typeof element !== 'undefined' && element && element.closest) {{
+    const child = element.closest('.jp-OutputArea-child');
+    if (child) {{ child.style.display = 'none'; }}
+  }}
+  if (window.__claudeMagicPanelKeys) {{ return; }}
+  window.__claudeMagicPanelKeys = true;
+  window.addEventListener('keydown', function (event) {{
+    if (event.key !== 'Enter' || event.isComposing) {{ return; }}
+    if (!(event.shiftKey || event.ctrlKey || event.metaKey)) {{ return; }}
+    const target = event.target;
+    if (!(target instanceof HTMLTextAreaElement) || !target.closest('.{INPUT_CLASS}')) {{ return; }}
+    event.preventDefault();
+    event.stopPropagation();
+    if (target.disabled) {{ return; }}
+    target.value = target.value + {json.dumps(SUBMIT_MARK)};
+    target.dispatchEvent(new Event('change', {{ bubbles: true }}));
+  }}, true);
+}})();
+"""
+
+
+def user_html(prompt: str | list[dict[str, Any]]) -> str:
+    """A user message: escaped plain text (never rendered as Markdown or HTML)."""
+    text = prompt if isinstance(prompt, str) else content_text(prompt)
+    return (f'<div class="claude-panel-user"><div class="claude-panel-who">You</div>'
+            f"{html.escape(text)}</div>")
+
+
+def content_text(content: str | list[dict[str, Any]]) -> str:
+    """The readable text of a user message's content (text blocks; other blocks as a label)."""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in content:
+        kind = block.get("type")
+        parts.append(block.get("text", "") if kind == "text" else f"[{kind}]")
+    return "\n\n".join(parts)
+
+
+def assistant_history_html(content: str | list[dict[str, Any]]) -> str:
+    """An assistant message from the stored history, drawn with the same block renderer as live turns."""
+    if isinstance(content, str):
+        return render_markdown(content)
+    return "".join(block_html(_block_from_param(param)) for param in content)
+
+
+def _block_from_param(param: dict[str, Any]) -> Block:
+    kind = str(param.get("type", "unknown"))
+    if kind == "text":
+        return Block(kind, parts=[param.get("text", "")], complete=True)
+    if kind == "thinking":
+        return Block(kind, parts=[param.get("thinking", "")], signature=param.get("signature", ""), complete=True)
+    if kind == "redacted_thinking":
+        return Block(kind, data=param.get("data", ""), complete=True)
+    if kind in ("tool_use", "server_tool_use"):
+        return Block(kind, parts=[json.dumps(param.get("input", {}))], tool_id=param.get("id", ""),
+                     tool_name=param.get("name", ""), complete=True)
+    return Block(kind, complete=True)
+
+
+def info_html(name: str, exchanges: int) -> str:
+    plural = "" if exchanges == 1 else "s"
+    return (f'<span class="claude-panel-info">Conversation <b>{html.escape(name)}</b> · '
+            f"{exchanges} exchange{plural} in history</span>")
+
+
+def note_html(text: str) -> str:
+    return f'<div class="claude-panel-note">{html.escape(text)}</div>'
+
+
+def setup_error_html(message: str) -> str:
+    """A turn that never reached the API (no key, bad settings): the warning line alone."""
+    return f'<div class="claude-magic-warning" style="color:#b35c00;font-weight:600">⚠ {html.escape(message)}</div>'

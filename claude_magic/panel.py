@@ -1,0 +1,446 @@
+"""A chat panel for notebooks: the same turns as `%%claude`, in an ipywidgets panel.
+
+Usage::
+
+    from claude_magic import ChatPanel
+    ChatPanel()                      # or: %claude panel
+    ChatPanel(conversation="notes")  # a named conversation, shared with %%claude -c notes
+
+How it works:
+
+- History is the kernel's `STORE`, shared with the magic: a panel shows the conversation's existing
+  messages when built, and picks up turns committed elsewhere after every cell runs, after its own
+  turns, and when another panel on the same conversation commits.
+- Send never blocks the widget callback: the turn runs in a daemon thread (`run_turn`, the magic's
+  streaming core) that only writes widget traits. So the kernel stays free for other cells, with
+  comm subshells (JupyterLab >= 4.4 + ipykernel 7) or without them.
+- Drawing is incremental, like the cell: `IncrementalView` hands out frozen pieces (each becomes a new
+  `widgets.HTML`, sent once) and a live tail (the only value that changes per frame); frames are
+  throttled by `Throttle(throttle_interval)`. When the turn ends, its pieces are replaced by one
+  rendering of the whole answer with the magic's footer (`answer_bundle`).
+- Stop is `TurnControl.stop()`: thread-safe, and it closes the HTTP stream, so a blocked read ends at
+  once. The partial answer stays on screen, marked, and is not added to history.
+- One turn at a time: Send is disabled while a turn runs and `send()` returns False; the text stays
+  in the box. A prompt that did not make it into history is put back into an empty box.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+import ipywidgets as widgets
+
+from ._client import ClientSettings, get_client
+from ._history import STORE, Conversation
+from ._models import known_models
+from ._panel_render import (
+    INPUT_CLASS,
+    PANEL_CLASS,
+    PANEL_CSS,
+    PANEL_KEYS_JS,
+    SUBMIT_MARK,
+    assistant_history_html,
+    info_html,
+    note_html,
+    setup_error_html,
+    user_html,
+)
+from ._request import TurnOptions, build_request
+from ._stream import TurnControl, run_turn
+from ._throttle import Throttle
+from ._turn import ErrorInfo, TurnState
+from ._view import IncrementalView, answer_bundle
+from .magic import ClaudeMagic
+
+__all__ = ["ChatPanel"]
+
+_ANSWER_CLASS = "claude-panel-answer"
+_STOP_WAIT = 5.0  # seconds New conversation waits for a stopped turn to wind down
+
+
+def _html(value: str, *classes: str) -> widgets.HTML:
+    widget = widgets.HTML(value, layout=widgets.Layout(width="100%", flex="0 0 auto"))
+    for name in classes:
+        widget.add_class(name)
+    return widget
+
+
+def _close_tree(items: Iterable[widgets.Widget]) -> None:
+    """Close widgets and their children: their comms (and front-end models) go away."""
+    for widget in items:
+        _close_tree(getattr(widget, "children", ()))
+        widget.close()
+
+
+def _settings() -> ClaudeMagic:
+    """The loaded extension's ClaudeMagic (so %config applies), else one with the env-var defaults."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        shell = None
+    if shell is not None:
+        magic = shell.magics_manager.registry.get("ClaudeMagic")
+        if magic is not None:
+            return magic
+    return ClaudeMagic(shell=None)
+
+
+class _TurnView:
+    """One assistant answer in the transcript, as a run_turn sink (called from the turn's thread).
+
+    Frozen pieces are appended once as their own HTML widgets; only the tail's value changes per
+    frame, so a frame costs O(unfinished block) whatever the answer's length. At the end the pieces
+    are replaced by one rendering of the whole turn, with the footer and any warning line.
+    """
+
+    def __init__(self) -> None:
+        self.box = widgets.VBox(layout=widgets.Layout(width="100%", flex="0 0 auto"))
+        self.box.add_class(_ANSWER_CLASS)
+        self._view = IncrementalView()
+        self._tail = _html("")
+
+    def start(self, state: TurnState) -> None:
+        self.box.children = (self._tail,)
+        self.frame(state)
+
+    def frame(self, state: TurnState) -> None:
+        frozen, tail = self._view.advance(state)
+        if frozen is not None:
+            self.box.children = (*self.box.children[:-1], _html(frozen.html), self._tail)
+        self._tail.value = tail.html
+
+    def finish(self, state: TurnState) -> None:
+        self.show_final(answer_bundle(state)["text/html"], state.status)
+
+    def show_final(self, value: str, status: str) -> None:
+        old = self.box.children
+        self.box.children = (_html(value),)
+        _close_tree(old)
+        self.box.add_class(f"claude-panel-{status}")
+
+
+class ChatPanel:
+    """A chat with Claude in the output area, sharing the kernel's conversation history with `%%claude`.
+
+    Usage::
+
+        panel = ChatPanel()              # shows itself when it is the cell's value
+        panel.send("Explain HTTP caching")   # same as typing it and pressing Send; returns at once
+        state = panel.wait(60)           # the finished TurnState (None if still running after 60 s)
+        panel.stop()                     # Stop button: ends the running answer, keeps it marked
+
+    Settings (max_tokens, system, temperature, throttle_interval, max_retries, timeouts, offline,
+    prompt_caching) come from `%config ClaudeMagic.*` when the extension is loaded, else from the same
+    environment defaults; the model comes from the panel's picker.
+    """
+
+    def __init__(self, conversation: str | None = None, *, model: str | None = None) -> None:
+        self._fallback_settings: ClaudeMagic | None = None
+        settings = self._settings()
+        self.conversation: Conversation = STORE.get(conversation or settings.conversation)
+        self.last_turn: TurnState | None = None
+        self._lock = threading.RLock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._control: TurnControl | None = None
+        self._thread: threading.Thread | None = None
+        self._shown = 0  # conversation messages the transcript shows
+
+        models = known_models()
+        default = model or settings.model
+        if default not in models:
+            models.insert(0, default)
+        self.model_picker = widgets.Dropdown(options=models, value=default, description="Model",
+                                             layout=widgets.Layout(width="320px"))
+        self.new_button = widgets.Button(description="New conversation", icon="plus",
+                                         layout=widgets.Layout(width="auto", flex="0 0 auto"),
+                                         tooltip="Clear this conversation's history (shared with %%claude)")
+        self.info = widgets.HTML(layout=widgets.Layout(flex="1 1 auto", margin="0 0 0 8px"))
+        self.transcript = widgets.VBox(layout=widgets.Layout(width="100%", flex="0 0 auto"))
+        # A column-reverse scroller keeps the view pinned to the newest text while it streams,
+        # without any front-end code; its one child keeps the normal top-to-bottom order (and must
+        # not shrink, or the flex layout would clip the messages instead of scrolling).
+        scroller = widgets.Box([self.transcript], layout=widgets.Layout(
+            display="flex", flex_flow="column-reverse", overflow="auto", max_height="480px",
+            border="1px solid var(--jp-border-color2, #ddd)", padding="0 8px"))
+        self.input = widgets.Textarea(placeholder="Ask Claude…  (Shift+Enter or Ctrl+Enter sends)", rows=3,
+                                      continuous_update=False, layout=widgets.Layout(width="auto", flex="1 1 auto"))
+        self.input.add_class(INPUT_CLASS)
+        self.send_button = widgets.Button(description="Send", button_style="primary", icon="paper-plane")
+        self.send_button.add_class("claude-magic-send")
+        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
+        self.stop_button.add_class("claude-magic-stop")
+        header = widgets.HBox([self.model_picker, self.new_button, self.info],
+                              layout=widgets.Layout(align_items="center"))
+        buttons = widgets.VBox([self.send_button, self.stop_button])
+        self.widget = widgets.VBox([_html(PANEL_CSS), header, scroller,
+                                    widgets.HBox([self.input, buttons], layout=widgets.Layout(width="100%"))])
+        self.widget.add_class(PANEL_CLASS)
+
+        self.send_button.on_click(lambda _button: self.send())
+        self.stop_button.on_click(lambda _button: self.stop())
+        self.new_button.on_click(lambda _button: self.new_conversation())
+        self.input.observe(self._on_input_value, names="value")
+        self._sync_history()
+        _register(self)
+
+    # -- public API ----------------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """True while a turn is running."""
+        return not self._idle.is_set()
+
+    def send(self, text: str | None = None) -> bool:
+        """Send `text` (default: the input box's text), like pressing Send. Returns at once.
+
+        False when nothing was sent: a turn is already running (the box keeps its text) or the
+        prompt is empty. Never raises: failures show as an error line in the panel.
+        """
+        try:
+            return self._send(text)
+        except Exception as exc:  # noqa: BLE001 - the panel must never raise into a widget callback
+            self._report(f"The panel failed to send: {exc!r}")
+            return False
+
+    def stop(self) -> None:
+        """End the running answer now (thread-safe); the partial answer stays, marked "stopped"."""
+        control = self._control
+        if control is not None:
+            control.stop()
+
+    def wait(self, timeout: float | None = None) -> TurnState | None:
+        """Block until the running turn (if any) has finished and the panel shows it; returns
+        `last_turn`, or None if a turn is still running after `timeout` seconds."""
+        return self.last_turn if self._idle.wait(timeout) else None
+
+    def new_conversation(self) -> None:
+        """Start over: stop a running turn, clear the conversation's history (for the magic too)."""
+        try:
+            if self.busy:
+                self.stop()
+                if self.wait(_STOP_WAIT) is None and self.busy:
+                    self._report("The running answer did not stop; the conversation was not cleared.")
+                    return
+            self.conversation.reset()
+            self._sync_history()
+            _sync_panels(self.conversation, exclude=self)
+        except Exception as exc:  # noqa: BLE001
+            self._report(f"The panel failed to clear the conversation: {exc!r}")
+
+    def refresh(self) -> None:
+        """Show turns committed to this conversation elsewhere (done after every cell automatically)."""
+        self._sync_history()
+
+    def close(self) -> None:
+        """Stop any running turn and remove the panel's widgets."""
+        self.stop()
+        _unregister(self)
+        _close_tree([self.widget])
+
+    # -- display ---------------------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"ChatPanel(conversation={self.conversation.name!r})"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle = dict(self.widget._repr_mimebundle_())
+        bundle["text/plain"] = repr(self)
+        return bundle
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True)
+        # The Shift+Enter shortcut; frontends that run no JavaScript just keep the Send button.
+        display({"application/javascript": PANEL_KEYS_JS, "text/plain": ""}, raw=True)
+
+    # -- sending ---------------------------------------------------------------------------------------
+
+    def _settings(self) -> ClaudeMagic:
+        magic = _settings()
+        if magic.shell is None:
+            # Not loaded as an extension: keep one instance, so panel attributes set on it stick.
+            self._fallback_settings = self._fallback_settings or magic
+            return self._fallback_settings
+        return magic
+
+    def _on_input_value(self, change: dict[str, Any]) -> None:
+        value = change["new"]
+        if not value.endswith(SUBMIT_MARK):
+            return
+        self.input.value = value.rstrip(SUBMIT_MARK)  # whatever happens next, the mark is gone
+        self.send()
+
+    def _send(self, text: str | None) -> bool:
+        from_box = text is None
+        prompt = (self.input.value if from_box else text or "").rstrip(SUBMIT_MARK)
+        if not prompt.strip():
+            return False
+        with self._lock:
+            if self.busy:
+                return False
+            self._idle.clear()
+            self._sync_history_locked()
+            messages = self.conversation.request_messages(prompt)
+            shown_before = self._shown
+            view = _TurnView()
+            self.transcript.children = (*self.transcript.children, _html(user_html(prompt)), view.box)
+            settings = self._settings()
+            model = self.model_picker.value
+            state = TurnState(model=model, prompt=prompt, started_at=time.monotonic(), offline=settings.offline)
+            control = self._control = TurnControl()
+            self.last_turn = state
+        if from_box and self.input.value.rstrip(SUBMIT_MARK) == prompt:
+            self.input.value = ""
+        self.send_button.disabled = True
+        self.stop_button.disabled = False
+        self._thread = threading.Thread(
+            target=self._run, args=(settings, model, prompt, messages, state, control, view, shown_before),
+            name="claude-panel-turn", daemon=True)
+        self._thread.start()
+        return True
+
+    def _run(self, settings: ClaudeMagic, model: str, prompt: str, messages: list[dict[str, Any]],
+             state: TurnState, control: TurnControl, view: _TurnView, shown_before: int) -> None:
+        """The turn's thread: stream, commit, restore the controls. Writes widget traits only."""
+        committed = False
+        try:
+            try:
+                options = TurnOptions(model=model, max_tokens=settings.max_tokens, system=settings.system,
+                                      temperature=settings.temperature, prompt_caching=settings.prompt_caching)
+                client = get_client(ClientSettings(settings.offline, settings.connect_timeout,
+                                                   settings.read_timeout))
+                request = build_request(options, messages)
+            except Exception as exc:  # noqa: BLE001 - e.g. NoApiKeyError: its message says the fix
+                state.status = "error"
+                state.error = ErrorInfo("setup", str(exc) or repr(exc))
+                state.finished_at = time.monotonic()
+                view.show_final(setup_error_html(state.error.message), state.status)
+                return
+            run_turn(client, request, state, view, throttle=Throttle(settings.throttle_interval),
+                     max_retries=settings.max_retries, control=control)
+            if state.status == "complete":
+                committed = self.conversation.commit(prompt, state.assistant_content())
+        except BaseException as exc:  # noqa: BLE001 - a dying thread would leave the panel stuck busy
+            state.status = "error"
+            state.error = ErrorInfo("internal", f"The panel failed during the turn: {exc!r}")
+            state.finished_at = state.finished_at or time.monotonic()
+            with contextlib.suppress(Exception):
+                view.show_final(setup_error_html(state.error.message), state.status)
+        finally:
+            self._end_turn(prompt, state, committed, shown_before)
+
+    def _end_turn(self, prompt: str, state: TurnState, committed: bool, shown_before: int) -> None:
+        try:
+            with self._lock:
+                if committed:
+                    if len(self.conversation) * 2 == shown_before + 2:
+                        self._shown = shown_before + 2
+                    else:  # someone else changed the history meanwhile: redraw it from the store
+                        self._rebuild()
+                    self._update_info()
+                gave_up = state.status != "complete" and not (state.status == "stopped" and state.has_content)
+                if gave_up and not self.input.value:
+                    self.input.value = prompt
+                self._control = None
+                self.send_button.disabled = False
+                self.stop_button.disabled = True
+        finally:
+            self._idle.set()
+        if committed:
+            _sync_panels(self.conversation, exclude=self)
+
+    def _report(self, message: str) -> None:
+        """An error line in the transcript, for failures outside a turn."""
+        with contextlib.suppress(Exception), self._lock:
+            self.transcript.children = (*self.transcript.children, _html(setup_error_html(message)))
+
+    # -- history ---------------------------------------------------------------------------------------
+
+    def _sync_history(self) -> None:
+        with self._lock:
+            if not self.busy:  # a running turn syncs when it ends
+                self._sync_history_locked()
+
+    def _sync_history_locked(self) -> None:
+        stored = len(self.conversation) * 2
+        if stored < self._shown:
+            self._rebuild(note="The conversation was cleared." if self._shown else None)
+        elif stored > self._shown:
+            new = self.conversation.messages[self._shown :]
+            self.transcript.children = (*self.transcript.children, *self._message_widgets(new))
+            self._shown += len(new)
+        self._update_info()
+
+    def _rebuild(self, note: str | None = None) -> None:
+        messages = self.conversation.messages
+        old = self.transcript.children
+        children = [_html(note_html(note))] if note else []
+        self.transcript.children = (*children, *self._message_widgets(messages))
+        _close_tree(old)
+        self._shown = len(messages)
+
+    @staticmethod
+    def _message_widgets(messages: list[dict[str, Any]]) -> list[widgets.Widget]:
+        items: list[widgets.Widget] = []
+        for message in messages:
+            if message["role"] == "user":
+                items.append(_html(user_html(message["content"])))
+            else:
+                items.append(_html(assistant_history_html(message["content"]), _ANSWER_CLASS))
+        return items
+
+    def _update_info(self) -> None:
+        self.info.value = info_html(self.conversation.name, len(self.conversation))
+
+
+# -- live panels: kept in step with each other and with the magic --------------------------------------
+
+_panels: weakref.WeakSet[ChatPanel] = weakref.WeakSet()
+_hooked_shells: weakref.WeakSet[Any] = weakref.WeakSet()
+_registry_lock = threading.Lock()
+
+
+def _register(panel: ChatPanel) -> None:
+    with _registry_lock:
+        _panels.add(panel)
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:  # pragma: no cover
+        return
+    if shell is None:
+        return
+    with _registry_lock:
+        if shell in _hooked_shells:
+            return
+        _hooked_shells.add(shell)
+    # After every cell: %%claude may have committed a turn, or %claude reset cleared one.
+    shell.events.register("post_run_cell", _sync_all_panels)
+
+
+def _unregister(panel: ChatPanel) -> None:
+    with _registry_lock:
+        _panels.discard(panel)
+
+
+def _sync_panels(conversation: Conversation | None, exclude: ChatPanel | None = None) -> None:
+    with _registry_lock:
+        panels = list(_panels)
+    for panel in panels:
+        if panel is not exclude and (conversation is None or panel.conversation is conversation):
+            with contextlib.suppress(Exception):  # a broken panel must not break the others
+                panel._sync_history()
+
+
+def _sync_all_panels(*_args: Any) -> None:
+    _sync_panels(None)

@@ -1,0 +1,64 @@
+"""Shared fixtures: a clean environment, the emulator, and a kernel with the extension loaded."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from harness.fixtures import *  # noqa: F401,F403
+from harness.kernel import KernelSession
+
+from claude_magic.emulator import Emulator
+
+FAKE_API_KEY = "sk-ant-test-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's key or the notebook runs' CLAUDE_MAGIC_* settings."""
+    for name in list(os.environ):
+        if name.startswith("CLAUDE_MAGIC_") or name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN",
+                                                         "ANTHROPIC_BASE_URL"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """A fresh emulator answering as fast as it can (tests set pace and script as they need)."""
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def api_env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point the real SDK (in this process and in kernels started later) at the emulator."""
+    env = {"ANTHROPIC_BASE_URL": emulator.base_url, "ANTHROPIC_API_KEY": FAKE_API_KEY}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def magic_kernel(kernel_factory: Callable[..., KernelSession], api_env: dict[str, str]) -> KernelSession:
+    """A real kernel talking to the emulator, with `%load_ext claude_magic` done."""
+    kernel = kernel_factory(env=api_env)
+    kernel.execute("%load_ext claude_magic")
+    return kernel
+
+
+@pytest.fixture
+def shell(api_env: dict[str, str]) -> Iterator[Any]:
+    """An in-process InteractiveShell with the extension loaded; errors raise like in jupysql's tests."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from claude_magic import _client, _history
+
+    shell = InteractiveShell.instance(history_length=0)
+    shell.run_line_magic("load_ext", "claude_magic")
+    yield shell
+    _client.reset_clients()
+    for name in _history.STORE.names():
+        _history.STORE.get(name).reset()
+    InteractiveShell.clear_instance()

@@ -1,0 +1,168 @@
+"""The magic in an in-process InteractiveShell: parsing, config, history, terminal output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+
+from claude_magic._models import DEFAULT_MODEL
+from claude_magic.emulator import Emulator
+from claude_magic.magic import split_options
+
+SCRIPT = {
+    "turns": [
+        {"match": "capital of France", "content": [{"type": "text", "text": "Paris is the capital."}],
+         "usage": {"input_tokens": 11, "output_tokens": 5}},
+        {"match": "and Italy", "content": [{"type": "text", "text": "Rome."}]},
+    ]
+}
+
+
+def run(shell: Any, cell: str) -> Any:
+    result = shell.run_cell(cell)
+    if result.error_before_exec or result.error_in_exec:
+        raise result.error_before_exec or result.error_in_exec
+    return result.result
+
+
+def test_terminal_streams_text_then_footer(shell: Any, emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    emulator.set_script(SCRIPT)
+    run(shell, "%%claude\nWhat is the capital of France?")
+    out = capsys.readouterr().out
+    assert out.startswith("Paris is the capital.\n\n")
+    assert "11 in / 5 out · stop_reason: end_turn" in out
+
+
+def test_follow_up_carries_the_first_exchange(shell: Any, emulator: Emulator) -> None:
+    emulator.set_script(SCRIPT)
+    run(shell, "%%claude\nWhat is the capital of France?")
+    run(shell, "%claude and Italy")
+    messages = emulator.requests[-1].messages
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+    assert messages[0]["content"] == "What is the capital of France?"
+    assert messages[1]["content"] == [{"type": "text", "text": "Paris is the capital."}]
+    assert messages[2]["content"] == "and Italy"
+
+
+def test_new_flag_and_reset_start_over(shell: Any, emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    emulator.set_script(SCRIPT)
+    run(shell, "%%claude\nWhat is the capital of France?")
+    run(shell, "%%claude --new\nand Italy")
+    assert len(emulator.requests[-1].messages) == 1
+    run(shell, "%claude reset")
+    assert "cleared (1 exchange removed)" in capsys.readouterr().out
+    run(shell, "%claude and Italy")
+    assert len(emulator.requests[-1].messages) == 1
+
+
+def test_named_conversations_are_separate(shell: Any, emulator: Emulator) -> None:
+    emulator.set_script(SCRIPT)
+    run(shell, "%%claude -c geo\nWhat is the capital of France?")
+    run(shell, "%%claude\nand Italy")
+    assert len(emulator.requests[-1].messages) == 1
+    run(shell, "%%claude --conversation geo\nand Italy")
+    assert len(emulator.requests[-1].messages) == 3
+
+
+def test_history_view_shows_both_roles(shell: Any, emulator: Emulator) -> None:
+    emulator.set_script(SCRIPT)
+    run(shell, "%%claude\nWhat is the capital of France?")
+    view = run(shell, "%claude history")
+    bundle = view._repr_mimebundle_()
+    assert bundle["text/plain"] == "user:\nWhat is the capital of France?\n\nassistant:\nParis is the capital."
+
+
+def test_flags_and_config_reach_the_request(shell: Any, emulator: Emulator) -> None:
+    run(shell, "%config ClaudeMagic.max_tokens = 77")
+    run(shell, "%config ClaudeMagic.system = 'Be brief.'")
+    run(shell, "%%claude\nhello")
+    body = emulator.requests[-1].body
+    assert (body["max_tokens"], body["system"], body["model"]) == (77, "Be brief.", DEFAULT_MODEL)
+    assert "temperature" not in body
+    run(shell, '%%claude -m claude-opus-5-5 --max-tokens 12 --temperature 0.5 --system "Be long."\nhello')
+    body = emulator.requests[-1].body
+    assert (body["max_tokens"], body["system"], body["model"], body["temperature"]) == (
+        12, "Be long.", "claude-opus-5-5", 0.5)
+
+
+def test_model_default_comes_from_the_environment(shell: Any, emulator: Emulator,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from claude_magic.magic import ClaudeMagic
+
+    monkeypatch.setenv("CLAUDE_MAGIC_MODEL", "claude-haiku-4-5")
+    assert ClaudeMagic(shell=None).model == "claude-haiku-4-5"
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("%%claude --bogus\nhi", "unrecognized arguments: --bogus"),
+        ("%%claude --max-tokens 0\nhi", "max_tokens must be at least 1"),
+        ("%%claude --max-tokens -5\nhi", "max_tokens must be at least 1"),
+        ("%%claude --temperature 3\nhi", "temperature must be between 0 and 1"),
+        ("%%claude --max-tokens many\nhi", "invalid int value"),
+        ("%%claude\n   \n", "Empty prompt"),
+        ("%%claude stray words\nhi", "Put the prompt in the cell body"),
+        ("%claude", "Empty prompt"),
+    ],
+)
+def test_bad_input_is_a_one_line_usage_error(shell: Any, emulator: Emulator, cell: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        run(shell, cell)
+    assert emulator.requests == []  # nothing was sent
+
+
+def test_bad_config_value_is_refused(shell: Any) -> None:
+    from traitlets import TraitError
+
+    magic = shell.magics_manager.registry["ClaudeMagic"]
+    with pytest.raises(TraitError, match="temperature"):
+        magic.temperature = 1.5
+    with pytest.raises(TraitError):
+        magic.display_mode = "sideways"
+
+
+def test_help_is_generated_from_the_arguments(shell: Any) -> None:
+    doc = shell.magics_manager.registry["ClaudeMagic"].claude.__doc__
+    for flag in ("--model", "--max-tokens", "--system", "--temperature", "--new", "--conversation"):
+        assert flag in doc
+
+
+def test_no_key_is_one_clear_line(shell: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from claude_magic import _client
+
+    _client.reset_clients()
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    with pytest.raises(UsageError, match="set ANTHROPIC_API_KEY") as caught:
+        run(shell, "%%claude\nhi")
+    assert "\n" not in str(caught.value)
+    assert "CLAUDE_MAGIC_OFFLINE=1" in str(caught.value)
+
+
+def test_offline_mode_answers_from_the_bundled_emulator(shell: Any, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    monkeypatch.setenv("CLAUDE_MAGIC_EMULATOR_TPS", "0")
+    run(shell, "%config ClaudeMagic.offline = True")
+    run(shell, "%%claude\nExplain HTTP caching in three bullet points.")
+    out = capsys.readouterr().out
+    assert "**Freshness:**" in out
+    assert "offline emulator, not Claude" in out
+
+
+@pytest.mark.parametrize(
+    ("line", "options", "prompt"),
+    [
+        ("what's a ZIP file", [], "what's a ZIP file"),
+        ("-m claude-opus-5-5 what's up", ["-m", "claude-opus-5-5"], "what's up"),
+        ('--system "Be terse." --new explain  spacing', ["--system", "Be terse.", "--new"], "explain  spacing"),
+        ("--max-tokens=5 hi", ["--max-tokens=5"], "hi"),
+        ("-5 degrees is cold", [], "-5 degrees is cold"),
+        ("", [], ""),
+    ],
+)
+def test_split_options_keeps_the_prompt_verbatim(shell: Any, line: str, options: list[str], prompt: str) -> None:
+    parser = shell.magics_manager.registry["ClaudeMagic"].claude.parser
+    assert split_options(line, parser) == (options, prompt)
