@@ -46,22 +46,24 @@ def redact_secrets(text: str) -> str:
 
 
 def describe_error(exc: BaseException, *, model: str, output_tokens: int = 0) -> ErrorInfo:
-    """One user-facing line for `exc`, with the request id when the API gave one."""
+    """What happened and what to do, for `exc`; `ErrorInfo.finalize` makes the one line shown."""
+    after = f" after {output_tokens} tokens" if output_tokens else ""
     if isinstance(exc, anthropic.APIStatusError):
-        info = _describe_status_error(exc, model=model, output_tokens=output_tokens)
+        info = _describe_status_error(exc, model=model, after=after)
     elif isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
-        info = ErrorInfo("timeout", "Timed out waiting for the API: check the network, or raise "
-                         "%config ClaudeMagic.read_timeout", retryable=True)
+        info = ErrorInfo("timeout", f"Timed out waiting for the API{after}",
+                         "check the network, or raise %config ClaudeMagic.read_timeout", retryable=True)
     elif isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
-        info = ErrorInfo("connection", "Connection to the API failed"
-                         + (f" after {output_tokens} tokens" if output_tokens else "")
-                         + ": check the network or ANTHROPIC_BASE_URL", retryable=True)
+        what = f"Connection to the API lost{after}" if after else "Could not connect to the API"
+        info = ErrorInfo("connection", what, "check the network or ANTHROPIC_BASE_URL, then run the cell again",
+                         retryable=True)
+    elif isinstance(exc, ValueError | anthropic.APIResponseValidationError):
+        # json.JSONDecodeError and pydantic errors: the server sent an event the SDK cannot read.
+        info = ErrorInfo("malformed", f"The API sent a malformed stream event{after}", "run the cell again")
     elif isinstance(exc, anthropic.AnthropicError) and "authentication" in str(exc).lower():
         info = ErrorInfo("authentication", NO_API_KEY_MESSAGE)
     else:
-        info = ErrorInfo("unexpected", f"Unexpected error: {type(exc).__name__}: {exc}")
-    if info.request_id:
-        info.message += f" (request id {info.request_id})"
+        info = ErrorInfo("unexpected", f"Unexpected error{after}: {type(exc).__name__}: {exc}")
     info.message = redact_secrets(info.message)
     return info
 
@@ -75,33 +77,31 @@ def _api_error_type_and_message(exc: anthropic.APIStatusError) -> tuple[str, str
     return "", str(exc.message)
 
 
-def _describe_status_error(exc: anthropic.APIStatusError, *, model: str, output_tokens: int) -> ErrorInfo:
+def _describe_status_error(exc: anthropic.APIStatusError, *, model: str, after: str) -> ErrorInfo:
     status = exc.status_code
     error_type, server_message = _api_error_type_and_message(exc)
     request_id = exc.request_id
     if status == 200:
         # An `event: error` inside a 200 stream: the answer started, then the API gave up.
         what = "Overloaded" if error_type == "overloaded_error" else f"API error ({error_type or 'unknown'})"
-        return ErrorInfo(error_type or "stream_error",
-                         f"{what} mid-answer after {output_tokens} tokens: partial answer kept, "
-                         "not added to history; run the cell again to retry", status, request_id)
+        return ErrorInfo(error_type or "stream_error", f"{what} mid-answer{after}", "run the cell again to retry",
+                         status, request_id)
     retryable = status in _RETRYABLE_STATUS or status >= 500
     should_retry = exc.response.headers.get("x-should-retry")
     if should_retry in ("true", "false"):
         retryable = should_retry == "true"
     detail = f": {server_message}" if server_message else ""
-    lines = {
-        400: f"Bad request (400){detail}",
-        401: "Authentication failed (401): set a valid ANTHROPIC_API_KEY",
-        403: f"Permission denied (403){detail}: this API key may not use {model}",
-        404: f"Not found (404): unknown model {model!r}: choose another with --model or "
-             "%config ClaudeMagic.model",
-        413: "Request too large (413): shorten the prompt or start a new conversation with --new",
-        429: f"Rate limited (429){detail}",
-        529: "Overloaded (529): the API is busy",
+    known = {
+        400: (f"Bad request (400){detail}", ""),
+        401: ("Authentication failed (401)", "set a valid ANTHROPIC_API_KEY"),
+        403: (f"Permission denied (403){detail}", f"this API key may not use {model}"),
+        404: (f"Not found (404): unknown model {model!r}", "choose another with --model or %config ClaudeMagic.model"),
+        413: ("Request too large (413)", "shorten the prompt or start a new conversation with --new"),
+        429: (f"Rate limited (429){detail}", "wait a moment and run the cell again"),
+        529: ("Overloaded (529): the API is busy", "run the cell again in a moment"),
     }
-    message = lines.get(status) or (f"API error ({status}){detail}" if status >= 500 else f"HTTP {status}{detail}")
-    return ErrorInfo(error_type or f"http_{status}", message, status, request_id, retryable)
+    message, hint = known.get(status) or (f"API error ({status}){detail}", "run the cell again")
+    return ErrorInfo(error_type or f"http_{status}", message, hint, status, request_id, retryable)
 
 
 def retry_delay(exc: BaseException, attempt: int) -> float:

@@ -17,10 +17,10 @@ from typing import Any, Protocol
 import anthropic
 
 from ._errors import describe_error, retry_delay
+from ._frames import FrameScheduler
 from ._throttle import Throttle
 from ._turn import ErrorInfo, TurnState, Usage, reduce_event
-
-EMULATOR_HEADER = "x-claude-magic-emulator"
+from ._wire import EMULATOR_HEADER
 
 
 class Sink(Protocol):
@@ -87,11 +87,12 @@ def run_turn(
     """Stream `request` into `state`, drawing on `sink`; returns the finished state."""
     control = control or TurnControl()
     sink.start(state)
+    frames = FrameScheduler(state, sink, throttle)
     attempt = 0
     try:
         while True:
             try:
-                _stream_once(client, request, state, sink, throttle, control, clock)
+                _stream_once(client, request, state, frames, control, clock)
                 break
             except Exception as exc:  # noqa: BLE001 - every failure becomes a state the user sees
                 if control.stopped:
@@ -101,10 +102,11 @@ def run_turn(
                 if info.retryable and not state.has_content and attempt < max_retries:
                     delay = retry_delay(exc, attempt)
                     attempt += 1
-                    _reset_for_retry(state)
-                    state.notice = f"{info.message}: retrying in {delay:.3g} s (retry {attempt} of {max_retries})"
-                    state.revision += 1
-                    sink.frame(state)
+                    with frames.lock:
+                        _reset_for_retry(state)
+                        state.notice = f"{info.message}: retrying in {delay:.3g} s (retry {attempt} of {max_retries})"
+                        state.revision += 1
+                        frames.force()
                     if control.wait(delay):
                         _mark_stopped(state, clock())
                         break
@@ -112,9 +114,11 @@ def run_turn(
                 _mark_failed(state, info, clock())
                 break
     except KeyboardInterrupt:
-        state.error = ErrorInfo("interrupted", _partial_message("Interrupted", state))
+        state.error = _ended_early("interrupted", "Interrupted", state)
         state.status = "interrupted"
         state.finished_at = clock()
+    finally:
+        frames.close()
     state.notice = None
     sink.finish(state)
     return state
@@ -124,8 +128,7 @@ def _stream_once(
     client: anthropic.Anthropic,
     request: dict[str, Any],
     state: TurnState,
-    sink: Sink,
-    throttle: Throttle,
+    frames: FrameScheduler,
     control: TurnControl,
     clock: Callable[[], float],
 ) -> None:
@@ -136,14 +139,14 @@ def _stream_once(
             if stream.response.headers.get(EMULATOR_HEADER):
                 state.offline = True
             for event in stream:
-                reduce_event(state, event, clock())
-                if state.notice is not None and state.first_token_at is not None:
-                    state.notice = None
-                if control.stopped:
-                    _mark_stopped(state, clock())
-                    return
-                if throttle.due(state.revision):
-                    sink.frame(state)
+                with frames.lock:
+                    reduce_event(state, event, clock())
+                    if state.notice is not None and state.first_token_at is not None:
+                        state.notice = None
+                    if control.stopped:
+                        _mark_stopped(state, clock())
+                        return
+                    frames.after_event()
         finally:
             control._detach()
     if state.status != "complete":
@@ -161,21 +164,19 @@ def _reset_for_retry(state: TurnState) -> None:
     state.first_token_at = None
 
 
-def _partial_message(what: str, state: TurnState) -> str:
+def _ended_early(kind: str, what: str, state: TurnState) -> ErrorInfo:
     if state.has_content:
-        return f"{what} after {state.tokens_so_far} tokens: partial answer kept, not added to history"
-    return f"{what} before the first token: nothing was added to history"
+        return ErrorInfo(kind, f"{what} after {state.tokens_so_far} tokens").finalize(partial=True)
+    return ErrorInfo(kind, f"{what} before the first token: nothing was added to history")
 
 
 def _mark_stopped(state: TurnState, now: float) -> None:
     state.status = "stopped"
     state.finished_at = now
-    state.error = ErrorInfo("stopped", _partial_message("Stopped", state))
+    state.error = _ended_early("stopped", "Stopped", state)
 
 
 def _mark_failed(state: TurnState, info: ErrorInfo, now: float) -> None:
-    if state.has_content and info.status_code != 200 and "partial answer" not in info.message:
-        info.message += ": partial answer kept, not added to history"
-    state.error = info
+    state.error = info.finalize(partial=state.has_content)
     state.status = "error"
     state.finished_at = now

@@ -29,3 +29,12 @@ class Throttle:
         self._drawn_revision = revision
         self._last_draw = now
         return True
+
+    def wait_time(self) -> float:
+        """Seconds until a frame may be drawn (0 if now)."""
+        if self._last_draw is None:
+            return 0.0
+        return max(0.0, self._last_draw + self.interval - self._clock())
+
+    def drawn(self, revision: int) -> bool:
+        return revision == self._drawn_revision

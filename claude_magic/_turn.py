@@ -62,10 +62,23 @@ class ErrorInfo:
     """What went wrong, phrased for the user: one line, plus the facts a bug report needs."""
 
     kind: str  # e.g. rate_limit, overloaded, authentication, connection, timeout, interrupted
-    message: str  # the one line shown to the user
+    message: str  # what happened; after `finalize`, the whole line shown to the user
+    hint: str = ""  # what to do about it
     status_code: int | None = None
     request_id: str | None = None
     retryable: bool = False
+
+    def finalize(self, partial: bool) -> ErrorInfo:
+        """Compose the one line: what happened, what became of the partial answer, what to do, request id."""
+        line = self.message
+        if partial:
+            line += " — partial answer kept, not added to history"
+        if self.hint:
+            line += f". {self.hint[0].upper()}{self.hint[1:]}"
+        if self.request_id:
+            line += f" (request id {self.request_id})"
+        self.message = line
+        return self
 
 
 @dataclass

@@ -21,16 +21,19 @@ How it works:
 - Stop is `TurnControl.stop()`: thread-safe, and it closes the HTTP stream, so a blocked read ends at
   once. The partial answer stays on screen, marked, and is not added to history.
 - One turn at a time: Send is disabled while a turn runs and `send()` returns False; the text stays
-  in the box. A prompt that did not make it into history is put back into an empty box.
+  in the box. A prompt sent from the box leaves it at once; if the turn fails before its first token
+  (no key, HTTP error, Stop while waiting) the prompt is put back. After the first token it stays
+  visible in the transcript above the partial answer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import ipywidgets as widgets
@@ -92,6 +95,27 @@ def _settings() -> ClaudeMagic:
     return ClaudeMagic(shell=None)
 
 
+class _StopControl(TurnControl):
+    """TurnControl whose stop() also shuts the connection's socket down.
+
+    Closing the response from another thread does not wake a read blocked in recv(): measured with
+    the emulator stalling mid-answer, the turn ran on until the server sent its next byte (seconds).
+    shutdown(SHUT_RDWR) wakes the read at once. The flag is set first, so the reader sees the failed
+    read as a stop, not as a connection error.
+    """
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with self._lock:
+            stream = self._stream
+        if stream is not None:
+            # Before the close below, which closes the socket (and shutdown needs it open).
+            with contextlib.suppress(Exception):  # no socket to reach (other transport): the close stands
+                sock = stream.response.extensions["network_stream"].get_extra_info("socket")
+                sock.shutdown(socket.SHUT_RDWR)
+        super().stop()
+
+
 class _TurnView:
     """One assistant answer in the transcript, as a run_turn sink (called from the turn's thread).
 
@@ -100,17 +124,21 @@ class _TurnView:
     are replaced by one rendering of the whole turn, with the footer and any warning line.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_first_content: Callable[[], None] | None = None) -> None:
         self.box = widgets.VBox(layout=widgets.Layout(width="100%", flex="0 0 auto"))
         self.box.add_class(_ANSWER_CLASS)
         self._view = IncrementalView()
         self._tail = _html("")
+        self._on_first_content = on_first_content
 
     def start(self, state: TurnState) -> None:
         self.box.children = (self._tail,)
         self.frame(state)
 
     def frame(self, state: TurnState) -> None:
+        if self._on_first_content is not None and state.has_content:
+            self._on_first_content()
+            self._on_first_content = None
         frozen, tail = self._view.advance(state)
         if frozen is not None:
             self.box.children = (*self.box.children[:-1], _html(frozen.html), self._tail)
@@ -291,25 +319,29 @@ class ChatPanel:
             self._sync_history_locked()
             messages = self.conversation.request_messages(prompt)
             shown_before = self._shown
-            view = _TurnView()
+            # A prompt typed in the box leaves it at once; the box is locked until the first token, so
+            # a failure before then can put the prompt back without overwriting a new draft (the
+            # box's text reaches the kernel only on blur or send, so the kernel cannot see drafts).
+            view = _TurnView(on_first_content=self._unlock_input if from_box else None)
             self.transcript.children = (*self.transcript.children, _html(user_html(prompt)), view.box)
             settings = self._settings()
             model = self.model_picker.value
             state = TurnState(model=model, prompt=prompt, started_at=time.monotonic(), offline=settings.offline)
-            control = self._control = TurnControl()
+            control = self._control = _StopControl()
             self.last_turn = state
-        if from_box and self.input.value.rstrip(SUBMIT_MARK) == prompt:
+        if from_box:
             self.input.value = ""
+            self.input.disabled = True
         self.send_button.disabled = True
         self.stop_button.disabled = False
         self._thread = threading.Thread(
-            target=self._run, args=(settings, model, prompt, messages, state, control, view, shown_before),
+            target=self._run, args=(settings, model, prompt, messages, state, control, view, shown_before, from_box),
             name="claude-panel-turn", daemon=True)
         self._thread.start()
         return True
 
     def _run(self, settings: ClaudeMagic, model: str, prompt: str, messages: list[dict[str, Any]],
-             state: TurnState, control: TurnControl, view: _TurnView, shown_before: int) -> None:
+             state: TurnState, control: TurnControl, view: _TurnView, shown_before: int, from_box: bool) -> None:
         """The turn's thread: stream, commit, restore the controls. Writes widget traits only."""
         committed = False
         try:
@@ -336,9 +368,12 @@ class ChatPanel:
             with contextlib.suppress(Exception):
                 view.show_final(setup_error_html(state.error.message), state.status)
         finally:
-            self._end_turn(prompt, state, committed, shown_before)
+            self._end_turn(prompt, state, committed, shown_before, from_box)
 
-    def _end_turn(self, prompt: str, state: TurnState, committed: bool, shown_before: int) -> None:
+    def _unlock_input(self) -> None:
+        self.input.disabled = False
+
+    def _end_turn(self, prompt: str, state: TurnState, committed: bool, shown_before: int, from_box: bool) -> None:
         try:
             with self._lock:
                 if committed:
@@ -347,16 +382,18 @@ class ChatPanel:
                     else:  # someone else changed the history meanwhile: redraw it from the store
                         self._rebuild()
                     self._update_info()
-                gave_up = state.status != "complete" and not (state.status == "stopped" and state.has_content)
-                if gave_up and not self.input.value:
-                    self.input.value = prompt
+                if from_box and self.input.disabled:
+                    # No token arrived, so the box is still locked and empty: give the prompt back.
+                    if not committed and not self.input.value:
+                        self.input.value = prompt
+                    self._unlock_input()
                 self._control = None
                 self.send_button.disabled = False
                 self.stop_button.disabled = True
+            if committed:
+                _sync_panels(self.conversation, exclude=self)
         finally:
-            self._idle.set()
-        if committed:
-            _sync_panels(self.conversation, exclude=self)
+            self._idle.set()  # last: wait() returning means every panel shows the turn
 
     def _report(self, message: str) -> None:
         """An error line in the transcript, for failures outside a turn."""

@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 from harness.fixtures import *  # noqa: F401,F403
 from harness.kernel import KernelSession
+from support import FAKE_API_KEY
 
 from claude_magic.emulator import Emulator
-
-FAKE_API_KEY = "sk-ant-test-0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)

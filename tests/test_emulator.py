@@ -496,7 +496,7 @@ def test_pacing_spreads_tokens_over_time() -> None:
         assert len(arrivals) == 40
         assert arrivals[-1] >= 0.15  # 40 tokens at 200/s is due at 0.2 s
         assert arrivals[-1] - arrivals[0] >= 0.1  # spread out, not one burst
-        assert arrivals[-1] < 1.0
+        assert arrivals[-1] < 2.0  # and not wildly slow
         emu.set_pace(tokens_per_second=0, chunk_tokens=8)
         with client_for(emu).messages.stream(model=MODEL, max_tokens=100, messages=user("x")) as stream:
             deltas = [e for e in stream if e.type == "content_block_delta"]

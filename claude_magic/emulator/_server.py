@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._wire import EMULATOR_HEADER
 from ._errors import ApiError, error_body, status_for_error_type
 from ._pacing import Pacer
 from ._response import Reply, build_reply, stream_events
@@ -116,6 +117,11 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     # -- plumbing --------------------------------------------------------------------------------
 
+    def end_headers(self) -> None:
+        # Every response says where it came from, so the client can label answers as not Claude's.
+        self.send_header(EMULATOR_HEADER, "1")
+        super().end_headers()
+
     def setup(self) -> None:
         super().setup()
         self.server.track(self.connection)
@@ -149,7 +155,11 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         limit = self._state.max_body_bytes
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
             return self._read_chunked(limit)
-        length = int(self.headers.get("content-length") or 0)
+        try:
+            length = int(self.headers.get("content-length") or 0)
+        except ValueError:
+            self.close_connection = True  # cannot tell where this body ends
+            raise ApiError(400, "Invalid content-length header") from None
         if length > limit:
             # The body stays unread, so the connection cannot be reused.
             self.close_connection = True

@@ -1,0 +1,145 @@
+"""Every fault, through the real SDK in a real kernel: a clear line, partial text kept, history
+valid, kernel usable. The emulator validates history exactly like the API (alternation, no empty
+content), so a broken history shows up as a 400 on the turn after the fault."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness.kernel import KernelSession
+from support import FAKE_API_KEY
+
+from claude_magic.emulator import Emulator
+
+pytestmark = pytest.mark.kernel
+
+PARTIAL = "Hello there, this is"
+REPLY = "Hello there, this is a reply long enough to be cut part way through by a fault."
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    fault: dict[str, Any] | None  # the emulator script's fault; None for interrupts
+    message: str  # must appear in the one-line error
+    partial: bool  # text streamed before the failure stays visible
+    flags: str = ""
+    interrupt_after: str | None = None  # "start" (before the first token) or "token"
+
+
+FAULTS = [
+    Fault("http-400", {"kind": "http", "status": 400, "message": "messages.0: bad"}, "Bad request (400)", False),
+    Fault("http-401", {"kind": "http", "status": 401}, "Authentication failed (401)", False),
+    Fault("http-403", {"kind": "http", "status": 403}, "Permission denied (403)", False),
+    Fault("http-404-model", None, "unknown model 'claude-no-such-model'", False, flags="-m claude-no-such-model"),
+    Fault("http-413", {"kind": "http", "status": 413}, "Request too large (413)", False),
+    Fault("http-429", {"kind": "http", "status": 429, "retry_after": 1}, "Rate limited (429)", False),
+    Fault("http-500", {"kind": "http", "status": 500}, "API error (500)", False),
+    Fault("http-529", {"kind": "http", "status": 529}, "Overloaded (529)", False),
+    Fault("error-event", {"kind": "error_event", "after_tokens": 5}, "Overloaded mid-answer after 5 tokens", True),
+    Fault("disconnect", {"kind": "disconnect", "after_tokens": 5}, "Connection to the API lost after 5 tokens",
+          True),
+    Fault("stall", {"kind": "stall", "after_tokens": 5, "seconds": 20}, "Timed out waiting for the API", True),
+    Fault("malformed-sse", {"kind": "malformed", "after_tokens": 5}, "malformed stream event after 5 tokens", True),
+    Fault("interrupt-before-first-token", {"kind": "stall", "after_tokens": 0, "seconds": 20},
+          "Interrupted before the first token", False, interrupt_after="start"),
+    Fault("interrupt-mid-stream", {"kind": "stall", "after_tokens": 5, "seconds": 20}, "Interrupted after 5 tokens",
+          True, flags="--display live", interrupt_after="token"),
+]
+MATRIX: list[dict[str, Any]] = []
+
+
+@pytest.fixture(scope="module")
+def emulator_module() -> Iterator[Emulator]:
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def fault_kernel(emulator_module: Emulator) -> Iterator[KernelSession]:
+    env = {"ANTHROPIC_BASE_URL": emulator_module.base_url, "ANTHROPIC_API_KEY": FAKE_API_KEY,
+           "CLAUDE_MAGIC_DISPLAY": "live", "CLAUDE_MAGIC_OFFLINE": "0"}
+    with KernelSession(env=env) as kernel:
+        kernel.execute("%load_ext claude_magic\n%config ClaudeMagic.read_timeout = 3\n"
+                       "%config ClaudeMagic.max_retries = 1\nimport threading")
+        yield kernel
+
+
+def _threads(kernel: KernelSession) -> int:
+    return int(kernel.execute("print(threading.active_count())").stdout())
+
+
+def _open_connections(kernel: KernelSession, port: int) -> int:
+    """The kernel's TCP connections to the emulator (the SDK's pool may keep one idle)."""
+    code = ("import psutil\nprint(sum(1 for c in psutil.Process().net_connections('tcp')"
+            f" if c.raddr and c.raddr.port == {port} and c.status == 'ESTABLISHED'))")
+    return int(kernel.execute(code).stdout())
+
+
+@pytest.mark.parametrize("case", FAULTS, ids=[case.name for case in FAULTS])
+def test_fault(case: Fault, fault_kernel: KernelSession, emulator_module: Emulator) -> None:
+    emu, kernel = emulator_module, fault_kernel
+    turns = [{"match": "warm-up", "content": "Warm-up answer."},
+             {"match": case.name, "content": REPLY, "fault": case.fault} if case.fault else
+             {"match": case.name, "content": REPLY},
+             {"match": "after the fault", "content": "Recovered."}]
+    emu.set_script({"turns": turns})
+    kernel.execute("%%claude --new\nwarm-up")  # history holds one good exchange before the fault
+    threads_before = _threads(kernel)
+
+    started = time.monotonic()
+    msg_id = kernel.execute_async(f"%%claude {case.flags}\n{case.name}")
+    if case.interrupt_after == "start":
+        kernel.wait_for(lambda m: "Waiting for Claude" in json.dumps(m["content"]), msg_id=msg_id, timeout=20)
+        time.sleep(0.3)
+        kernel.interrupt()
+    elif case.interrupt_after == "token":
+        kernel.wait_for(lambda m: PARTIAL in json.dumps(m["content"]), msg_id=msg_id, timeout=20)
+        kernel.interrupt()
+    result = kernel.collect(msg_id, timeout=60)
+    elapsed = time.monotonic() - started
+
+    # 1. One clear line, no traceback; the cell fails so Run All stops.
+    error = result.error()
+    assert result.status == "error" and error is not None
+    assert error["ename"] == "UsageError"
+    assert case.message in error["evalue"] and "\n" not in error["evalue"]
+    assert "Traceback" not in result.traceback_text()
+    # 2. What streamed stays visible, marked; the footer is there with the usage known.
+    shown = result.final_text()
+    assert ("⚠ " + error["evalue"].split(" (request id")[0]) in shown
+    assert "stop_reason:" in shown
+    if case.partial:
+        assert shown.startswith(PARTIAL)
+        assert "partial answer kept, not added to history" in error["evalue"]
+    if case.name == "http-429":
+        notices = [m for m in result.displays() if "retrying in 1 s" in json.dumps(m["content"])]
+        assert notices, "the retry must be shown while it waits"
+        assert elapsed >= 1.0  # retry-after honoured
+    # 3. History valid: the next turn is accepted and carries only complete exchanges.
+    kernel.execute("%%claude\nafter the fault")
+    last = emu.requests[-1]
+    assert last.status == 200
+    assert [m["role"] for m in last.messages] == ["user", "assistant", "user"]
+    assert last.messages[0]["content"] == "warm-up"
+    # 4. Kernel usable, nothing leaked.
+    assert kernel.execute("print(6 * 7)").stdout() == "42\n"
+    assert _open_connections(kernel, int(emu.base_url.rsplit(":", 1)[1])) <= 1
+    assert _threads(kernel) <= threads_before
+    MATRIX.append({"fault": case.name, "line": error["evalue"], "partial kept": case.partial,
+                   "history valid": True, "kernel usable": True, "seconds": round(elapsed, 2)})
+
+
+def test_write_matrix(artifacts: Path) -> None:
+    """Leave the matrix as a table in the artifacts folder (for the record; asserts it is complete)."""
+    assert {row["fault"] for row in MATRIX} == {case.name for case in FAULTS}
+    lines = ["| fault | message | partial kept | history valid | kernel usable | s |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['fault']} | {r['line']} | {r['partial kept']} | {r['history valid']} | {r['kernel usable']} "
+              f"| {r['seconds']} |" for r in MATRIX]
+    (artifacts / "fault_matrix.md").write_text("\n".join(lines) + "\n")
