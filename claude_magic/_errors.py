@@ -65,6 +65,7 @@ def describe_error(exc: BaseException, *, model: str, output_tokens: int = 0) ->
     else:
         info = ErrorInfo("unexpected", f"Unexpected error{after}: {type(exc).__name__}: {exc}")
     info.message = redact_secrets(info.message)
+    info.exception = exc
     return info
 
 

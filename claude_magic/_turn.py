@@ -67,6 +67,7 @@ class ErrorInfo:
     status_code: int | None = None
     request_id: str | None = None
     retryable: bool = False
+    exception: BaseException | None = field(default=None, repr=False, compare=False)  # for debug mode
 
     def finalize(self, partial: bool) -> ErrorInfo:
         """Compose the one line: what happened, what became of the partial answer, what to do, request id."""

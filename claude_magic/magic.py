@@ -75,6 +75,7 @@ class ClaudeMagic(Magics):
     raise_on_error = Bool(True, help="Raise after a failed turn, so Run All and nbval stop there.").tag(
         config=True
     )
+    debug = Bool(False, help="On API errors raise the original exception with its traceback.").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -139,6 +140,7 @@ class ClaudeMagic(Magics):
         if not prompt.strip():
             where = "in the cell body below %%claude" if cell is not None else "after %claude"
             raise UsageError(f"Empty prompt: write the question {where}.")
+        check_encodable(prompt)
         self._ask(prompt, args)
         return None
 
@@ -186,6 +188,8 @@ class ClaudeMagic(Magics):
         if state.status == "complete":
             conversation.commit(prompt, state.assistant_content())
         elif state.error is not None and self.raise_on_error and not args.no_raise:
+            if self.debug and state.error.exception is not None:
+                raise state.error.exception
             raise user_error(state.error.message)
 
     def _sink(self, requested: str | None) -> Sink:
@@ -223,6 +227,17 @@ def check_temperature(value: float | None) -> float | None:
     if value is not None and not 0.0 <= value <= 1.0:
         raise ValueError(f"temperature must be between 0 and 1, got {value}")
     return value
+
+
+def check_encodable(prompt: str) -> None:
+    """The API takes UTF-8; a lone surrogate (e.g. from bytes decoded with surrogateescape) cannot be sent."""
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(
+            f"The prompt has a character that is not valid Unicode at position {exc.start} "
+            f"({prompt[exc.start]!r}): decode bytes with errors='replace' before interpolating them."
+        ) from None
 
 
 def _validated(check: Any, value: Any) -> Any:

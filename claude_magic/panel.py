@@ -34,6 +34,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as widgets
@@ -80,7 +81,7 @@ def _close_tree(items: Iterable[widgets.Widget]) -> None:
         widget.close()
 
 
-def _settings() -> ClaudeMagic:
+def _magic_settings() -> ClaudeMagic:
     """The loaded extension's ClaudeMagic (so %config applies), else one with the env-var defaults."""
     try:
         from IPython import get_ipython
@@ -114,6 +115,21 @@ class _StopControl(TurnControl):
                 sock = stream.response.extensions["network_stream"].get_extra_info("socket")
                 sock.shutdown(socket.SHUT_RDWR)
         super().stop()
+
+
+@dataclass
+class _Turn:
+    """What one turn's thread needs, fixed when Send was accepted."""
+
+    prompt: str
+    from_box: bool  # typed in the input box (which is then cleared and locked until the first token)
+    messages: list[dict[str, Any]]  # history + the prompt, as shown when Send was pressed
+    settings: ClaudeMagic
+    model: str
+    state: TurnState
+    control: TurnControl
+    view: _TurnView
+    shown_before: int
 
 
 class _TurnView:
@@ -178,7 +194,6 @@ class ChatPanel:
         self._idle = threading.Event()
         self._idle.set()
         self._control: TurnControl | None = None
-        self._thread: threading.Thread | None = None
         self._shown = 0  # conversation messages the transcript shows
 
         models = known_models()
@@ -293,7 +308,7 @@ class ChatPanel:
     # -- sending ---------------------------------------------------------------------------------------
 
     def _settings(self) -> ClaudeMagic:
-        magic = _settings()
+        magic = _magic_settings()
         if magic.shell is None:
             # Not loaded as an extension: keep one instance, so panel attributes set on it stick.
             self._fallback_settings = self._fallback_settings or magic
@@ -316,76 +331,82 @@ class ChatPanel:
             if self.busy:
                 return False
             self._idle.clear()
-            self._sync_history_locked()
-            messages = self.conversation.request_messages(prompt)
-            shown_before = self._shown
-            # A prompt typed in the box leaves it at once; the box is locked until the first token, so
-            # a failure before then can put the prompt back without overwriting a new draft (the
-            # box's text reaches the kernel only on blur or send, so the kernel cannot see drafts).
-            view = _TurnView(on_first_content=self._unlock_input if from_box else None)
-            self.transcript.children = (*self.transcript.children, _html(user_html(prompt)), view.box)
-            settings = self._settings()
-            model = self.model_picker.value
-            state = TurnState(model=model, prompt=prompt, started_at=time.monotonic(), offline=settings.offline)
-            control = self._control = _StopControl()
-            self.last_turn = state
+            try:
+                turn = self._begin_turn(prompt, from_box)
+            except BaseException:
+                self._idle.set()
+                raise
+        threading.Thread(target=self._run, args=(turn,), name="claude-panel-turn", daemon=True).start()
+        return True
+
+    def _begin_turn(self, prompt: str, from_box: bool) -> _Turn:
+        """Snapshot history and settings, show the prompt, lock the controls (under the panel lock)."""
+        self._sync_history_locked()
+        settings = self._settings()
+        model = self.model_picker.value
+        state = TurnState(model=model, prompt=prompt, started_at=time.monotonic(), offline=settings.offline)
+        # A prompt typed in the box leaves it at once, and the box stays locked until the first token:
+        # a failure before then puts the prompt back without overwriting a new draft (the box's text
+        # reaches the kernel only on blur or send, so the kernel cannot tell that a draft exists).
+        view = _TurnView(on_first_content=self._unlock_input if from_box else None)
+        turn = _Turn(prompt, from_box, self.conversation.request_messages(prompt), settings, model, state,
+                     _StopControl(), view, shown_before=self._shown)
+        self.transcript.children = (*self.transcript.children, _html(user_html(prompt)), view.box)
+        self._control = turn.control
+        self.last_turn = state
         if from_box:
             self.input.value = ""
             self.input.disabled = True
         self.send_button.disabled = True
         self.stop_button.disabled = False
-        self._thread = threading.Thread(
-            target=self._run, args=(settings, model, prompt, messages, state, control, view, shown_before, from_box),
-            name="claude-panel-turn", daemon=True)
-        self._thread.start()
-        return True
+        return turn
 
-    def _run(self, settings: ClaudeMagic, model: str, prompt: str, messages: list[dict[str, Any]],
-             state: TurnState, control: TurnControl, view: _TurnView, shown_before: int, from_box: bool) -> None:
+    def _run(self, turn: _Turn) -> None:
         """The turn's thread: stream, commit, restore the controls. Writes widget traits only."""
+        state, settings = turn.state, turn.settings
         committed = False
         try:
             try:
-                options = TurnOptions(model=model, max_tokens=settings.max_tokens, system=settings.system,
+                options = TurnOptions(model=turn.model, max_tokens=settings.max_tokens, system=settings.system,
                                       temperature=settings.temperature, prompt_caching=settings.prompt_caching)
                 client = get_client(ClientSettings(settings.offline, settings.connect_timeout,
                                                    settings.read_timeout))
-                request = build_request(options, messages)
+                request = build_request(options, turn.messages)
             except Exception as exc:  # noqa: BLE001 - e.g. NoApiKeyError: its message says the fix
                 state.status = "error"
                 state.error = ErrorInfo("setup", str(exc) or repr(exc))
                 state.finished_at = time.monotonic()
-                view.show_final(setup_error_html(state.error.message), state.status)
+                turn.view.show_final(setup_error_html(state.error.message), state.status)
                 return
-            run_turn(client, request, state, view, throttle=Throttle(settings.throttle_interval),
-                     max_retries=settings.max_retries, control=control)
+            run_turn(client, request, state, turn.view, throttle=Throttle(settings.throttle_interval),
+                     max_retries=settings.max_retries, control=turn.control)
             if state.status == "complete":
-                committed = self.conversation.commit(prompt, state.assistant_content())
+                committed = self.conversation.commit(turn.prompt, state.assistant_content())
         except BaseException as exc:  # noqa: BLE001 - a dying thread would leave the panel stuck busy
             state.status = "error"
             state.error = ErrorInfo("internal", f"The panel failed during the turn: {exc!r}")
             state.finished_at = state.finished_at or time.monotonic()
             with contextlib.suppress(Exception):
-                view.show_final(setup_error_html(state.error.message), state.status)
+                turn.view.show_final(setup_error_html(state.error.message), state.status)
         finally:
-            self._end_turn(prompt, state, committed, shown_before, from_box)
+            self._end_turn(turn, committed)
 
     def _unlock_input(self) -> None:
         self.input.disabled = False
 
-    def _end_turn(self, prompt: str, state: TurnState, committed: bool, shown_before: int, from_box: bool) -> None:
+    def _end_turn(self, turn: _Turn, committed: bool) -> None:
         try:
             with self._lock:
                 if committed:
-                    if len(self.conversation) * 2 == shown_before + 2:
-                        self._shown = shown_before + 2
+                    if len(self.conversation) * 2 == turn.shown_before + 2:
+                        self._shown = turn.shown_before + 2
                     else:  # someone else changed the history meanwhile: redraw it from the store
                         self._rebuild()
                     self._update_info()
-                if from_box and self.input.disabled:
+                if turn.from_box and self.input.disabled:
                     # No token arrived, so the box is still locked and empty: give the prompt back.
                     if not committed and not self.input.value:
-                        self.input.value = prompt
+                        self.input.value = turn.prompt
                     self._unlock_input()
                 self._control = None
                 self.send_button.disabled = False

@@ -166,3 +166,44 @@ def test_offline_mode_answers_from_the_bundled_emulator(shell: Any, monkeypatch:
 def test_split_options_keeps_the_prompt_verbatim(shell: Any, line: str, options: list[str], prompt: str) -> None:
     parser = shell.magics_manager.registry["ClaudeMagic"].claude.parser
     assert split_options(line, parser) == (options, prompt)
+
+
+def test_prompt_that_is_not_valid_unicode_is_refused_before_sending(shell: Any, emulator: Emulator) -> None:
+    shell.user_ns["raw"] = b"caf\xe9".decode("utf-8", "surrogateescape")
+    with pytest.raises(UsageError, match="not valid Unicode at position 13"):
+        run(shell, "%claude summarize {raw}")
+    assert emulator.requests == []
+
+
+def test_bytes_variables_interpolate_as_their_repr(shell: Any, emulator: Emulator) -> None:
+    shell.user_ns["blob"] = b"\xff\xfe"
+    run(shell, "%claude what is {blob}")
+    assert emulator.requests[-1].messages[-1]["content"] == "what is b'\\xff\\xfe'"
+
+
+def test_two_megabyte_cell_is_sent_whole_and_history_stays_valid(shell: Any, emulator: Emulator) -> None:
+    big = "word " * 400_000  # 2 MB
+    run(shell, f"%%claude\n{big}")
+    run(shell, "%claude and now")
+    request = emulator.requests[-1]
+    assert request.status == 200
+    assert [m["role"] for m in request.messages] == ["user", "assistant", "user"]
+    assert len(request.messages[0]["content"]) == len(big.rstrip())
+
+
+def test_debug_mode_raises_the_original_exception(shell: Any, emulator: Emulator) -> None:
+    import anthropic
+
+    emulator.set_script({"turns": [{"fault": {"kind": "http", "status": 400, "message": "nope"}}]})
+    with pytest.raises(UsageError, match="Bad request"):
+        run(shell, "%%claude\nhi")
+    run(shell, "%config ClaudeMagic.debug = True")
+    with pytest.raises(anthropic.BadRequestError):
+        run(shell, "%%claude\nhi")
+
+
+def test_no_raise_keeps_going(shell: Any, emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    emulator.set_script({"turns": [{"fault": {"kind": "http", "status": 500}}]})
+    run(shell, "%config ClaudeMagic.max_retries = 0")
+    run(shell, "%%claude --no-raise\nhi")
+    assert "⚠ API error (500)" in capsys.readouterr().out
