@@ -124,6 +124,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Send each SSE event as it is written, as API servers do: with Nagle's algorithm on, a small
+        # event waits for the client's delayed ACK (~40 ms) on a reused keep-alive connection.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.track(self.connection)
 
     def finish(self) -> None:
