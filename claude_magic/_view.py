@@ -135,7 +135,11 @@ class IncrementalView:
                 tail_html, tail_text = render_markdown(rest), rest
             else:
                 tail_html, tail_text = block_html(block, live=True), block_text(block)[-LIVE_PREVIEW_CHARS:]
-        tail_html += _CURSOR if state.has_content else ""
+        if state.has_content:
+            # Inside the paragraph being written, the cursor sits at the end of its text.
+            closing = "</p>\n"
+            has_open_paragraph = tail_html.endswith(closing)
+            tail_html = tail_html[: -len(closing)] + _CURSOR + closing if has_open_paragraph else tail_html + _CURSOR
         tail_html += status_html(state)
         frozen = Piece("".join(frozen_html), "".join(frozen_text)) if frozen_html else None
         return frozen, Piece(tail_html, tail_text or (state.notice or WAITING_TEXT))
