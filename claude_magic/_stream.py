@@ -9,6 +9,7 @@ lets an API exception escape, so every surface draws failures the same way.
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -36,8 +37,10 @@ class Sink(Protocol):
 class TurnControl:
     """Lets another thread stop a running turn (the panel's Stop button).
 
-    Setting the flag alone would wait for the next event, which never comes if the server stalls;
-    closing the HTTP response makes the blocked read fail at once.
+    Setting the flag alone would wait for the next event, which never comes if the server stalls.
+    Closing the response from another thread does not wake a read blocked in recv() either
+    (measured: the turn ran on until the server's next byte), so stop() first shuts the socket
+    down, which fails the blocked read at once; the reader sees the flag and reports "stopped".
     """
 
     def __init__(self) -> None:
@@ -54,6 +57,7 @@ class TurnControl:
         with self._lock:
             stream = self._stream
         if stream is not None:
+            _shutdown_socket(stream)
             # Best effort: if closing fails, the reader still sees the flag at the next event.
             with contextlib.suppress(Exception):
                 stream.close()
@@ -71,6 +75,12 @@ class TurnControl:
     def _detach(self) -> None:
         with self._lock:
             self._stream = None
+
+
+def _shutdown_socket(stream: Any) -> None:
+    # Must come before close(), which releases the socket; other transports have no socket to reach.
+    with contextlib.suppress(Exception):
+        stream.response.extensions["network_stream"].get_extra_info("socket").shutdown(socket.SHUT_RDWR)
 
 
 def run_turn(

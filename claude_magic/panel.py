@@ -18,8 +18,11 @@ How it works:
   `widgets.HTML`, sent once) and a live tail (the only value that changes per frame); frames are
   throttled by `Throttle(throttle_interval)`. When the turn ends, its pieces are replaced by one
   rendering of the whole answer with the magic's footer (`answer_bundle`).
-- Stop is `TurnControl.stop()`: thread-safe, and it closes the HTTP stream, so a blocked read ends at
-  once. The partial answer stays on screen, marked, and is not added to history.
+- Stop is `TurnControl.stop()` (thread-safe; it shuts the connection's socket down, so a read
+  blocked on a silent server ends at once). The partial answer stays on screen, marked, and is not
+  added to history.
+- Shift+Enter / Ctrl+Enter in the input box send: a small application/javascript output shown next to
+  the panel (see `_panel_render.PANEL_KEYS_JS`); without JavaScript, the Send button still works.
 - One turn at a time: Send is disabled while a turn runs and `send()` returns False; the text stays
   in the box. A prompt sent from the box leaves it at once; if the turn fails before its first token
   (no key, HTTP error, Stop while waiting) the prompt is put back. After the first token it stays
@@ -29,7 +32,6 @@ How it works:
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 import weakref
@@ -94,27 +96,6 @@ def _magic_settings() -> ClaudeMagic:
         if magic is not None:
             return magic
     return ClaudeMagic(shell=None)
-
-
-class _StopControl(TurnControl):
-    """TurnControl whose stop() also shuts the connection's socket down.
-
-    Closing the response from another thread does not wake a read blocked in recv(): measured with
-    the emulator stalling mid-answer, the turn ran on until the server sent its next byte (seconds).
-    shutdown(SHUT_RDWR) wakes the read at once. The flag is set first, so the reader sees the failed
-    read as a stop, not as a connection error.
-    """
-
-    def stop(self) -> None:
-        self._stopped.set()
-        with self._lock:
-            stream = self._stream
-        if stream is not None:
-            # Before the close below, which closes the socket (and shutdown needs it open).
-            with contextlib.suppress(Exception):  # no socket to reach (other transport): the close stands
-                sock = stream.response.extensions["network_stream"].get_extra_info("socket")
-                sock.shutdown(socket.SHUT_RDWR)
-        super().stop()
 
 
 @dataclass
@@ -350,7 +331,7 @@ class ChatPanel:
         # reaches the kernel only on blur or send, so the kernel cannot tell that a draft exists).
         view = _TurnView(on_first_content=self._unlock_input if from_box else None)
         turn = _Turn(prompt, from_box, self.conversation.request_messages(prompt), settings, model, state,
-                     _StopControl(), view, shown_before=self._shown)
+                     TurnControl(), view, shown_before=self._shown)
         self.transcript.children = (*self.transcript.children, _html(user_html(prompt)), view.box)
         self._control = turn.control
         self.last_turn = state
