@@ -55,11 +55,11 @@ def describe_error(exc: BaseException, *, model: str, output_tokens: int = 0) ->
                          "check the network, or raise %config ClaudeMagic.read_timeout", retryable=True)
     elif isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
         what = f"Connection to the API lost{after}" if after else "Could not connect to the API"
-        info = ErrorInfo("connection", what, "check the network or ANTHROPIC_BASE_URL, then run the cell again",
+        info = ErrorInfo("connection", what, "check the network or ANTHROPIC_BASE_URL, then try again",
                          retryable=True)
     elif isinstance(exc, ValueError | anthropic.APIResponseValidationError):
         # json.JSONDecodeError and pydantic errors: the server sent an event the SDK cannot read.
-        info = ErrorInfo("malformed", f"The API sent a malformed stream event{after}", "run the cell again")
+        info = ErrorInfo("malformed", f"The API sent a malformed stream event{after}", "try again")
     elif isinstance(exc, anthropic.AnthropicError) and "authentication" in str(exc).lower():
         info = ErrorInfo("authentication", NO_API_KEY_MESSAGE)
     else:
@@ -85,7 +85,7 @@ def _describe_status_error(exc: anthropic.APIStatusError, *, model: str, after: 
     if status == 200:
         # An `event: error` inside a 200 stream: the answer started, then the API gave up.
         what = "Overloaded" if error_type == "overloaded_error" else f"API error ({error_type or 'unknown'})"
-        return ErrorInfo(error_type or "stream_error", f"{what} mid-answer{after}", "run the cell again to retry",
+        return ErrorInfo(error_type or "stream_error", f"{what} mid-answer{after}", "try again",
                          status, request_id)
     retryable = status in _RETRYABLE_STATUS or status >= 500
     should_retry = exc.response.headers.get("x-should-retry")
@@ -98,10 +98,10 @@ def _describe_status_error(exc: anthropic.APIStatusError, *, model: str, after: 
         403: (f"Permission denied (403){detail}", f"this API key may not use {model}"),
         404: (f"Not found (404): unknown model {model!r}", "choose another with --model or %config ClaudeMagic.model"),
         413: ("Request too large (413)", "shorten the prompt or start a new conversation with --new"),
-        429: (f"Rate limited (429){detail}", "wait a moment and run the cell again"),
-        529: ("Overloaded (529): the API is busy", "run the cell again in a moment"),
+        429: (f"Rate limited (429){detail}", "wait a moment and try again"),
+        529: ("Overloaded (529): the API is busy", "try again in a moment"),
     }
-    message, hint = known.get(status) or (f"API error ({status}){detail}", "run the cell again")
+    message, hint = known.get(status) or (f"API error ({status}){detail}", "try again")
     return ErrorInfo(error_type or f"http_{status}", message, hint, status, request_id, retryable)
 
 

@@ -4,6 +4,7 @@ content), so a broken history shows up as a 400 on the turn after the fault."""
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from collections.abc import Iterator
@@ -143,3 +144,85 @@ def test_write_matrix(artifacts: Path) -> None:
     lines += [f"| {r['fault']} | {r['line']} | {r['partial kept']} | {r['history valid']} | {r['kernel usable']} "
               f"| {r['seconds']} |" for r in MATRIX]
     (artifacts / "fault_matrix.md").write_text("\n".join(lines) + "\n")
+
+
+# -- the same faults through the panel's non-browser API ------------------------------------------------
+
+PANEL_MATRIX: list[dict[str, Any]] = []
+
+
+@pytest.mark.parametrize("case", FAULTS, ids=[case.name for case in FAULTS])
+def test_panel_fault(case: Fault, shell: Any, emulator: Emulator) -> None:
+    """The panel never raises into the kernel; Stop stands in for the kernel interrupt."""
+    import threading as threads
+
+    from claude_magic import ChatPanel
+    from claude_magic._history import STORE
+
+    shell.run_line_magic("config", "ClaudeMagic.read_timeout = 3")
+    shell.run_line_magic("config", "ClaudeMagic.max_retries = 1")
+    emulator.set_script({"turns": [
+        {"match": "warm-up", "content": "Warm-up answer."},
+        {"match": case.name, "content": REPLY, "fault": case.fault} if case.fault else
+        {"match": case.name, "content": REPLY},
+        {"match": "after the fault", "content": "Recovered."}]})
+    STORE.get().reset()
+    panel = ChatPanel()
+    try:
+        assert panel.send("warm-up") and panel.wait(30).status == "complete"
+        threads_before = threads.active_count()
+        if case.flags.startswith("-m "):
+            panel.model_picker.options = (*panel.model_picker.options, case.flags.split()[1])
+            panel.model_picker.value = case.flags.split()[1]
+        started = time.monotonic()
+        assert panel.send(case.name)
+        if case.interrupt_after == "start":
+            time.sleep(0.3)
+            panel.stop()
+        elif case.interrupt_after == "token":
+            deadline = time.monotonic() + 20
+            while PARTIAL not in (panel.last_turn.text if panel.last_turn else ""):
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            panel.stop()
+        state = panel.wait(60)
+        elapsed = time.monotonic() - started
+        assert state is not None and state.error is not None
+        line = state.error.message
+        expected = case.message.replace("Interrupted", "Stopped")
+        # 1. One clear line, shown inline in the panel.
+        assert expected in line and "\n" not in line
+        shown = "".join(getattr(child, "value", "") for child in _walk(panel.transcript))
+        assert html.escape(line.split(" (request id")[0]) in shown  # escaped like footer_html does
+        # 2. Partial text kept and marked.
+        if case.partial:
+            assert state.text.startswith(PARTIAL) and PARTIAL in shown
+            assert "partial answer kept, not added to history" in line
+        # 3. History valid: the next turn is accepted with only complete exchanges.
+        panel.model_picker.value = panel.model_picker.options[0]
+        assert panel.send("after the fault") and panel.wait(30).status == "complete"
+        last = emulator.requests[-1]
+        assert last.status == 200
+        assert [m["role"] for m in last.messages] == ["user", "assistant", "user"]
+    finally:
+        panel.close()
+        panel.wait(10)
+    # 4. Usable, nothing leaked: no turn thread left; the kernel's shell is this thread and ran on.
+    deadline = time.monotonic() + 5
+    while threads.active_count() > threads_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threads.active_count() <= threads_before
+    PANEL_MATRIX.append({"fault": case.name, "line": line, "seconds": round(elapsed, 2)})
+
+
+def _walk(widget: Any) -> Iterator[Any]:
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _walk(child)
+
+
+def test_write_panel_matrix(artifacts: Path) -> None:
+    assert {row["fault"] for row in PANEL_MATRIX} == {case.name for case in FAULTS}
+    lines = ["| fault | panel line | s |", "|---|---|---|"]
+    lines += [f"| {r['fault']} | {r['line']} | {r['seconds']} |" for r in PANEL_MATRIX]
+    (artifacts / "panel_fault_matrix.md").write_text("\n".join(lines) + "\n")
