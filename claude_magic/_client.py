@@ -51,9 +51,11 @@ def _make_client(settings: ClientSettings) -> anthropic.Anthropic:
     if settings.offline:
         return anthropic.Anthropic(base_url=_offline_base_url(), api_key=OFFLINE_API_KEY,
                                    max_retries=0, timeout=timeout)
-    if not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
+    api_key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
+    if not (api_key or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
         raise user_error(NO_API_KEY_MESSAGE)
-    return anthropic.Anthropic(max_retries=0, timeout=timeout)
+    # A key pasted with a stray newline or space is not a valid header value: strip it here.
+    return anthropic.Anthropic(api_key=api_key or None, max_retries=0, timeout=timeout)
 
 
 def _offline_base_url() -> str:

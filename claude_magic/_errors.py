@@ -6,6 +6,7 @@ key (error bodies can echo request headers, so the key is scrubbed from whatever
 
 from __future__ import annotations
 
+import json
 import os
 from email.utils import parsedate_to_datetime
 from time import time as _wall_clock
@@ -40,9 +41,23 @@ def redact_secrets(text: str) -> str:
     """Remove the API key (and auth token) from text that may echo request headers."""
     for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"):
         secret = os.environ.get(name)
-        if secret and len(secret) >= 8:
-            text = text.replace(secret, "[redacted]")
+        # Servers strip whitespace around header values, so the echo is of the stripped key.
+        for variant in {secret or "", (secret or "").strip()}:
+            if len(variant) >= 8:
+                text = text.replace(variant, "[redacted]")
     return text
+
+
+def redacted_exception(exc: BaseException) -> BaseException:
+    """`exc` with the key scrubbed from its message, args and body (for debug mode's re-raise)."""
+    exc.args = tuple(redact_secrets(arg) if isinstance(arg, str) else arg for arg in exc.args)
+    for attribute in ("message", "body"):
+        value = getattr(exc, attribute, None)
+        if isinstance(value, str):
+            setattr(exc, attribute, redact_secrets(value))
+        elif isinstance(value, dict | list):
+            setattr(exc, attribute, json.loads(redact_secrets(json.dumps(value))))
+    return exc
 
 
 def describe_error(exc: BaseException, *, model: str, output_tokens: int = 0) -> ErrorInfo:

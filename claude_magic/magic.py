@@ -28,7 +28,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, default, validate
 
 from ._client import ClientSettings, get_client
-from ._errors import user_error
+from ._errors import redacted_exception, user_error
 from ._history import DEFAULT_CONVERSATION, STORE, Conversation
 from ._markdown import render_markdown
 from ._models import DEFAULT_MODEL
@@ -189,7 +189,7 @@ class ClaudeMagic(Magics):
             conversation.commit(prompt, state.assistant_content())
         elif state.error is not None and self.raise_on_error and not args.no_raise:
             if self.debug and state.error.exception is not None:
-                raise state.error.exception
+                raise redacted_exception(state.error.exception)
             raise user_error(state.error.message)
 
     def _sink(self, requested: str | None) -> Sink:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from harness.lab import JupyterLab, LabNotebook, artifacts_dir, write_notebook
+from playwright.sync_api import expect
 
 from claude_magic.emulator import Emulator
 
@@ -153,7 +154,8 @@ def test_answer_streams_footer_shortcut_and_stop(
     wait_growing(nb, 200)
     assert nb.cells().count() == 2
     assert nb.prompt(1).inner_text().strip() == "[ ]:"
-    assert nb.output(0).locator(".claude-magic-input textarea").input_value() == ""
+    # The box is cleared by the kernel once it accepts the turn (a round trip, so wait for it).
+    expect(nb.output(0).locator(".claude-magic-input textarea")).to_have_value("", timeout=10_000)
     timings = click_stop_and_time(nb)
     assert timings["stop_mark_ms"] >= 0, "the stopped mark never appeared"
     first = answer_text(nb)

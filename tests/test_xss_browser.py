@@ -463,7 +463,8 @@ SCANNER_JS = r"""
     if (tag === 'a' && el.hasAttribute('href') && !['http:', 'https:', 'mailto:'].includes(el.protocol)) {
       out.push(`<a href=${el.getAttribute('href')}> protocol ${el.protocol}`);
     }
-    return out;
+    const where = el.closest('[class]');
+    return out.map((p) => `${p} in .${where ? String(where.className).split(' ').join('.') : '?'}`);
   };
   const scanTree = (root) => {
     const found = [];
@@ -476,15 +477,25 @@ SCANNER_JS = r"""
   window.__xssScanTree = scanTree;
   window.__xssSeen = [];
   window.__xssMutations = 0;
-  const inOutput = (node) => node && node.nodeType === 1 && !!node.closest('.jp-OutputArea');
+  const OUTPUT = '.jp-OutputArea-output';
+  const note = (problems) => {
+    for (const p of problems) if (window.__xssSeen.length < 200) window.__xssSeen.push(p);
+  };
   const observer = new MutationObserver((records) => {
     for (const r of records) {
-      if (!inOutput(r.target)) continue;
-      window.__xssMutations += 1;
-      const nodes = r.type === 'attributes' ? [r.target] : Array.from(r.addedNodes);
-      for (const node of nodes) {
-        for (const p of scanTree(node)) {
-          if (window.__xssSeen.length < 200) window.__xssSeen.push(p);
+      const target = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+      if (!target) continue;
+      const nodes = r.type === 'attributes' ? [target] : Array.from(r.addedNodes);
+      if (target.closest(OUTPUT)) {
+        // Inside an output: check what arrived even if it is already gone again.
+        window.__xssMutations += 1;
+        for (const node of nodes) note(scanTree(node));
+      } else {
+        // An output area (or a whole output) being attached: check the outputs in it.
+        for (const node of nodes) {
+          if (node.nodeType !== 1) continue;
+          const outputs = node.matches(OUTPUT) ? [node] : Array.from(node.querySelectorAll(OUTPUT));
+          for (const o of outputs) { window.__xssMutations += 1; note(scanTree(o)); }
         }
       }
     }
@@ -538,8 +549,7 @@ def watch_page(page: Any, lab: JupyterLab) -> PageWatch:
     return watch
 
 
-def lab_for_xss(jupyterlab_factory: Callable[..., JupyterLab], emulator: Emulator,
-                api_env: dict[str, str]) -> JupyterLab:
+def lab_for_xss(jupyterlab_factory: Callable[..., JupyterLab], api_env: dict[str, str]) -> JupyterLab:
     # windowingMode none: every cell's output is attached and rendered, not just the visible ones.
     return jupyterlab_factory(env=api_env, user_settings={
         "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}})
@@ -596,7 +606,7 @@ def test_magic_cells_run_no_payload_in_jupyterlab(
 ) -> None:
     t0 = time.monotonic()
     emulator.set_script(emulator_script())
-    lab = lab_for_xss(jupyterlab_factory, emulator, api_env)
+    lab = lab_for_xss(jupyterlab_factory, api_env)
     questions = asks()
     cells = ["%load_ext claude_magic\nprint(get_ipython().magics_manager.registry['ClaudeMagic'].display_mode)"]
     cells += [f"%%claude -c {a.conversation}{' --no-raise' if a.fails else ''}\n{a.prompt}" for a in questions]
@@ -651,7 +661,7 @@ def test_panel_runs_no_payload_in_jupyterlab(
 ) -> None:
     t0 = time.monotonic()
     emulator.set_script(emulator_script())
-    lab = lab_for_xss(jupyterlab_factory, emulator, api_env)
+    lab = lab_for_xss(jupyterlab_factory, api_env)
     questions = asks()
     cells = [
         "%load_ext claude_magic\nfrom claude_magic import ChatPanel",
@@ -669,8 +679,13 @@ def test_panel_runs_no_payload_in_jupyterlab(
     live = nb.output(1).locator(".claude-magic-panel")
     live.wait_for(timeout=30_000)  # the widget view exists before the turns stream into it
     nb.run_cell(2, timeout=90)
-    statuses = nb.wait_output_text(2, "complete", timeout=30).inner_text().split()
-    assert statuses == ["error" if a.fails else "complete" for a in questions]
+    expected = ["error" if a.fails else "complete" for a in questions]
+    statuses: list[str] = []
+    deadline = time.monotonic() + 30  # the prompt can show [n] a moment before the last stream output
+    while statuses != expected and time.monotonic() < deadline:
+        lab_page.wait_for_timeout(100)
+        statuses = "\n".join(nb.output_texts(2)).split()
+    assert statuses == expected
     live.locator(".claude-magic-footer").nth(len(questions) - 1).wait_for(timeout=30_000)
     nb.run_cell(3, timeout=30)
     redrawn = nb.output(3).locator(".claude-magic-panel")
@@ -689,3 +704,36 @@ def test_panel_runs_no_payload_in_jupyterlab(
     save_output_screenshots(nb, artifacts, len(cells), "panel")
     record_timings(artifacts, lab_startup=lab.startup_seconds, open=t_open - t0 - lab.startup_seconds,
                    run=t_done - t_open, total=time.monotonic() - t0, mutations=state["mutations"])
+
+
+UNSAFE_RENDERER_CELL = (
+    "# Negative control: raw HTML straight through, no sanitizer.\n"
+    "import claude_magic._view as _view\n"
+    "from markdown_it import MarkdownIt\n"
+    "_view.render_markdown = MarkdownIt('commonmark', {'html': True}).render"
+)
+
+
+@pytest.mark.browser
+def test_browser_check_catches_an_unsafe_renderer(
+    jupyterlab_factory: Callable[..., JupyterLab], emulator: Emulator, api_env: dict[str, str],
+    lab_page: Any, artifacts: Path,
+) -> None:
+    """The same checks, with the kernel's renderer swapped for an unsafe one, must see payloads run:
+    otherwise the two tests above could pass because payloads never reach the page at all."""
+    emulator.set_script(emulator_script())
+    lab = lab_for_xss(jupyterlab_factory, api_env)
+    cells = ["%load_ext claude_magic", UNSAFE_RENDERER_CELL, "%%claude -c xss-html\nxss-html: show the payloads"]
+    write_notebook(lab.root_dir / "xss_control.ipynb", cells)
+    nb, watch, _title = open_watched(lab_page, lab, "xss_control.ipynb")
+    nb.run_all(timeout=60)
+    nb.output(2).locator(".claude-magic-footer").wait_for(timeout=30_000)
+    lab_page.wait_for_timeout(500)
+    state: dict[str, Any] = lab_page.evaluate("() => window.__xssState()")
+    nb.screenshot(artifacts / "control.png")
+    ran = {BY_ID_N[n] for n in state["xss"] or []}
+    (artifacts / "control.json").write_text(json.dumps({"ran": sorted(ran), "problems": state["problems"],
+                                                        "requests": watch.foreign_requests}, indent=2))
+    assert {"img-onerror", "script-tag", "details-ontoggle", "iframe-srcdoc"} <= ran
+    assert any("<img> element" in p for p in state["problems"]) and state["seen"]
+    assert any("attacker.example" in url for url in watch.foreign_requests)
