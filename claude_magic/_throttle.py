@@ -17,7 +17,7 @@ class Throttle:
     def __init__(self, interval: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval
         self._clock = clock
-        self._drawn_revision = -1
+        self._drawn_revision = 0  # revision 0 (nothing streamed yet) is what start() draws
         self._last_draw: float | None = None
 
     def due(self, revision: int) -> bool:
