@@ -42,8 +42,8 @@ with client.messages.stream(model=MODEL, max_tokens=1024, messages=[{"role": "us
 
 
 def first_arrival(kernel: KernelSession, code: str) -> float:
-    msg_id = kernel.execute_async(code)
     sent = time.monotonic()
+    msg_id = kernel.execute_async(code)
     message = kernel.wait_for(lambda m: FIRST in json.dumps(m["content"]), msg_id=msg_id, timeout=60)
     kernel.collect(msg_id, timeout=60)
     return message["t"] - sent
