@@ -55,6 +55,16 @@ def bench_naive(prompt):
     BENCH["naive_status"] = "complete"
 
 
+def bench_raw(prompt):
+    # The reference loop, here in the measured kernel: calibrates the reference kernel against it.
+    with _bench_client.messages.stream(
+        model={DEFAULT_MODEL!r}, max_tokens={MAX_TOKENS}, messages=[{{"role": "user", "content": prompt}}]
+    ) as stream:
+        for _ in stream.text_stream:
+            pass
+    BENCH["raw_status"] = "complete"
+
+
 def bench_prep():
     BENCH.clear()
     panel = globals().get("bench_panel")
@@ -101,6 +111,8 @@ def run_cell(surface: str, prompt: str, timeout: float) -> str:
         return f"assert bench_panel.send({prompt!r})\n_ = bench_panel.wait({timeout:.0f})"
     if surface == "naive":
         return f"bench_naive({prompt!r})"
+    if surface == "raw":
+        return f"bench_raw({prompt!r})"
     raise ValueError(surface)
 
 

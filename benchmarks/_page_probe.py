@@ -106,14 +106,19 @@ class WatchResult:
     done: float | None
     longtasks: list[tuple[float, float]]  # (start in Python epoch seconds, duration ms)
 
-    def longtasks_between(self, start: float, end: float | None) -> list[float]:
-        """Durations (ms) of long tasks that started in [start, end]."""
-        stop = end if end is not None else float("inf")
-        return [duration for at, duration in self.longtasks if start <= at <= stop]
+    def longtasks_between(self, start: float | None, end: float | None) -> list[float]:
+        """Durations (ms) of long tasks that started in (start, end]; None is an open end."""
+        low = start if start is not None else float("-inf")
+        high = end if end is not None else float("inf")
+        return [duration for at, duration in self.longtasks if low < at <= high]
 
 
 def read_watch(page: Any, offset: float) -> WatchResult:
-    raw = page.evaluate("() => window.__bench.result()")
+    # Wait for a frame and a quiet moment first: long-task entries are delivered after their task.
+    raw = page.evaluate(
+        "async () => { await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 300)));"
+        " return window.__bench.result(); }"
+    )
     origin = raw["origin"]
 
     def epoch(page_ms: float | None) -> float | None:

@@ -34,7 +34,8 @@ class FrameScheduler:
         if self._throttle.due(self._state.revision):
             self._sink.frame(self._state)
             self._pending = False
-        elif not self._throttle.drawn(self._state.revision):
+        elif not self._pending and not self._throttle.drawn(self._state.revision):
+            # Wake the helper only when a frame becomes pending, not for every token it would cover.
             self._pending = True
             if self._thread is None:
                 self._thread = threading.Thread(target=self._context.run, args=(self._flush_loop,),
