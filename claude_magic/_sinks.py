@@ -164,7 +164,7 @@ class TerminalSink:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
-        self._written: list[int] = []  # characters written per block
+        self._written: list[int] = []  # text blocks: parts written; other blocks: 1 once printed
         self._notice: str | None = None
 
     @property
@@ -184,13 +184,14 @@ class TerminalSink:
         for index, block in enumerate(state.blocks):
             if index == len(self._written):
                 self._written.append(0)
-            text = block_text(block) if block.kind != "text" else block.text
-            if block.kind != "text" and not (block.complete or final):
-                continue  # thinking and tool input are printed whole, once finished
-            new = text[self._written[index] :]
-            if new:
-                self._out.write(new)
-                self._written[index] = len(text)
+            if block.kind == "text":
+                # Only the parts not yet written are joined: a frame never copies the whole answer.
+                self._out.write("".join(block.parts[self._written[index] :]))
+                self._written[index] = len(block.parts)
+            elif not self._written[index] and (block.complete or final):
+                # Thinking and tool input are printed whole, once finished.
+                self._out.write(block_text(block))
+                self._written[index] = 1
         self._out.flush()
 
     def finish(self, state: TurnState) -> None:

@@ -169,6 +169,8 @@ def _stream_once(
 def _reset_for_retry(state: TurnState) -> None:
     state.blocks = []
     state.usage = Usage()
+    state.usage_final = False
+    state.deltas = 0
     state.status = "waiting"
     state.stop_reason = None
     state.first_token_at = None

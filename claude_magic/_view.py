@@ -96,14 +96,26 @@ class Piece:
 class IncrementalView:
     """Cuts a growing turn into frozen pieces (final, never re-rendered) and a live tail.
 
-    Position is (block index, character offset in that block). Blocks before the last one are
-    finished by definition; inside the last text block, finished Markdown blocks are frozen as
-    soon as a later block starts (see `finished_prefix_length`).
+    Position is (block index, part index in that block, character offset in that part), so a frame
+    joins only the parts after the frozen position, never the whole answer. Blocks before the last
+    one are finished by definition; inside the last text block, finished Markdown blocks are frozen
+    as soon as a later block starts (see `finished_prefix_length`).
     """
 
     def __init__(self) -> None:
         self._block = 0
+        self._part = 0
         self._offset = 0
+
+    def _rest(self, block: Block) -> str:
+        return "".join(block.parts[self._part :])[self._offset :]
+
+    def _skip(self, block: Block, chars: int) -> None:
+        """Move the position `chars` characters further into `block`."""
+        self._offset += chars
+        while self._part < len(block.parts) and self._offset >= len(block.parts[self._part]):
+            self._offset -= len(block.parts[self._part])
+            self._part += 1
 
     def advance(self, state: TurnState) -> tuple[Piece | None, Piece]:
         """Returns (newly frozen piece or None, live tail piece)."""
@@ -113,24 +125,24 @@ class IncrementalView:
         while self._block < len(blocks) - 1:
             block = blocks[self._block]
             if block.kind == "text":
-                rest = block.text[self._offset :]
+                rest = self._rest(block)
                 frozen_html.append(render_markdown(rest))
                 frozen_text.append(rest)
             else:
                 frozen_html.append(block_html(block))
                 frozen_text.append(block_text(block))
             self._block += 1
-            self._offset = 0
+            self._part = self._offset = 0
         tail_html = tail_text = ""
         if blocks:
             block = blocks[self._block]
             if block.kind == "text":
-                rest = block.text[self._offset :]
+                rest = self._rest(block)
                 cut = finished_prefix_length(rest)
                 if cut:
                     frozen_html.append(render_markdown(rest[:cut]))
                     frozen_text.append(rest[:cut])
-                    self._offset += cut
+                    self._skip(block, cut)
                     rest = rest[cut:]
                 tail_html, tail_text = render_markdown(rest), rest
             else:
