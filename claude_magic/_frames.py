@@ -1,40 +1,54 @@
 """Throttled frames for a running turn, including the trailing frame when the stream goes quiet.
 
-Drawing only when an event arrives would leave the last tokens before a pause (a stall, a slow
-server tool) invisible until the next event. A helper thread draws that trailing frame once the
-throttle interval has passed. Every state change and every sink call happens under one lock, so
-the sink never sees a half-applied event.
+A frame is drawn when the throttle says one is due and the sink's byte budget affords it (see
+`_budget`). Drawing only when an event arrives would leave the last tokens before a pause (a stall,
+a slow server tool) invisible until the next event, so a helper thread draws that trailing frame:
+once the throttle interval has passed, or, when the budget holds frames back, once the stream has
+been quiet for QUIET_SECONDS (a stall is worth a frame whatever it costs). Every state change and
+every sink call happens under one lock, so the sink never sees a half-applied event.
 """
 
 from __future__ import annotations
 
 import contextvars
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from ._throttle import Throttle
 from ._turn import TurnState
 
+QUIET_SECONDS = 0.5
+
 
 class FrameScheduler:
-    def __init__(self, state: TurnState, sink: Any, throttle: Throttle) -> None:
+    def __init__(
+        self, state: TurnState, sink: Any, throttle: Throttle, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.lock = threading.Condition()
         self._state = state
         self._sink = sink
         self._throttle = throttle
+        self._clock = clock
         self._pending = False
         self._closed = False
+        self._last_event = clock()
         self._thread: threading.Thread | None = None
         # The cell's outputs are routed by the parent header ipykernel keeps in a context variable;
         # the helper thread runs in a copy of this context so its frames land in the same cell.
         self._context = contextvars.copy_context()
 
     def after_event(self) -> None:
-        """Draw now if a frame is due, else leave it to the trailing flush. Caller holds `lock`."""
-        if self._throttle.due(self._state.revision):
-            self._sink.frame(self._state)
+        """Draw now if a frame is due and affordable, else leave it to the trailing flush. Caller holds `lock`."""
+        state = self._state
+        if self._throttle.drawn(state.revision):
+            return
+        self._last_event = self._clock()
+        if self._sink.affords(state) and self._throttle.due(state.revision):
+            self._sink.frame(state)
             self._pending = False
-        elif not self._pending and not self._throttle.drawn(self._state.revision):
+        elif not self._pending:
             # Wake the helper only when a frame becomes pending, not for every token it would cover.
             self._pending = True
             if self._thread is None:
@@ -44,7 +58,7 @@ class FrameScheduler:
             self.lock.notify()
 
     def force(self) -> None:
-        """Draw a frame regardless of the throttle (status changes like a retry notice). Caller holds `lock`."""
+        """Draw a frame regardless of throttle and budget (status changes like a retry notice). Caller holds `lock`."""
         self._sink.frame(self._state)
 
     def close(self) -> None:
@@ -65,6 +79,10 @@ class FrameScheduler:
                 wait = self._throttle.wait_time()
                 if wait > 0:
                     self.lock.wait(wait)
+                    continue
+                quiet = self._clock() - self._last_event
+                if quiet < QUIET_SECONDS and not self._sink.affords(self._state):
+                    self.lock.wait(QUIET_SECONDS - quiet)
                     continue
                 if self._throttle.due(self._state.revision):
                     self._sink.frame(self._state)

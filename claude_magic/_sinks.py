@@ -5,15 +5,14 @@ Each sink receives the same TurnState at throttled frames and once more at the e
 
 from __future__ import annotations
 
-import math
 import sys
-import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
+from ._budget import ENVELOPE_BYTES, FrameBudget, utf8_size
 from ._footer import footer_text
 from ._turn import TurnState
-from ._view import IncrementalView, Piece, answer_bundle, block_text
+from ._view import IncrementalView, answer_bundle, block_text
 
 
 class DisplayPublisher(Protocol):
@@ -45,98 +44,114 @@ class IPythonDisplay:
         clear_output(wait=True)
 
 
-def _bundle(piece: Piece) -> dict[str, str]:
-    return {"text/plain": piece.text, "text/html": piece.html}
-
-
 class LiveCellSink:
     """Streams into the cell's output area, updating in place.
 
-    The output is a run of segments, each its own display. Finished Markdown blocks are collected as
-    pending; at a seal the current segment gets them as its final content (sent once) and a new
-    segment takes over the still-growing tail. A frame re-sends only the pending blocks and the
-    unfinished one, not the answer.
+    The output is a row of slots, each its own display. Finished Markdown blocks (frozen pieces)
+    collect in the live slot in front of the block still being written; once they pass SEAL_BYTES the
+    live slot keeps them as its final content (sent once more, never again) and the tail moves on to
+    the next slot. So a frame re-sends at most SEAL_BYTES of finished text plus the unfinished block,
+    whatever the answer's length; the byte budget (`_budget.FrameBudget`) then decides how often frames
+    may be sent at all.
 
     JupyterLab shows only the first 50 outputs of a cell (`maxNumberOutputs`) and hides the rest, the
-    live tail included. So after MAX_SEGMENTS segments they are compacted: clear_output(wait=True),
-    then everything frozen so far as one display, then the tail. Sealing often makes frames cheap but
-    compactions frequent (each re-sends the prefix); for an answer streamed for t seconds at f frames
-    per second the bytes sent are about (f·s/2 + t/(2·M·s)) answers for a seal interval s and M
-    segments, least at s = sqrt(t / (M·f)). So the interval grows with the square root of the time
-    streamed: zero at first (short answers seal every frame), 0.3 s after 40 s, 0.9 s after 5 minutes.
+    live tail included, so there are at most MAX_SLOTS slots. When they run out, the sealed slots
+    after the last merged one are merged into the first of them (one update) and the others are
+    emptied for reuse: each byte is re-sent once more, not once per compaction. Only when every slot
+    holds a merge (~MAX_SLOTS²/2 seals, several megabytes) is everything merged into the first slot.
 
-    At the end the segments are replaced by one clean rendering of the whole answer with its footer,
-    which is also exactly what final-only mode shows; the last tokens are drawn first, so they are on
-    screen before that rendering.
+    Live frames carry HTML only. At the end the slots are replaced by one clean rendering of the whole
+    answer with its footer (HTML and text), exactly what final-only mode shows; the last tokens are
+    drawn first, cheaply, so they are on screen while that rendering is built.
     """
 
-    MAX_SEGMENTS = 40
-    FRAMES_PER_SECOND = 10.0  # the default throttle's rate, for the seal interval's formula
+    MAX_SLOTS = 40
+    SEAL_BYTES = 1500  # finished HTML sealed at once, however few frames re-sent it
+    # Otherwise finished text is sealed once re-sending it has cost as much as sealing does: the seal's
+    # message now plus emptying its slot at the next merge (rent until the rent paid equals the price).
+    SEAL_PRICE = 2 * ENVELOPE_BYTES
 
-    def __init__(
-        self, publisher: DisplayPublisher, id_prefix: str, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, publisher: DisplayPublisher, id_prefix: str, budget: FrameBudget | None = None) -> None:
         self._publisher = publisher
         self._id_prefix = id_prefix
-        self._clock = clock
+        self.budget = budget or FrameBudget()
         self._view = IncrementalView()
-        self._displays = 0  # display ids handed out (ids are never reused)
-        self._segments = 0  # outputs currently in the cell
-        self._current = ""
-        self._frozen: list[Piece] = []  # everything frozen so far (needed again for compaction)
-        self._pending: list[Piece] = []  # frozen, not yet sealed into a segment of its own
-        self._started = clock()
-        self._last_seal = self._started
-
-    def _new_segment(self, bundle: dict[str, str]) -> None:
-        self._displays += 1
-        self._segments += 1
-        self._current = f"{self._id_prefix}-{self._displays}"
-        self._publisher.display(bundle, display_id=self._current)
+        self._slots: list[_Slot] = []  # displays created so far, in output order
+        self._live = 0  # the slot showing the tail; slots after it are empty
+        self._pending: list[str] = []  # frozen HTML shown in the live slot, not yet sealed
+        self._pending_bytes = 0
+        self._resent = 0  # bytes of pending HTML re-sent by frames since the last seal
+        self._merged_upto = 0  # slots before this index hold merges; later sealed ones are single seals
 
     def start(self, state: TurnState) -> None:
-        self._new_segment(_bundle(self._view.advance(state)[1]))
+        self._show(self._view.advance(state)[1].html)
+
+    def affords(self, state: TurnState) -> bool:
+        return self.budget.affords(state.chars)
 
     def frame(self, state: TurnState) -> None:
         frozen, tail = self._view.advance(state)
         if frozen is not None:
-            self._frozen.append(frozen)
-            self._pending.append(frozen)
-        now = self._clock()
-        interval = math.sqrt((now - self._started) / (self.MAX_SEGMENTS * self.FRAMES_PER_SECOND))
-        if not self._pending or now - self._last_seal < interval:
-            self._publisher.update(_bundle(_join([*self._pending, tail])), self._current)
-            return
-        self._last_seal = now
-        if self._segments >= self.MAX_SEGMENTS:
-            self._compact(tail)
-            return
-        self._publisher.update(_bundle(_join(self._pending)), self._current)
-        self._pending = []
-        self._new_segment(_bundle(tail))
+            self._pending.append(frozen.html)
+            self._pending_bytes += utf8_size(frozen.html)
+        if self._pending_bytes >= self.SEAL_BYTES or (self._pending and self._resent >= self.SEAL_PRICE):
+            self._seal()
+        self._resent += self._pending_bytes
+        self.budget.frame_sent(self._show("".join(self._pending) + tail.html))
 
-    def _compact(self, tail: Piece) -> None:
-        self._publisher.clear()
-        self._segments = 0
-        self._new_segment(_bundle(_join(self._frozen)))
-        self._pending = []
-        self._new_segment(_bundle(tail))
+    def _show(self, html: str) -> int:
+        """Put `html` in the live slot (creating the slot if needed); returns the bytes that cost."""
+        if self._live < len(self._slots):
+            return self._set(self._live, html)
+        self._slots.append(_Slot(f"{self._id_prefix}-{len(self._slots) + 1}"))
+        slot = self._slots[-1]
+        slot.html = html
+        self._publisher.display({"text/html": html}, display_id=slot.display_id)
+        return self._charge(html)
+
+    def _set(self, index: int, html: str) -> int:
+        slot = self._slots[index]
+        slot.html = html
+        self._publisher.update({"text/html": html}, slot.display_id)
+        return self._charge(html)
+
+    def _charge(self, html: str) -> int:
+        cost = utf8_size(html) + ENVELOPE_BYTES
+        self.budget.charge(cost - ENVELOPE_BYTES)
+        return cost
+
+    def _seal(self) -> None:
+        self._set(self._live, "".join(self._pending))
+        self._pending, self._pending_bytes, self._resent = [], 0, 0
+        self._live += 1
+        if self._live == self.MAX_SLOTS:
+            self._merge()
+
+    def _merge(self) -> None:
+        first = self._merged_upto if self._merged_upto < self.MAX_SLOTS - 2 else 0
+        self._set(first, "".join(slot.html for slot in self._slots[first : self._live]))
+        for index in range(first + 1, self._live):
+            if self._slots[index].html:
+                self._set(index, "")
+        self._merged_upto = first + 1
+        self._live = first + 1
 
     def finish(self, state: TurnState) -> None:
-        final = answer_bundle(state)
-        if self._segments == 1:
-            self._publisher.update(final, self._current)
+        if len(self._slots) == 1:
+            self._publisher.update(answer_bundle(state), self._slots[0].display_id)
             return
         # The last tokens first, cheaply, where the tail is; then the one clean rendering.
         frozen, tail = self._view.advance(state)
-        self._publisher.update(_bundle(_join([*self._pending, *([frozen] if frozen else []), tail])),
-                               self._current)
+        self._show("".join(self._pending) + (frozen.html if frozen else "") + tail.html)
+        final = answer_bundle(state)
         self._publisher.clear()
         self._publisher.display(final)
 
 
-def _join(pieces: list[Piece]) -> Piece:
-    return Piece("".join(piece.html for piece in pieces), "".join(piece.text for piece in pieces))
+@dataclass
+class _Slot:
+    display_id: str
+    html: str = ""
 
 
 class FinalCellSink:
@@ -154,6 +169,9 @@ class FinalCellSink:
 
     def frame(self, state: TurnState) -> None:
         pass
+
+    def affords(self, state: TurnState) -> bool:
+        return True
 
     def finish(self, state: TurnState) -> None:
         self._publisher.display(answer_bundle(state))
@@ -176,6 +194,9 @@ class TerminalSink:
 
     def frame(self, state: TurnState) -> None:
         self._write(state, final=False)
+
+    def affords(self, state: TurnState) -> bool:
+        return True
 
     def _write(self, state: TurnState, *, final: bool) -> None:
         if state.notice and state.notice != self._notice:

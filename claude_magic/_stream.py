@@ -31,6 +31,10 @@ class Sink(Protocol):
 
     def frame(self, state: TurnState) -> None: ...
 
+    def affords(self, state: TurnState) -> bool:
+        """Whether a regular frame fits the surface's byte budget now (see `_budget`)."""
+        ...
+
     def finish(self, state: TurnState) -> None: ...
 
 
@@ -171,6 +175,7 @@ def _reset_for_retry(state: TurnState) -> None:
     state.usage = Usage()
     state.usage_final = False
     state.deltas = 0
+    state.chars = 0
     state.status = "waiting"
     state.stop_reason = None
     state.first_token_at = None

@@ -103,6 +103,7 @@ class TurnState:
     offline: bool = False  # answered by the bundled emulator, not Claude
     revision: int = 0  # bumped when visible content changes; the throttle compares it first
     deltas: int = 0  # content deltas received: the token count before the final usage arrives
+    chars: int = 0  # characters of content received (text, thinking, tool input): sizes frame budgets
     usage_final: bool = False  # message_delta has reported the cumulative usage
 
     @property
@@ -150,8 +151,10 @@ def reduce_event(state: TurnState, event: Any, now: float) -> TurnState:
             state.revision += 1
     elif kind == "content_block_delta":
         block = _open_block(state, event.index)
-        if not _apply_delta(block, event.delta):
+        added = _apply_delta(block, event.delta)
+        if not added:
             return state
+        state.chars += added
         state.deltas += 1
         if state.first_token_at is None:
             state.first_token_at = now
@@ -191,20 +194,20 @@ def _open_block(state: TurnState, index: int) -> Block:
     return block
 
 
-def _apply_delta(block: Block, delta: Any) -> bool:
-    """Apply a delta; False when it changed nothing visible (an empty fragment, a signature)."""
+def _apply_delta(block: Block, delta: Any) -> int:
+    """Apply a delta; returns the characters added, 0 when nothing visible changed (a signature)."""
     kind = delta.type
     if kind == "signature_delta":
         block.signature += delta.signature
-        return False
+        return 0
     piece = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}.get(kind)
     if piece is None:
-        return False  # citations_delta and future delta kinds carry nothing we render yet
+        return 0  # citations_delta and future delta kinds carry nothing we render yet
     value = getattr(delta, piece)
     if not value:
-        return False  # the first input_json_delta is often "": no token has arrived yet
+        return 0  # the first input_json_delta is often "": no token has arrived yet
     block.parts.append(value)
-    return True
+    return len(value)
 
 
 def _merge_usage(usage: Usage, reported: Any) -> None:

@@ -19,7 +19,7 @@ from ._turn import Block, TurnState
 
 LIVE_PREVIEW_CHARS = 800  # thinking and tool input shown while streaming: the tail only
 WAITING_TEXT = "Waiting for Claude…"
-_CURSOR = '<span class="claude-magic-cursor">▍</span>'
+CURSOR = '<span class="claude-magic-cursor">▍</span>'
 _STATUS_STYLE = "color:#777;font-style:italic"
 _FOOTER_STYLE = "<style>.claude-magic-footer{color:#777;font-size:0.85em;margin-top:0.4em}" \
     ".claude-magic-warning{color:#b35c00;font-weight:600;margin-top:0.4em}</style>"
@@ -151,7 +151,7 @@ class IncrementalView:
             # Inside the paragraph being written, the cursor sits at the end of its text.
             closing = "</p>\n"
             has_open_paragraph = tail_html.endswith(closing)
-            tail_html = tail_html[: -len(closing)] + _CURSOR + closing if has_open_paragraph else tail_html + _CURSOR
+            tail_html = tail_html[: -len(closing)] + CURSOR + closing if has_open_paragraph else tail_html + CURSOR
         tail_html += status_html(state)
         frozen = Piece("".join(frozen_html), "".join(frozen_text)) if frozen_html else None
         return frozen, Piece(tail_html, tail_text or (state.notice or WAITING_TEXT))

@@ -14,10 +14,11 @@ How it works:
 - Send never blocks the widget callback: the turn runs in a daemon thread (`run_turn`, the magic's
   streaming core) that only writes widget traits. So the kernel stays free for other cells, with
   comm subshells (JupyterLab >= 4.4 + ipykernel 7) or without them.
-- Drawing is incremental, like the cell: `IncrementalView` hands out frozen pieces (each becomes a new
-  `widgets.HTML`, sent once) and a live tail (the only value that changes per frame); frames are
-  throttled by `Throttle(throttle_interval)`. When the turn ends, its pieces are replaced by one
-  rendering of the whole answer with the magic's footer (`answer_bundle`).
+- Drawing is incremental, like the cell: `IncrementalView` hands out frozen pieces, gathered into
+  `widgets.HTML` pieces sent once, and a live tail (the only value that changes per frame); frames are
+  throttled by `Throttle(throttle_interval)` and by a byte budget (see `_TurnView`). When the turn
+  ends, its pieces are replaced by one rendering of the whole answer with the magic's footer
+  (`answer_bundle`).
 - Stop is `TurnControl.stop()` (thread-safe; it shuts the connection's socket down, so a read
   blocked on a silent server ends at once). The partial answer stays on screen, marked, and is not
   added to history.
@@ -41,6 +42,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ._budget import ENVELOPE_BYTES, FrameBudget, utf8_size
 from ._client import ClientSettings, get_client
 from ._history import STORE, Conversation
 from ._models import known_models
@@ -57,6 +59,7 @@ from ._panel_render import (
     user_html,
 )
 from ._request import TurnOptions, build_request
+from ._sinks import LiveCellSink
 from ._stream import TurnControl, run_turn
 from ._throttle import Throttle
 from ._turn import ErrorInfo, TurnState
@@ -116,21 +119,42 @@ class _Turn:
 class _TurnView:
     """One assistant answer in the transcript, as a run_turn sink (called from the turn's thread).
 
-    Frozen pieces are appended once as their own HTML widgets; only the tail's value changes per
-    frame, so a frame costs O(unfinished block) whatever the answer's length. At the end the pieces
-    are replaced by one rendering of the whole turn, with the footer and any warning line.
+    The tail widget shows the finished blocks not yet sealed plus the block still being written. Once
+    the finished ones pass SEAL_BYTES they become a piece of their own, an HTML widget sent once, and
+    the tail starts over; so a frame costs O(SEAL_BYTES + unfinished block) whatever the answer's
+    length, and the byte budget (`_budget.FrameBudget`) decides how often frames may be sent. Pieces
+    share one Layout and one style (a widget of their own each would be two more comm_opens) and sit
+    in groups of GROUP_SIZE, so adding one re-sends a short children list, not one as long as the
+    answer. At the end the last tokens are drawn first, then the pieces are replaced by one rendering
+    of the whole turn, with the footer and any warning line.
     """
 
+    SEAL_BYTES = LiveCellSink.SEAL_BYTES
+    GROUP_SIZE = 32
+    _NEW_WIDGET_BYTES = 1400  # a piece's comm_open: envelope and widget state besides its HTML
+
     def __init__(self, on_first_content: Callable[[], None] | None = None) -> None:
-        self.box = widgets.VBox(layout=widgets.Layout(width="100%", flex="0 0 auto"))
+        self._layout = widgets.Layout(width="100%", flex="0 0 auto")
+        self.box = widgets.VBox(layout=self._layout)
         self.box.add_class(_ANSWER_CLASS)
         self._view = IncrementalView()
-        self._tail = _html("")
+        self._tail = widgets.HTML("", layout=self._layout)
+        self._style = self._tail.style  # shared by every piece
+        self._group: widgets.VBox | None = None
+        self._pending: list[str] = []
+        self._pending_bytes = 0
         self._on_first_content = on_first_content
+        self.budget = FrameBudget()
+
+    def _piece(self, value: str) -> widgets.HTML:
+        return widgets.HTML(value, layout=self._layout, style=self._style)
 
     def start(self, state: TurnState) -> None:
         self.box.children = (self._tail,)
         self.frame(state)
+
+    def affords(self, state: TurnState) -> bool:
+        return self.budget.affords(state.chars)
 
     def frame(self, state: TurnState) -> None:
         if self._on_first_content is not None and state.has_content:
@@ -138,10 +162,35 @@ class _TurnView:
             self._on_first_content = None
         frozen, tail = self._view.advance(state)
         if frozen is not None:
-            self.box.children = (*self.box.children[:-1], _html(frozen.html), self._tail)
-        self._tail.value = tail.html
+            self._pending.append(frozen.html)
+            self._pending_bytes += utf8_size(frozen.html)
+        if self._pending_bytes >= self.SEAL_BYTES:
+            self._seal()
+        self.budget.frame_sent(self._set_tail("".join(self._pending) + tail.html))
+
+    def _set_tail(self, value: str) -> int:
+        self._tail.value = value
+        cost = utf8_size(value)
+        self.budget.charge(cost)
+        return cost + ENVELOPE_BYTES
+
+    def _seal(self) -> None:
+        value = "".join(self._pending)
+        self._pending, self._pending_bytes = [], 0
+        piece = self._piece(value)
+        self.budget.charge(utf8_size(value) + self._NEW_WIDGET_BYTES)
+        if self._group is None or len(self._group.children) >= self.GROUP_SIZE:
+            self._group = widgets.VBox((piece,), layout=self._layout)
+            self.box.children = (*self.box.children[:-1], self._group, self._tail)
+            self.budget.charge(self._NEW_WIDGET_BYTES + 50 * len(self.box.children), messages=2)
+        else:
+            self._group.children = (*self._group.children, piece)
+            self.budget.charge(50 * len(self._group.children))
 
     def finish(self, state: TurnState) -> None:
+        # The last tokens first, cheaply, in the tail; then the one rendering of the whole turn.
+        frozen, tail = self._view.advance(state)
+        self._set_tail("".join(self._pending) + (frozen.html if frozen else "") + tail.html)
         self.show_final(answer_bundle(state)["text/html"], state.status)
 
     def show_final(self, value: str, status: str) -> None:

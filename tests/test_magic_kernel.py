@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
 import pytest
 from harness.kernel import KernelSession, outputs_text, reconstruct_outputs
 
+from claude_magic._markdown import render_markdown
+from claude_magic._sinks import LiveCellSink
 from claude_magic.emulator import Emulator
 
 pytestmark = pytest.mark.kernel
@@ -24,6 +27,7 @@ SCRIPT = {
     "turns": [
         {"match": "Explain HTTP caching", "content": [{"type": "text", "text": ANSWER}], "usage": USAGE},
         {"match": "follow-up", "content": [{"type": "text", "text": "Yes, **exactly**."}]},
+        {"match": "very long answer", "generate": {"tokens": 4000, "seed": 3}},
         {"match": "long answer", "generate": {"tokens": 400, "seed": 3}},
     ]
 }
@@ -34,8 +38,10 @@ def html_of(message: dict[str, Any]) -> str:
     return message["content"]["data"].get("text/html", "")
 
 
-def plain_of(message: dict[str, Any]) -> str:
-    return message["content"]["data"].get("text/plain", "")
+def visible(markup: str) -> str:
+    """The words an HTML fragment shows, minus Markdown marks and whitespace: a partly streamed
+    `**bold` or code span shows its opening mark literally until it closes."""
+    return re.sub(r"[`*▍\s]+", "", html.unescape(re.sub(r"<[^>]+>", "", markup)))
 
 
 def test_answer_streams_in_growing_updates_then_footer(magic_kernel: KernelSession, emulator: Emulator) -> None:
@@ -46,13 +52,16 @@ def test_answer_streams_in_growing_updates_then_footer(magic_kernel: KernelSessi
     displays = result.displays()
     assert "Waiting for Claude" in html_of(displays[0])
     # What the output area showed after each message, as JupyterLab would apply them.
-    seen = [outputs_text(reconstruct_outputs(result.messages[: i + 1])) for i in range(len(result.messages))]
-    streaming = [text for text in seen if text and "stop_reason" not in text and "Waiting" not in text]
+    # Live frames are HTML only (the final output adds text/plain).
+    seen = [outputs_text(reconstruct_outputs(result.messages[: i + 1]), mime="text/html")
+            for i in range(len(result.messages))]
+    streaming = [visible(text) for text in seen
+                 if text and "stop_reason" not in text and "Waiting" not in text]
     # When a block finishes, its segment is finalized and the next segment opens: two messages
     # sent back to back, so between them the tail is briefly absent. Count the new high points.
     growing = [text for i, text in enumerate(streaming) if all(len(text) > len(t) for t in streaming[:i])]
     assert len(growing) >= 5, "the answer must arrive in several growing states, not one blob"
-    assert all(ANSWER.startswith(text) for text in growing)
+    assert all(visible(render_markdown(ANSWER)).startswith(text) for text in growing)
     # Live frames carry the piece being written; the final output is the whole answer plus footer.
     final = result.final_outputs()
     assert len(final) == 1
@@ -67,15 +76,17 @@ def test_answer_streams_in_growing_updates_then_footer(magic_kernel: KernelSessi
 
 def test_frames_resend_only_the_unfinished_block(magic_kernel: KernelSession, emulator: Emulator) -> None:
     emulator.set_script(SCRIPT)
-    emulator.set_pace(tokens_per_second=400, chunk_tokens=1)
-    result = magic_kernel.execute("%%claude\nPlease write a long answer.")
+    emulator.set_pace(tokens_per_second=1000, chunk_tokens=1)
+    result = magic_kernel.execute("%%claude\nPlease write a very long answer.")
     final_html = result.final_outputs()[0]["data"]["text/html"]
-    sent = sum(len(html_of(m)) for m in result.displays())
-    # Whole-answer re-rendering would send about frames × size; ours sends the tail per frame,
-    # each finished block once, and the final rendering once.
-    frames = len(result.displays())
-    assert frames >= 10
-    assert sent < 4 * len(final_html)
+    live = [html_of(m) for m in result.displays()][:-1]  # the last display is the final rendering
+    assert len(live) >= 10
+    # A frame re-sends finished blocks not yet sealed (< SEAL_BYTES + one block) and the block being
+    # written, whatever the answer's length; re-rendering the whole answer would pass this bound
+    # within the first fifth of this one.
+    bound = LiveCellSink.SEAL_BYTES + 2_500
+    assert len(final_html) > 5 * bound
+    assert max(len(frame) for frame in live) <= bound
 
 
 def test_follow_up_request_carries_the_first_exchange(magic_kernel: KernelSession, emulator: Emulator) -> None:

@@ -17,6 +17,7 @@ from harness.kernel import KernelSession
 from claude_magic import ChatPanel
 from claude_magic._history import STORE
 from claude_magic._panel_render import SUBMIT_MARK
+from claude_magic._sinks import LiveCellSink
 from claude_magic.emulator import Emulator
 
 ANSWER = (
@@ -75,13 +76,17 @@ def make_panel(panels: list[ChatPanel]) -> Callable[..., ChatPanel]:
     return make
 
 
+def widget_html(widget: widgets.Widget) -> str:
+    """The HTML a widget tree shows: its HTML widgets' values in order (answers nest pieces in groups)."""
+    if isinstance(widget, widgets.HTML):
+        return widget.value
+    return "".join(widget_html(child) for child in getattr(widget, "children", ()))
+
+
 def answer_html(panel: ChatPanel, index: int = -1) -> str:
     """The HTML an answer shows (all its pieces), by position among the transcript's answers."""
     answers = [w for w in panel.transcript.children if "claude-panel-answer" in w._dom_classes]
-    item = answers[index]
-    if isinstance(item, widgets.HTML):
-        return item.value
-    return "".join(child.value for child in item.children)
+    return widget_html(answers[index])
 
 
 def answer_classes(panel: ChatPanel) -> list[str]:
@@ -90,10 +95,7 @@ def answer_classes(panel: ChatPanel) -> list[str]:
 
 
 def transcript_html(panel: ChatPanel) -> str:
-    parts = []
-    for item in panel.transcript.children:
-        parts.extend(c.value for c in item.children) if isinstance(item, widgets.Box) else parts.append(item.value)
-    return "".join(parts)
+    return widget_html(panel.transcript)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -150,8 +152,33 @@ def test_answer_streams_incrementally_then_shows_footer(
     tail_values = max(values.values(), key=len)
     assert len(tail_values) >= 5
     assert any("Waiting for Claude" in value for value in tail_values[:2])
-    streamed = sum(len(v) for vs in values.values() for v in vs)
-    assert streamed < 4 * len(final), "frames must carry the unfinished block, not the whole answer"
+
+
+def test_frames_carry_the_unfinished_block_not_the_answer(
+    emu: Emulator, make_panel: Callable[..., ChatPanel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every value sent while streaming stays under a bound that does not grow with the answer;
+    re-sending the answer so far would pass it within the first quarter of this one."""
+    emu.set_pace(tokens_per_second=1000)
+    sizes: list[int] = []
+    original = widgets.Widget._send
+
+    def record(self: widgets.Widget, msg: dict[str, Any], buffers: Any = None) -> None:
+        value = msg.get("state", {}).get("value")
+        if isinstance(value, str):
+            sizes.append(len(value))
+        original(self, msg, buffers)
+
+    panel = make_panel()
+    monkeypatch.setattr(widgets.Widget, "_send", record)
+    assert panel.send("a long answer please")
+    state = panel.wait(30)
+    assert state is not None and state.status == "complete"
+    monkeypatch.undo()
+    final = answer_html(panel)
+    bound = LiveCellSink.SEAL_BYTES + 2_500  # pieces are sent once, at creation (comm_open, not recorded here)
+    assert len(sizes) >= 10 and len(final) > 4 * bound
+    assert max(sizes) <= bound
 
 
 def test_history_is_shared_with_the_magic_both_ways(
@@ -386,7 +413,9 @@ PANEL_STATE = (
     "def panel_state(p):\n"
     "    answers = [w for w in p.transcript.children if 'claude-panel-answer' in w._dom_classes]\n"
     "    last = answers[-1] if answers else None\n"
-    "    html = (last.value if hasattr(last, 'value') else ''.join(c.value for c in last.children)) if last else ''\n"
+    "    def shown(w):\n"
+    "        return w.value if hasattr(w, 'value') else ''.join(shown(c) for c in getattr(w, 'children', ()))\n"
+    "    html = shown(last) if last else ''\n"
     "    t = p.last_turn\n"
     "    return {'status': t and t.status, 'text': t and t.text, 'html': html, 'busy': p.busy,\n"
     "            'input': p.input.value, 'send_disabled': p.send_button.disabled, 'info': p.info.value,\n"

@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+from claude_magic._budget import ENVELOPE_BYTES
+from claude_magic._markdown import render_markdown
 from claude_magic._sinks import FinalCellSink, LiveCellSink
 from claude_magic._turn import Block, TurnState
-from claude_magic._view import answer_bundle
+from claude_magic._view import CURSOR, answer_bundle
 
 
 class RecordingPublisher:
@@ -18,6 +20,7 @@ class RecordingPublisher:
         self.outputs: list[dict[str, Any]] = []  # {"id", "data"}
         self.clear_pending = False
         self.bytes = 0
+        self.messages = 0
         self.max_outputs = 0
 
     def display(self, bundle: dict[str, str], display_id: str | None = None) -> None:
@@ -34,20 +37,16 @@ class RecordingPublisher:
 
     def clear(self) -> None:
         self.clear_pending = True
+        self.messages += 1
 
     def _sent(self, bundle: dict[str, str]) -> None:
         self.bytes += sum(len(value) for value in bundle.values())
+        self.messages += 1
         self.max_outputs = max(self.max_outputs, len(self.outputs))
 
 
-class Clock:
-    now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def stream(text: str, sink: Any, clock: Clock, step: int, seconds_per_frame: float) -> TurnState:
+def stream(text: str, sink: Any, step: int, *, budget: bool = True) -> TurnState:
+    """Feed `text` in chunks of `step` characters; a frame after each chunk the budget affords."""
     state = TurnState(model="m", prompt="p", started_at=0.0)
     sink.start(state)
     block = Block("text")
@@ -55,9 +54,10 @@ def stream(text: str, sink: Any, clock: Clock, step: int, seconds_per_frame: flo
     state.status = "streaming"
     for start in range(0, len(text), step):
         block.parts.append(text[start : start + step])
-        clock.now += seconds_per_frame
-        sink.frame(state)
-    state.status, state.finished_at = "complete", clock.now
+        state.chars += len(block.parts[-1])
+        if not budget or sink.affords(state):
+            sink.frame(state)
+    state.status, state.finished_at = "complete", 1.0
     sink.finish(state)
     return state
 
@@ -65,42 +65,77 @@ def stream(text: str, sink: Any, clock: Clock, step: int, seconds_per_frame: flo
 LONG = "".join(f"Paragraph {i} says a few words about caching.\n\n" for i in range(3000))  # ~140 kB
 
 
-def test_outputs_stay_under_jupyterlabs_limit_and_the_tail_stays_visible() -> None:
-    publisher, clock = RecordingPublisher(), Clock()
-    sink = LiveCellSink(publisher, "t", clock=clock)
+def shown_html(publisher: RecordingPublisher) -> str:
+    """What the cell shows, in order, without the live cursor."""
+    return "".join(output["data"]["text/html"] for output in publisher.outputs).replace(CURSOR, "")
+
+
+@pytest.mark.parametrize(("seal_bytes", "length", "check_every"), [(LiveCellSink.SEAL_BYTES, len(LONG), 97),
+                                                                  (40, 40_000, 1)])
+def test_outputs_stay_under_jupyterlabs_limit_and_show_the_answer_in_order(
+    seal_bytes: int, length: int, check_every: int
+) -> None:
+    """Frame after frame of a long answer: at most MAX_SLOTS outputs (JupyterLab hides those past its
+    50th, the growing tail included), and together they show exactly the answer so far. A tiny seal
+    size seals on every frame (1,000 seals), so slots run out again and again and every merge path is
+    taken, the one that merges every slot into the first included."""
+    publisher = RecordingPublisher()
+    sink = LiveCellSink(publisher, "t")
+    sink.SEAL_BYTES = seal_bytes
     state = TurnState(model="m", prompt="p", started_at=0.0, status="streaming", blocks=[Block("text")])
     sink.start(state)
-    for start in range(0, len(LONG), 40):  # ~3,500 frames, 0.1 s apart: a long answer
+    for frame, start in enumerate(range(0, length, 40)):
         state.blocks[0].parts.append(LONG[start : start + 40])
-        clock.now += 0.1
         sink.frame(state)
-        # JupyterLab hides outputs past its 50th: the growing tail must always be among them.
-        assert len(publisher.outputs) <= LiveCellSink.MAX_SEGMENTS + 1
-        shown = "".join(output["data"]["text/plain"] for output in publisher.outputs)
-        assert shown == state.text
-    assert publisher.max_outputs <= LiveCellSink.MAX_SEGMENTS + 1
+        assert len(publisher.outputs) <= LiveCellSink.MAX_SLOTS
+        if frame % check_every == 0:
+            assert shown_html(publisher) == render_markdown(state.text)
+    assert shown_html(publisher) == render_markdown(state.text)
+    assert publisher.max_outputs == LiveCellSink.MAX_SLOTS
 
 
-@pytest.mark.parametrize(("step", "bound"), [(400, 5.0), (40, 15.0)])
-def test_long_answer_sends_a_bounded_multiple_of_itself(step: int, bound: float) -> None:
-    """~140 kB streamed in 35 s (fast) or 350 s (slow) at 10 frames/s. Whole-answer frames would send
-    ~175× / ~1,750× the answer; the seal interval keeps it near the optimum sqrt(t·f/M) + final."""
-    publisher, clock = RecordingPublisher(), Clock()
-    state = stream(LONG, LiveCellSink(publisher, "t", clock=clock), clock, step=step, seconds_per_frame=0.1)
+def test_frames_resend_at_most_a_seal_and_the_unfinished_block() -> None:
+    """Without the byte budget, 3,500 frames: finished text is re-sent only while it waits to be sealed
+    (≤ SEAL_BYTES per frame) and once more when slots are merged; whole-answer frames would send
+    ~1,750× the answer."""
+    publisher = RecordingPublisher()
+    state = stream(LONG, LiveCellSink(publisher, "t"), step=40, budget=False)
+    frames = len(LONG) // 40
+    answer_html = len(render_markdown(state.text))
+    unfinished = 200  # one paragraph being written, with the cursor
+    final = sum(len(value) for value in answer_bundle(state).values())
+    assert publisher.bytes <= frames * (LiveCellSink.SEAL_BYTES + unfinished) + 2 * answer_html + final
+
+
+@pytest.mark.parametrize("step", [40, 400])
+def test_the_budget_keeps_a_long_answer_within_three_times_itself(step: int) -> None:
+    """The wire target: frames and the final rendering together, message envelopes included."""
+    publisher = RecordingPublisher()
+    sink = LiveCellSink(publisher, "t")
+    state = stream(LONG, sink, step=step)
     final_size = sum(len(value) for value in answer_bundle(state).values())
-    assert publisher.bytes < bound * final_size
+    wire = publisher.bytes + ENVELOPE_BYTES * publisher.messages
+    assert wire <= 3 * final_size
+    assert publisher.messages > 100  # still streaming: the budget thins frames out, it does not stop them
+
+
+def test_short_answers_are_not_held_back_by_the_budget() -> None:
+    publisher = RecordingPublisher()
+    text = LONG[:4_000]  # ~800 tokens, 100 frames of 8 tokens
+    stream(text, LiveCellSink(publisher, "t"), step=40)
+    assert publisher.messages >= len(text) // 40  # a frame for every chunk
 
 
 def test_live_final_state_is_exactly_what_final_mode_shows() -> None:
-    live, final_only, clock = RecordingPublisher(), RecordingPublisher(), Clock()
+    live, final_only = RecordingPublisher(), RecordingPublisher()
     text = LONG[:20_000]
-    stream(text, LiveCellSink(live, "t", clock=clock), clock, step=25, seconds_per_frame=0.1)
-    stream(text, FinalCellSink(final_only), Clock(), step=25, seconds_per_frame=0.1)
+    stream(text, LiveCellSink(live, "t"), step=25)
+    stream(text, FinalCellSink(final_only), step=25)
     assert [o["data"] for o in live.outputs] == [o["data"] for o in final_only.outputs]
     assert len(final_only.outputs) == 1
 
 
 def test_short_answer_is_updated_in_place() -> None:
-    publisher, clock = RecordingPublisher(), Clock()
-    stream("One short paragraph.", LiveCellSink(publisher, "t", clock=clock), clock, step=5, seconds_per_frame=0.1)
+    publisher = RecordingPublisher()
+    stream("One short paragraph.", LiveCellSink(publisher, "t"), step=5)
     assert len(publisher.outputs) == 1 and "One short paragraph." in publisher.outputs[0]["data"]["text/plain"]
