@@ -33,6 +33,7 @@ class RunMetrics:
     rate: float
     index: int
     lag_ms: float | None  # last token sent by the emulator → in the DOM
+    kernel_lag_ms: float | None  # → the first IOPub message carrying it left the kernel (part of lag_ms)
     paint_lag_ms: float | None  # → the next animation frame after that
     final_ms: float | None  # → the final rendering (footer) is in place
     kernel_done_ms: float | None  # → the measured cell's idle status left the kernel
@@ -69,7 +70,8 @@ class RunMetrics:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunMetrics:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        # Results saved before a figure existed load with that figure missing.
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
 
 
 def _ms(later: float | None, earlier: float | None) -> float | None:
@@ -83,6 +85,8 @@ def measure(obs: RunObservation) -> RunMetrics:
     first_delta = obs.report.get("first_delta")
     needle = obs.answer.first_token.encode()
     first_out = next((m.t for m in obs.messages if needle in m.content), None)
+    sentinel = obs.answer.sentinel.encode()
+    sentinel_out = next((m.t for m in obs.messages if sentinel in m.content), None)
     if obs.report.get("status", obs.report.get("naive_status")) != "complete":
         notes.append(f"turn status: {obs.report.get('status', 'unknown')}")
     if last is None:
@@ -91,6 +95,7 @@ def measure(obs: RunObservation) -> RunMetrics:
     return RunMetrics(
         surface=spec.surface, tokens=spec.tokens, rate=spec.rate, index=spec.index,
         lag_ms=_ms(seen, last),
+        kernel_lag_ms=_ms(sentinel_out, last),
         paint_lag_ms=_ms(watch.frame if watch else None, last),
         final_ms=_ms(watch.done if watch else None, last),
         kernel_done_ms=_ms(obs.kernel_idle, last),

@@ -4,9 +4,10 @@ Every frame is one message with an envelope of ~670 bytes (IOPub headers, measur
 re-sends: the block still being written. At 100 tokens/s an answer grows by ~1.2 kB/s, so ten frames
 a second would cost ~6× the answer in envelopes alone. The throttle bounds frames per second; this
 bounds frame bytes per answer byte: frames may spend `ratio` × the answer so far plus a fixed
-allowance. Short answers never reach the allowance and draw at the throttle's full rate; long ones
-slow down to what they pay for, so a 32k-token answer costs at most ~3× itself on the wire (frames
-plus the one final rendering), at any token rate.
+allowance. Answers up to ~1,000 tokens never reach the allowance and draw at the throttle's full rate;
+longer ones slow down to what they pay for (at 32k tokens, a frame every 300-600 tokens), so a
+32k-token answer costs under 3× itself on the wire (frames, restructuring and the one final
+rendering), at any token rate.
 """
 
 from __future__ import annotations
@@ -21,13 +22,21 @@ BYTES_PER_CHAR = 2.0
 
 @dataclass
 class FrameBudget:
-    ratio: float = 1.4
-    allowance: int = 160_000
-    spent: int = 0  # bytes sent so far, envelopes included
+    ratio: float = 0.8
+    allowance: int = 120_000
+    spent: int = 0  # bytes sent so far by frames, envelopes included
+    # Bytes sent to restructure what is already shown (merging a cell's slots). Not held against frames:
+    # the structure bounds them (each byte once more per ~800 seals), and a merge charged to frames
+    # would freeze the display for seconds while frames paid it back.
+    restructured: int = 0
     last_frame: int = ENVELOPE_BYTES  # cost of the latest frame: the estimate for the next one
 
-    def charge(self, content_bytes: int, messages: int = 1) -> None:
-        self.spent += content_bytes + messages * ENVELOPE_BYTES
+    def charge(self, content_bytes: int, messages: int = 1, *, restructure: bool = False) -> None:
+        cost = content_bytes + messages * ENVELOPE_BYTES
+        if restructure:
+            self.restructured += cost
+        else:
+            self.spent += cost
 
     def frame_sent(self, cost: int) -> None:
         """Record a whole frame whose messages were already charged, as the estimate for the next one."""

@@ -109,16 +109,16 @@ class LiveCellSink:
         self._publisher.display({"text/html": html}, display_id=slot.display_id)
         return self._charge(html)
 
-    def _set(self, index: int, html: str) -> int:
+    def _set(self, index: int, html: str, *, restructure: bool = False) -> int:
         slot = self._slots[index]
         slot.html = html
         self._publisher.update({"text/html": html}, slot.display_id)
-        return self._charge(html)
+        return self._charge(html, restructure=restructure)
 
-    def _charge(self, html: str) -> int:
-        cost = utf8_size(html) + ENVELOPE_BYTES
-        self.budget.charge(cost - ENVELOPE_BYTES)
-        return cost
+    def _charge(self, html: str, *, restructure: bool = False) -> int:
+        size = utf8_size(html)
+        self.budget.charge(size, restructure=restructure)
+        return size + ENVELOPE_BYTES
 
     def _seal(self) -> None:
         self._set(self._live, "".join(self._pending))
@@ -129,10 +129,10 @@ class LiveCellSink:
 
     def _merge(self) -> None:
         first = self._merged_upto if self._merged_upto < self.MAX_SLOTS - 2 else 0
-        self._set(first, "".join(slot.html for slot in self._slots[first : self._live]))
+        self._set(first, "".join(slot.html for slot in self._slots[first : self._live]), restructure=True)
         for index in range(first + 1, self._live):
             if self._slots[index].html:
-                self._set(index, "")
+                self._set(index, "", restructure=True)
         self._merged_upto = first + 1
         self._live = first + 1
 
