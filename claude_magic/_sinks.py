@@ -24,6 +24,8 @@ class DisplayPublisher(Protocol):
 
     def clear(self) -> None: ...
 
+    def flush(self) -> None: ...
+
 
 class IPythonDisplay:
     """DisplayPublisher backed by IPython.display (sends display_data / update_display_data)."""
@@ -42,6 +44,13 @@ class IPythonDisplay:
         from IPython.display import clear_output
 
         clear_output(wait=True)
+
+    def flush(self) -> None:
+        # ipykernel sends display messages from its IOPub thread, which needs the GIL; while this
+        # thread renders (the final answer, the next frames) it gets it only every switch interval
+        # (5 ms), a few times over. Flushing stdout waits until that thread has sent everything
+        # queued so far, so the message just published leaves now.
+        sys.stdout.flush()
 
 
 class LiveCellSink:
@@ -82,6 +91,7 @@ class LiveCellSink:
         self._pending_bytes = 0
         self._resent = 0  # bytes of pending HTML re-sent by frames since the last seal
         self._merged_upto = 0  # slots before this index hold merges; later sealed ones are single seals
+        self._showed_content = False
 
     def start(self, state: TurnState) -> None:
         self._show(self._view.advance(state)[1].html)
@@ -98,6 +108,9 @@ class LiveCellSink:
             self._seal()
         self._resent += self._pending_bytes
         self.budget.frame_sent(self._show("".join(self._pending) + tail.html))
+        if not self._showed_content and state.has_content:
+            self._showed_content = True
+            self._publisher.flush()  # the first token leaves before the stream loop takes the GIL again
 
     def _show(self, html: str) -> int:
         """Put `html` in the live slot (creating the slot if needed); returns the bytes that cost."""
@@ -143,6 +156,7 @@ class LiveCellSink:
         # The last tokens first, cheaply, where the tail is; then the one clean rendering.
         frozen, tail = self._view.advance(state)
         self._show("".join(self._pending) + (frozen.html if frozen else "") + tail.html)
+        self._publisher.flush()  # sent before the whole answer is rendered below
         final = answer_bundle(state)
         self._publisher.clear()
         self._publisher.display(final)

@@ -39,6 +39,9 @@ class RecordingPublisher:
         self.clear_pending = True
         self.messages += 1
 
+    def flush(self) -> None:
+        pass
+
     def _sent(self, bundle: dict[str, str]) -> None:
         self.bytes += sum(len(value) for value in bundle.values())
         self.messages += 1

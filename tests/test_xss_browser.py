@@ -344,6 +344,9 @@ class RecordingDisplay:
     def clear(self) -> None:
         pass
 
+    def flush(self) -> None:
+        pass
+
 
 @pytest.fixture
 def xss_emulator(emulator: Emulator, api_env: dict[str, str]) -> Emulator:
