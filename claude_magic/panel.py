@@ -33,6 +33,7 @@ How it works:
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 import weakref
@@ -144,6 +145,7 @@ class _TurnView:
         self._pending: list[str] = []
         self._pending_bytes = 0
         self._on_first_content = on_first_content
+        self._showed_content = False
         self.budget = FrameBudget()
 
     def _piece(self, value: str) -> widgets.HTML:
@@ -167,6 +169,9 @@ class _TurnView:
         if self._pending_bytes >= self.SEAL_BYTES:
             self._seal()
         self.budget.frame_sent(self._set_tail("".join(self._pending) + tail.html))
+        if not self._showed_content and state.has_content:
+            self._showed_content = True
+            sys.stdout.flush()  # the first token leaves now (see IPythonDisplay.flush)
 
     def _set_tail(self, value: str) -> int:
         self._tail.value = value
