@@ -15,6 +15,16 @@ from ._turn import TurnState
 from ._view import IncrementalView, answer_bundle, block_text
 
 
+def flush_iopub() -> None:
+    """Send what was just published now, before this thread renders on.
+
+    ipykernel sends output messages from its IOPub thread, which needs the GIL; while this thread
+    renders (the final answer, the next frames) it gets it only every switch interval (5 ms), a few
+    times over. Flushing stdout waits until that thread has sent everything queued so far.
+    """
+    sys.stdout.flush()
+
+
 class DisplayPublisher(Protocol):
     """The three IPython display calls a cell sink needs (injectable for tests)."""
 
@@ -46,11 +56,7 @@ class IPythonDisplay:
         clear_output(wait=True)
 
     def flush(self) -> None:
-        # ipykernel sends display messages from its IOPub thread, which needs the GIL; while this
-        # thread renders (the final answer, the next frames) it gets it only every switch interval
-        # (5 ms), a few times over. Flushing stdout waits until that thread has sent everything
-        # queued so far, so the message just published leaves now.
-        sys.stdout.flush()
+        flush_iopub()
 
 
 class LiveCellSink:

@@ -33,7 +33,6 @@ How it works:
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
 import weakref
@@ -60,7 +59,7 @@ from ._panel_render import (
     user_html,
 )
 from ._request import TurnOptions, build_request
-from ._sinks import LiveCellSink
+from ._sinks import LiveCellSink, flush_iopub
 from ._stream import TurnControl, run_turn
 from ._throttle import Throttle
 from ._turn import ErrorInfo, TurnState
@@ -171,7 +170,7 @@ class _TurnView:
         self.budget.frame_sent(self._set_tail("".join(self._pending) + tail.html))
         if not self._showed_content and state.has_content:
             self._showed_content = True
-            sys.stdout.flush()  # the first token leaves now (see IPythonDisplay.flush)
+            flush_iopub()  # the first token leaves now
 
     def _set_tail(self, value: str) -> int:
         self._tail.value = value
