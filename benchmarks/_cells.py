@@ -76,7 +76,7 @@ def bench_prep():
 def bench_report(tag):
     turn = None
     if BENCH.get("surface") == "magic":
-        turn = get_ipython().magics_manager.registry["ClaudeMagic"].last_turn
+        turn = get_ipython().magics_manager.registry["ClaudeMagics"].last_turn
     elif BENCH.get("surface") == "panel":
         turn = bench_panel.last_turn
     if turn is not None:

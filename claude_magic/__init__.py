@@ -14,21 +14,35 @@ __version__ = "0.1.0"
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register %%claude / %claude (called by `%load_ext claude_magic`)."""
-    from .magic import ClaudeMagic
+    from .magic import ClaudeMagics, keep_question_marks
+    from .settings import register_settings
 
-    magics = ClaudeMagic(shell=ipython, parent=ipython)
-    ipython.register_magics(magics)
-    # %config only sees configurables the shell lists.
-    ipython.configurables.append(magics)
+    # The settings go in the shell's `configurables` (what %config searches); every surface reads them.
+    ipython.register_magics(ClaudeMagics(shell=ipython, settings=register_settings(ipython)))
+    if keep_question_marks not in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.append(keep_question_marks)
+
+
+# Public names and the module defining each; imported on first use, so `import claude_magic` stays cheap
+# (the panel pulls in ipywidgets, the API the SDK).
+_LAZY = {
+    "ask": "api",
+    "ask_async": "api",
+    "map": "api",
+    "map_async": "api",
+    "ClaudeError": "reply",
+    "Reply": "reply",
+    "ChatPanel": "panel",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # The panel imports ipywidgets: only pay for it when it is used.
-    if name == "ChatPanel":
-        from .panel import ChatPanel
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'claude_magic' has no attribute {name!r}")
+    import importlib
 
-        return ChatPanel
-    raise AttributeError(name)
+    return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
-__all__ = ["ChatPanel", "load_ipython_extension"]
+__all__ = ["ChatPanel", "ClaudeError", "Reply", "ask", "ask_async", "load_ipython_extension", "map", "map_async"]

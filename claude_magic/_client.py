@@ -6,10 +6,13 @@ ordinary `base_url`, so offline and online take exactly the same code path.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx2
@@ -26,11 +29,17 @@ class ClientSettings:
     offline: bool = False
     connect_timeout: float = 5.0
     read_timeout: float = 600.0
+    emulator_script: str = ""  # offline mode: the emulator's script file ("": the bundled tutorial script)
 
 
 _lock = threading.Lock()
-_clients: dict[tuple[ClientSettings, str | None, str | None], anthropic.Anthropic] = {}
-_emulator = None
+_ClientKey = tuple[ClientSettings, str | None, str | None]  # settings and the key / base URL in the environment
+_clients: dict[_ClientKey, anthropic.Anthropic] = {}
+_emulators: dict[Path, object] = {}  # offline emulators by script, started once per kernel
+# An async client's connections belong to the event loop that opened them, so async clients are cached
+# per loop: the kernel's loop keeps its own across cells; map()'s private loops close theirs.
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_ClientKey, anthropic.AsyncAnthropic]] = (
+    weakref.WeakKeyDictionary())
 
 
 def get_client(settings: ClientSettings) -> anthropic.Anthropic:
@@ -42,30 +51,59 @@ def get_client(settings: ClientSettings) -> anthropic.Anthropic:
         client = _clients.get(key)
         if client is None:
             client = _clients[key] = _make_client(settings)
+        return client  # type: ignore[no-any-return]
+
+
+def get_async_client(settings: ClientSettings) -> anthropic.AsyncAnthropic:
+    """The running event loop's shared `AsyncAnthropic` for these settings (same errors as `get_client`)."""
+    loop = asyncio.get_running_loop()
+    key = (settings, os.environ.get("ANTHROPIC_API_KEY"), os.environ.get("ANTHROPIC_BASE_URL"))
+    with _lock:
+        clients = _async_clients.setdefault(loop, {})
+        client = clients.get(key)
+        if client is None:
+            client = clients[key] = _make_client(settings, anthropic.AsyncAnthropic)
         return client
 
 
-def _make_client(settings: ClientSettings) -> anthropic.Anthropic:
+async def close_async_clients() -> None:
+    """Close the running loop's async clients (before a private event loop ends)."""
+    with _lock:
+        clients = list(_async_clients.pop(asyncio.get_running_loop(), {}).values())
+    for client in clients:
+        await client.close()
+
+
+def _make_client(settings: ClientSettings, kind: type[Any] = anthropic.Anthropic) -> Any:
     timeout = httpx2.Timeout(settings.read_timeout, connect=settings.connect_timeout)
     # Retries are ours (see _stream.py) so the user sees each one; the SDK must not retry silently.
     if settings.offline:
-        return anthropic.Anthropic(base_url=_offline_base_url(), api_key=OFFLINE_API_KEY,
-                                   max_retries=0, timeout=timeout)
+        return kind(base_url=_offline_base_url(settings.emulator_script), api_key=OFFLINE_API_KEY,
+                    max_retries=0, timeout=timeout)
     api_key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
     if not (api_key or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
         raise user_error(NO_API_KEY_MESSAGE)
     # A key pasted with a stray newline or space is not a valid header value: strip it here.
-    return anthropic.Anthropic(api_key=api_key or None, max_retries=0, timeout=timeout)
+    return kind(api_key=api_key or None, max_retries=0, timeout=timeout)
 
 
-def _offline_base_url() -> str:
-    global _emulator
-    if _emulator is None:
-        from .emulator import Emulator
+def _offline_base_url(script: str) -> str:
+    from .emulator import Emulator
 
+    path = Path(script).expanduser().resolve() if script else OFFLINE_SCRIPT
+    emulator = _emulators.get(path)
+    if emulator is None:
+        if not path.is_file():
+            raise user_error(f"Emulator script not found: {script!r}. Fix the path in %config ClaudeMagic."
+                             "emulator_script (or CLAUDE_MAGIC_EMULATOR_SCRIPT), or set it to '' for the "
+                             "bundled one.")
         rate = float(os.environ.get("CLAUDE_MAGIC_EMULATOR_TPS", DEMO_TOKENS_PER_SECOND))
-        _emulator = Emulator(script=OFFLINE_SCRIPT, tokens_per_second=rate, chunk_tokens=1).start()
-    return _emulator.base_url
+        try:
+            emulator = Emulator(script=path, tokens_per_second=rate, chunk_tokens=1).start()
+        except ValueError as exc:  # the script's own loader names the bad key and where it is
+            raise user_error(f"Emulator script is not valid: {exc}") from None
+        _emulators[path] = emulator
+    return emulator.base_url  # type: ignore[attr-defined]
 
 
 def reset_clients() -> None:

@@ -48,7 +48,8 @@ def tokens_per_second(state: TurnState) -> float | None:
 def warning_line(state: TurnState) -> str | None:
     """A plain sentence when the answer is not a whole, normal answer."""
     if state.error is not None:
-        return state.error.message
+        # A raised error is printed once, by the surface; the partial answer above stays marked by it.
+        return None if state.error_raised else state.error.message
     return _STOP_EXPLANATIONS.get(state.stop_reason or "")
 
 
@@ -58,8 +59,15 @@ def footer_text(state: TurnState) -> str:
     return f"⚠ {warning}\n{line}" if warning else line
 
 
+# Inline styles, not a <style> element: a saved notebook opened from disk is untrusted, and JupyterLab
+# then drops <style> elements but keeps these properties.
+FOOTER_STYLE = "color:#777;font-size:0.85em;margin-top:0.4em"
+WARNING_STYLE = "color:#b35c00;font-weight:600;margin-top:0.4em"
+
+
 def footer_html(state: TurnState) -> str:
     line = html.escape(" · ".join(footer_parts(state)))
     warning = warning_line(state)
-    warning_html = f'<div class="claude-magic-warning">⚠ {html.escape(warning)}</div>' if warning else ""
-    return f'{warning_html}<div class="claude-magic-footer">{line}</div>'
+    warning_html = (f'<div class="claude-magic-warning" style="{WARNING_STYLE}">⚠ {html.escape(warning)}</div>'
+                    if warning else "")
+    return f'{warning_html}<div class="claude-magic-footer" style="{FOOTER_STYLE}">{line}</div>'

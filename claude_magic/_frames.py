@@ -10,6 +10,7 @@ every sink call happens under one lock, so the sink never sees a half-applied ev
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 import time
@@ -87,3 +88,73 @@ class FrameScheduler:
                 if self._throttle.due(self._state.revision):
                     self._sink.frame(self._state)
                 self._pending = False
+
+
+class LoopFrameScheduler:
+    """FrameScheduler for a turn streamed on an asyncio event loop (`run_turn_async`).
+
+    Same decisions as FrameScheduler, but the trailing frame is a `loop.call_later` callback instead of
+    a helper thread: every draw happens on the loop's thread, between events, so concurrent turns on one
+    loop (two `ask_async` in a `gather`) never draw at the same time and need no lock.
+    """
+
+    def __init__(self, state: TurnState, sink: Any, throttle: Throttle,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        import asyncio
+
+        self._loop = asyncio.get_running_loop()
+        self._state = state
+        self._sink = sink
+        self._throttle = throttle
+        self._clock = clock
+        self._timer: Any = None
+        self._closed = False
+        self._last_event = clock()
+
+    def after_event(self) -> None:
+        state = self._state
+        if self._throttle.drawn(state.revision):
+            return
+        self._last_event = self._clock()
+        if self._sink.affords(state) and self._throttle.due(state.revision):
+            self._sink.frame(state)
+        elif self._timer is None:
+            self._timer = self._loop.call_later(self._throttle.wait_time(), self._flush)
+
+    def force(self) -> None:
+        self._sink.frame(self._state)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _flush(self) -> None:
+        self._timer = None
+        if self._closed or self._throttle.drawn(self._state.revision):
+            return
+        wait = self._throttle.wait_time()
+        quiet = self._clock() - self._last_event
+        if wait <= 0 and quiet < QUIET_SECONDS and not self._sink.affords(self._state):
+            wait = QUIET_SECONDS - quiet
+        if wait > 0:
+            self._timer = self._loop.call_later(wait, self._flush)
+            return
+        if self._throttle.due(self._state.revision):
+            self._sink.frame(self._state)
+
+
+class NoFrames:
+    """No sink (`display="none"`, `map`): the stream loop skips drawing entirely."""
+
+    lock = contextlib.nullcontext()  # nothing is drawn from another thread, so there is nothing to guard
+
+    def after_event(self) -> None:
+        pass
+
+    def force(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

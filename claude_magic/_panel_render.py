@@ -11,6 +11,7 @@ import html
 import json
 from typing import Any
 
+from ._footer import WARNING_STYLE
 from ._markdown import render_markdown
 from ._turn import Block
 from ._view import block_html
@@ -113,4 +114,4 @@ def note_html(text: str) -> str:
 
 def setup_error_html(message: str) -> str:
     """A turn that never reached the API (no key, bad settings): the warning line alone."""
-    return f'<div class="claude-magic-warning" style="color:#b35c00;font-weight:600">⚠ {html.escape(message)}</div>'
+    return f'<div class="claude-magic-warning" style="{WARNING_STYLE}">⚠ {html.escape(message)}</div>'

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol
 
 from ._budget import ENVELOPE_BYTES, FrameBudget, utf8_size
-from ._footer import footer_text
+from ._terminal import TerminalSink as TerminalSink  # the terminal sink lives in _terminal
 from ._turn import TurnState
-from ._view import IncrementalView, answer_bundle, block_text
+from ._view import IncrementalView, answer_bundle
 
 
 def flush_iopub() -> None:
@@ -195,50 +195,6 @@ class FinalCellSink:
 
     def finish(self, state: TurnState) -> None:
         self._publisher.display(answer_bundle(state))
-
-
-class TerminalSink:
-    """Plain IPython in a terminal: text is appended to stdout as it arrives, footer after."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self._stream = stream
-        self._written: list[int] = []  # text blocks: parts written; other blocks: 1 once printed
-        self._notice: str | None = None
-
-    @property
-    def _out(self) -> TextIO:
-        return self._stream or sys.stdout
-
-    def start(self, state: TurnState) -> None:
-        pass
-
-    def frame(self, state: TurnState) -> None:
-        self._write(state, final=False)
-
-    def affords(self, state: TurnState) -> bool:
-        return True
-
-    def _write(self, state: TurnState, *, final: bool) -> None:
-        if state.notice and state.notice != self._notice:
-            self._notice = state.notice
-            self._out.write(f"[{state.notice}]\n")
-        for index, block in enumerate(state.blocks):
-            if index == len(self._written):
-                self._written.append(0)
-            if block.kind == "text":
-                # Only the parts not yet written are joined: a frame never copies the whole answer.
-                self._out.write("".join(block.parts[self._written[index] :]))
-                self._written[index] = len(block.parts)
-            elif not self._written[index] and (block.complete or final):
-                # Thinking and tool input are printed whole, once finished.
-                self._out.write(block_text(block))
-                self._written[index] = 1
-        self._out.flush()
-
-    def finish(self, state: TurnState) -> None:
-        self._write(state, final=True)
-        self._out.write(f"\n\n{footer_text(state)}\n")
-        self._out.flush()
 
 
 def make_cell_sink(mode: str, publisher: Any, id_prefix: str) -> LiveCellSink | FinalCellSink:

@@ -8,6 +8,7 @@ lets an API exception escape, so every surface draws failures the same way.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 import anthropic
 
 from ._errors import describe_error, retry_delay
-from ._frames import FrameScheduler
+from ._frames import FrameScheduler, LoopFrameScheduler, NoFrames
 from ._throttle import Throttle
 from ._turn import ErrorInfo, TurnState, Usage, reduce_event
 from ._wire import EMULATOR_HEADER
@@ -91,17 +92,19 @@ def run_turn(
     client: anthropic.Anthropic,
     request: dict[str, Any],
     state: TurnState,
-    sink: Sink,
+    sink: Sink | None,
     *,
     throttle: Throttle,
     max_retries: int = 2,
     control: TurnControl | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> TurnState:
-    """Stream `request` into `state`, drawing on `sink`; returns the finished state."""
+    """Stream `request` into `state`, drawing on `sink` (None: draw nothing); returns the finished state."""
     control = control or TurnControl()
-    sink.start(state)
-    frames = FrameScheduler(state, sink, throttle)
+    frames: FrameScheduler | NoFrames = NoFrames()
+    if sink is not None:
+        sink.start(state)
+        frames = FrameScheduler(state, sink, throttle)
     attempt = 0
     try:
         while True:
@@ -134,7 +137,8 @@ def run_turn(
     finally:
         frames.close()
     state.notice = None
-    sink.finish(state)
+    if sink is not None:
+        sink.finish(state)
     return state
 
 
@@ -142,7 +146,7 @@ def _stream_once(
     client: anthropic.Anthropic,
     request: dict[str, Any],
     state: TurnState,
-    frames: FrameScheduler,
+    frames: FrameScheduler | NoFrames,
     control: TurnControl,
     clock: Callable[[], float],
 ) -> None:
@@ -161,10 +165,117 @@ def _stream_once(
                         _mark_stopped(state, clock())
                         return
                     frames.after_event()
+            if state.status == "complete":
+                state.final_message = stream.get_final_message()
         finally:
             control._detach()
     if state.status != "complete":
         # The SDK ended iteration without message_stop: the body ended early.
+        raise anthropic.APIConnectionError(
+            message="the stream ended before message_stop", request=stream.response.request
+        )
+
+
+class SharedBackoff:
+    """Turns of one batch back off together (`map`): a wait one of them was told to keep (a 429/529's
+    retry-after, or the backoff after it) holds every request of the batch that starts meanwhile, so a
+    rate limit slows the batch down instead of failing each prompt in turn."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._until = 0.0
+
+    def hold(self, seconds: float) -> None:
+        self._until = max(self._until, self._clock() + seconds)
+
+    async def wait(self) -> None:
+        while (remaining := self._until - self._clock()) > 0:
+            await asyncio.sleep(remaining)
+
+
+async def run_turn_async(
+    client: anthropic.AsyncAnthropic,
+    request: dict[str, Any],
+    state: TurnState,
+    sink: Sink | None,
+    *,
+    throttle: Throttle,
+    max_retries: int = 2,
+    backoff: SharedBackoff | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> TurnState:
+    """`run_turn` on an event loop: the same reducer, retry policy, error mapping and final states.
+
+    Cancelling the task (`task.cancel()`) or an interrupt ends the turn as "interrupted", partial answer
+    kept and marked, with its final draw; a CancelledError is then raised again, as asyncio expects.
+    """
+    frames: LoopFrameScheduler | NoFrames = NoFrames()
+    if sink is not None:
+        sink.start(state)
+        frames = LoopFrameScheduler(state, sink, throttle, clock)
+    attempt = 0
+    cancelled: asyncio.CancelledError | None = None
+    try:
+        while True:
+            try:
+                if backoff is not None:
+                    await backoff.wait()
+                await _stream_once_async(client, request, state, frames, clock)
+                break
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a state the user sees
+                info = describe_error(exc, model=state.model, output_tokens=state.tokens_so_far)
+                if info.retryable and not state.has_content and attempt < max_retries:
+                    delay = retry_delay(exc, attempt)
+                    attempt += 1
+                    if backoff is not None and info.status_code in (429, 529):
+                        backoff.hold(delay)
+                    _reset_for_retry(state)
+                    state.notice = f"{info.message}: retrying in {delay:.3g} s (retry {attempt} of {max_retries})"
+                    state.revision += 1
+                    frames.force()
+                    await asyncio.sleep(delay)
+                    continue
+                _mark_failed(state, info, clock())
+                break
+    except asyncio.CancelledError as exc:
+        cancelled = exc
+        state.error_raised = False  # the caller gets CancelledError, not this line: the drawing must say it
+        state.error = _ended_early("interrupted", "Cancelled", state)
+        state.status = "interrupted"
+        state.finished_at = clock()
+    except KeyboardInterrupt:
+        state.error = _ended_early("interrupted", "Interrupted", state)
+        state.status = "interrupted"
+        state.finished_at = clock()
+    finally:
+        frames.close()
+    state.notice = None
+    if sink is not None:
+        sink.finish(state)
+    if cancelled is not None:
+        raise cancelled
+    return state
+
+
+async def _stream_once_async(
+    client: anthropic.AsyncAnthropic,
+    request: dict[str, Any],
+    state: TurnState,
+    frames: LoopFrameScheduler | NoFrames,
+    clock: Callable[[], float],
+) -> None:
+    async with client.messages.stream(**request) as stream:
+        state.request_id = stream.request_id
+        if stream.response.headers.get(EMULATOR_HEADER):
+            state.offline = True
+        async for event in stream:
+            reduce_event(state, event, clock())
+            if state.notice is not None and state.first_token_at is not None:
+                state.notice = None
+            frames.after_event()
+        if state.status == "complete":
+            state.final_message = await stream.get_final_message()
+    if state.status != "complete":
         raise anthropic.APIConnectionError(
             message="the stream ended before message_stop", request=stream.response.request
         )

@@ -105,6 +105,11 @@ class TurnState:
     deltas: int = 0  # content deltas received: the token count before the final usage arrives
     chars: int = 0  # characters of content received (text, thinking, tool input): sizes frame budgets
     usage_final: bool = False  # message_delta has reported the cumulative usage
+    # The surface raises the error line itself (a failed %%claude cell): the drawing must not say it again.
+    error_raised: bool = False
+    # The SDK's final `Message` (`stream.get_final_message()`) once the turn completed: the Python API's
+    # reply hands it out; the reducer never reads it.
+    final_message: Any = field(default=None, repr=False, compare=False)
 
     @property
     def text(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import html
 import json
+import re
 from dataclasses import dataclass
 
 from ._footer import footer_html, footer_text
@@ -21,10 +22,34 @@ LIVE_PREVIEW_CHARS = 800  # thinking and tool input shown while streaming: the t
 WAITING_TEXT = "Waiting for Claude…"
 CURSOR = '<span class="claude-magic-cursor">▍</span>'
 _STATUS_STYLE = "color:#777;font-style:italic"
-_FOOTER_STYLE = "<style>.claude-magic-footer{color:#777;font-size:0.85em;margin-top:0.4em}" \
-    ".claude-magic-warning{color:#b35c00;font-weight:600;margin-top:0.4em}</style>"
+_CLOSING_TAG = re.compile(r"</([a-z][a-z0-9]*)>")
+# The cursor goes inside every element still open at the end, except a highlighted token's span (so it
+# keeps the code's own colour) and a link (so it is not underlined or clickable): right after the text.
+_CURSOR_STAYS_OUTSIDE = {"span", "a"}
 
 Bundle = dict[str, str]
+
+
+def with_cursor(markup: str) -> str:
+    """`markup` with CURSOR right after its last character of text, inside the innermost element.
+
+    Sanitized HTML escapes every `<` in text, so the trailing run of closing tags and whitespace is
+    found by walking back from the end, tag by tag: O(that run), not O(markup). The cursor goes in
+    front of it (paragraph, heading, list item however nested, blockquote, table cell, `<pre><code>`).
+    """
+    end = len(markup)
+    while True:
+        text_end = end
+        while text_end and markup[text_end - 1].isspace():
+            text_end -= 1
+        if not (text_end and markup[text_end - 1] == ">"):
+            break
+        start = markup.rfind("<", 0, text_end)
+        closing = _CLOSING_TAG.fullmatch(markup, start, text_end) if start >= 0 else None
+        if closing is None or closing.group(1) in _CURSOR_STAYS_OUTSIDE:
+            break
+        end = start
+    return markup[:text_end] + CURSOR + markup[text_end:]
 
 
 def _escape_pre(text: str) -> str:
@@ -80,7 +105,7 @@ def answer_bundle(state: TurnState) -> Bundle:
     body = "".join(block_html(block) for block in state.blocks)
     text = "".join(block_text(block) for block in state.blocks)
     if state.finished:
-        body += _FOOTER_STYLE + footer_html(state)
+        body += footer_html(state)
         text = f"{text.rstrip()}\n\n{footer_text(state)}" if text else footer_text(state)
     else:
         body += status_html(state)
@@ -148,10 +173,7 @@ class IncrementalView:
             else:
                 tail_html, tail_text = block_html(block, live=True), block_text(block)[-LIVE_PREVIEW_CHARS:]
         if state.has_content:
-            # Inside the paragraph being written, the cursor sits at the end of its text.
-            closing = "</p>\n"
-            has_open_paragraph = tail_html.endswith(closing)
-            tail_html = tail_html[: -len(closing)] + CURSOR + closing if has_open_paragraph else tail_html + CURSOR
+            tail_html = with_cursor(tail_html)  # at the end of the text being written
         tail_html += status_html(state)
         frozen = Piece("".join(frozen_html), "".join(frozen_text)) if frozen_html else None
         return frozen, Piece(tail_html, tail_text or (state.notice or WAITING_TEXT))

@@ -15,112 +15,69 @@ from __future__ import annotations
 
 import html
 import io
-import os
+import re
 import shlex
-import time
-import uuid
 from argparse import Namespace
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, default, validate
+from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, magic_arguments
 
-from ._client import ClientSettings, get_client
+from ._display import current_cell, make_sink
+from ._engine import prepare_turn, run_exchange
 from ._errors import redacted_exception, user_error
-from ._history import DEFAULT_CONVERSATION, STORE, Conversation
+from ._history import STORE, Conversation
 from ._markdown import render_markdown
-from ._models import DEFAULT_MODEL
-from ._request import TurnOptions, build_request
-from ._sinks import IPythonDisplay, TerminalSink, make_cell_sink
-from ._stream import Sink, run_turn
-from ._throttle import Throttle
 from ._turn import TurnState
+from .reply import Reply
+from .settings import DISPLAY_MODES, ClaudeMagic
 
-_TRUE = {"1", "true", "yes", "on"}
 _SUBCOMMANDS = ("history", "reset", "panel")
 
+_USAGE = """
+  %%claude [options]
+  PROMPT (the cell body, any number of lines)
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
+  %claude [options] PROMPT        a one-line question; a trailing ? is part of it
+  answer = %claude [options] PROMPT
+  %claude history | reset | panel
+
+Subcommands (line magic):
+  history   show the conversation
+  reset     clear the conversation
+  panel     open the chat panel on the conversation"""
+
+
+class _HelpFormatter(MagicHelpFormatter):
+    """IPython's magic help formatter, with a plain "Usage:" heading instead of an RST `::` block
+    (the help is read in a pager or a notebook, not rendered by Sphinx)."""
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: str | None = "Usage:") -> None:
+        argparse_formatter = super(MagicHelpFormatter, self)
+        argparse_formatter.add_usage(usage, actions, groups, prefix)
 
 
 @magics_class
-class ClaudeMagic(Magics):
-    """Ask Claude from a notebook; every option is also a `%config ClaudeMagic.<name>` setting."""
+class ClaudeMagics(Magics):
+    """`%%claude` and `%claude`. The options' session defaults are `%config ClaudeMagic.<name>` settings
+    (`claude_magic.settings.ClaudeMagic`), shared with the panel and the Python API."""
 
-    model = Unicode(help="Model id (env CLAUDE_MAGIC_MODEL).").tag(config=True)
-    max_tokens = Int(4096, help="Maximum output tokens per answer.").tag(config=True)
-    system = Unicode("", help="System prompt for every turn.").tag(config=True)
-    temperature = Float(None, allow_none=True, help="Sampling temperature, 0 to 1 (None: API default).").tag(
-        config=True
-    )
-    conversation = Unicode(DEFAULT_CONVERSATION, help="Name of the conversation turns go to.").tag(config=True)
-    display_mode = CaselessStrEnum(
-        ["auto", "live", "final", "terminal"],
-        help="auto: live in a notebook, text in a terminal; final: only the finished answer "
-        "(for nbval/nbconvert runs, which ignore display updates). Env CLAUDE_MAGIC_DISPLAY.",
-    ).tag(config=True)
-    throttle_interval = Float(0.1, help="Seconds between redraws while streaming.").tag(config=True)
-    max_retries = Int(2, help="Retries for connection errors and 429/5xx before the first token.").tag(
-        config=True
-    )
-    connect_timeout = Float(5.0, help="Seconds to wait for the connection.").tag(config=True)
-    read_timeout = Float(600.0, help="Seconds to wait for the next piece of a stream.").tag(config=True)
-    offline = Bool(help="Answer from the bundled emulator instead of Claude (env CLAUDE_MAGIC_OFFLINE=1).").tag(
-        config=True
-    )
-    prompt_caching = Bool(True, help="Mark the newest message as a prompt-cache breakpoint.").tag(config=True)
-    raise_on_error = Bool(True, help="Raise after a failed turn, so Run All and nbval stop there.").tag(
-        config=True
-    )
-    debug = Bool(False, help="On API errors raise the original exception with its traceback.").tag(config=True)
-
-    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+    def __init__(self, shell: Any = None, settings: ClaudeMagic | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
+        self.settings = settings or ClaudeMagic()
         self.last_turn: TurnState | None = None
 
-    @default("model")
-    def _default_model(self) -> str:
-        return os.environ.get("CLAUDE_MAGIC_MODEL") or DEFAULT_MODEL
-
-    @default("display_mode")
-    def _default_display_mode(self) -> str:
-        return os.environ.get("CLAUDE_MAGIC_DISPLAY", "auto").strip().lower() or "auto"
-
-    @default("offline")
-    def _default_offline(self) -> bool:
-        return _env_flag("CLAUDE_MAGIC_OFFLINE")
-
-    @validate("max_tokens")
-    def _check_max_tokens(self, proposal: Any) -> int:
-        return _validated(check_max_tokens, proposal["value"])
-
-    @validate("temperature")
-    def _check_temperature(self, proposal: Any) -> float | None:
-        return _validated(check_temperature, proposal["value"])
-
-    @validate("throttle_interval", "connect_timeout", "read_timeout")
-    def _check_non_negative(self, proposal: Any) -> float:
-        if proposal["value"] < 0:
-            raise TraitError(f"{proposal['trait'].name} must not be negative")
-        return float(proposal["value"])
-
-    @validate("max_retries")
-    def _check_retries(self, proposal: Any) -> int:
-        if proposal["value"] < 0:
-            raise TraitError("max_retries must not be negative")
-        return int(proposal["value"])
-
     @magic_arguments()
+    @kwds(usage=_USAGE.replace("%", "%%"), formatter_class=_HelpFormatter)  # argparse %-formats usage
     @argument("-m", "--model", help="Model id for this turn (default: %%config ClaudeMagic.model).")
     @argument("--max-tokens", type=int, help="Maximum output tokens for this turn.")
     @argument("--system", help="System prompt for this turn.")
     @argument("--temperature", type=float, help="Sampling temperature, 0 to 1.")
     @argument("--new", action="store_true", help="Start a fresh conversation before this prompt.")
     @argument("-c", "--conversation", help="Conversation name (default: %%config ClaudeMagic.conversation).")
-    @argument("--display", choices=["auto", "live", "final", "terminal"], help="How to show the answer.")
+    @argument("--display", choices=list(DISPLAY_MODES), help="How to show the answer.")
+    @argument("--out", metavar="NAME", help="Also store the reply (a claude_magic.Reply) in the variable NAME.")
     @argument("--no-raise", action="store_true", help="Do not raise when the turn fails.")
     @argument(
         "prompt",
@@ -132,7 +89,8 @@ class ClaudeMagic(Magics):
     def claude(self, line: str, cell: str | None = None) -> Any:
         """Stream Claude's answer into this cell, rendered as Markdown, with a usage footer.
 
-        The conversation is kept per kernel: each turn sees the earlier ones.
+        The conversation is kept per kernel: each turn sees the earlier ones. The line magic returns the
+        reply (`answer = %claude ...`), which is not drawn a second time on the cell's last line.
         """
         args, prompt = self._parse(line, cell)
         if cell is None and prompt in _SUBCOMMANDS:
@@ -140,9 +98,13 @@ class ClaudeMagic(Magics):
         if not prompt.strip():
             where = "in the cell body below %%claude" if cell is not None else "after %claude"
             raise UsageError(f"Empty prompt: write the question {where}.")
+        if args.out is not None and not args.out.isidentifier():
+            raise UsageError(f"--out needs a variable name, got {args.out!r}.")
         check_encodable(prompt)
-        self._ask(prompt, args)
-        return None
+        reply = self._ask(prompt, args)
+        # The line magic's value is the reply (`answer = %claude ...`); a %%claude cell keeps its value
+        # None, so a terminal prints no empty `Out[n]:` after every answer (`--out NAME` keeps it there).
+        return reply if cell is None else None
 
     # -- parsing -----------------------------------------------------------------------------------
 
@@ -158,53 +120,36 @@ class ClaudeMagic(Magics):
             return args, cell.strip("\n").rstrip()
         return args, rest
 
-    def _options(self, args: Namespace) -> TurnOptions:
-        try:
-            max_tokens = check_max_tokens(self.max_tokens if args.max_tokens is None else args.max_tokens)
-            temperature = check_temperature(self.temperature if args.temperature is None else args.temperature)
-        except ValueError as exc:
-            raise UsageError(f"Invalid option: {exc}") from None
-        return TurnOptions(
-            model=args.model or self.model,
-            max_tokens=max_tokens,
-            system=self.system if args.system is None else args.system,
-            temperature=temperature,
-            prompt_caching=self.prompt_caching,
-        )
-
     # -- turns ---------------------------------------------------------------------------------------
 
-    def _ask(self, prompt: str, args: Namespace) -> None:
-        options = self._options(args)
-        conversation = STORE.get(args.conversation or self.conversation)
-        if args.new:
-            conversation.reset()
-        client = get_client(ClientSettings(self.offline, self.connect_timeout, self.read_timeout))
-        request = build_request(options, conversation.request_messages(prompt))
-        state = TurnState(model=options.model, prompt=prompt, started_at=time.monotonic(), offline=self.offline)
-        self.last_turn = state
-        run_turn(client, request, state, self._sink(args.display), throttle=Throttle(self.throttle_interval),
-                 max_retries=self.max_retries)
-        if state.status == "complete":
-            conversation.commit(prompt, state.assistant_content())
-        elif state.error is not None and self.raise_on_error and not args.no_raise:
-            if self.debug and state.error.exception is not None:
+    def _ask(self, prompt: str, args: Namespace) -> Reply:
+        settings = self.settings
+        raising = settings.raise_on_error and not args.no_raise
+        try:
+            turn = prepare_turn(prompt, settings, model=args.model, max_tokens=args.max_tokens, system=args.system,
+                                temperature=args.temperature, conversation=args.conversation or "", new=args.new,
+                                error_raised=raising and not settings.debug)
+        except ValueError as exc:
+            raise UsageError(f"Invalid option: {exc}") from None
+        self.last_turn = turn.state
+        sink = make_sink(args.display or settings.display_mode)
+        cell = current_cell() if sink is not None else None
+        state = run_exchange(turn, sink)
+        reply = Reply(state, streamed_into=cell)
+        if args.out is not None:
+            self.shell.user_ns[args.out] = reply
+        if state.error is not None and state.error.kind == "setup":
+            raise user_error(state.error.message)  # nothing was drawn: this line is the only report
+        if state.error is not None and raising:
+            if settings.debug and state.error.exception is not None:
                 raise redacted_exception(state.error.exception)
             raise user_error(state.error.message)
-
-    def _sink(self, requested: str | None) -> Sink:
-        mode = (requested or self.display_mode).lower()
-        if mode == "auto":
-            in_kernel = type(self.shell).__name__ == "ZMQInteractiveShell"
-            mode = "live" if in_kernel else "terminal"
-        if mode == "terminal":
-            return TerminalSink()
-        return make_cell_sink(mode, IPythonDisplay(), f"claude-{uuid.uuid4().hex[:12]}")
+        return reply
 
     # -- subcommands -------------------------------------------------------------------------------
 
     def _subcommand(self, name: str, args: Namespace) -> Any:
-        conversation = STORE.get(args.conversation or self.conversation)
+        conversation = STORE.get(args.conversation or self.settings.conversation)
         if name == "reset":
             turns = len(conversation)
             conversation.reset()
@@ -212,21 +157,31 @@ class ClaudeMagic(Magics):
             return None
         if name == "history":
             return HistoryView(conversation)
-        from .panel import ChatPanel
+        import claude_magic  # the panel is another surface: reached through the package, lazily
 
-        return ChatPanel(conversation=conversation.name)
-
-
-def check_max_tokens(value: int) -> int:
-    if value < 1:
-        raise ValueError(f"max_tokens must be at least 1, got {value}")
-    return int(value)
+        return claude_magic.ChatPanel(conversation=conversation.name)
 
 
-def check_temperature(value: float | None) -> float | None:
-    if value is not None and not 0.0 <= value <= 1.0:
-        raise ValueError(f"temperature must be between 0 and 1, got {value}")
-    return value
+# `%claude what is a zip file?`: IPython reads a trailing `?` as a help request (the line would become
+# `%pinfo file`). This cleanup transform runs before IPython's help transform and turns such a line into
+# the magic call it is, so the question mark stays part of the question. `%claude?` (nothing between
+# the name and the `?`) is left alone and still shows help; so are `%%claude` cells, whose body is text.
+_QUESTION_LINE = re.compile(r"^(?P<lead>\s*(?:[A-Za-z_][\w.]*\s*=\s*)?)%claude(?P<rest>\s+\S.*\?)\s*$")
+
+
+def keep_question_marks(lines: list[str]) -> list[str]:
+    """IPython input transformer (registered by the extension in `input_transformers_cleanup`)."""
+    if not lines or lines[0].lstrip().startswith("%%"):
+        return lines
+    out = []
+    for line in lines:
+        match = _QUESTION_LINE.match(line.rstrip("\n"))
+        if match is None:
+            out.append(line)
+            continue
+        call = f"get_ipython().run_line_magic('claude', {match['rest'].strip()!r})"
+        out.append(f"{match['lead']}{call}{line[len(line.rstrip(chr(10))):]}")
+    return out
 
 
 def check_encodable(prompt: str) -> None:
@@ -238,13 +193,6 @@ def check_encodable(prompt: str) -> None:
             f"The prompt has a character that is not valid Unicode at position {exc.start} "
             f"({prompt[exc.start]!r}): decode bytes with errors='replace' before interpolating them."
         ) from None
-
-
-def _validated(check: Any, value: Any) -> Any:
-    try:
-        return check(value)
-    except ValueError as exc:
-        raise TraitError(str(exc)) from None
 
 
 class HistoryView:
@@ -314,4 +262,4 @@ def _looks_like_option(token: str) -> bool:
     return token.startswith("--") or (len(token) >= 2 and token[0] == "-" and token[1].isalpha())
 
 
-__all__ = ["ClaudeMagic", "HistoryView", "split_options"]
+__all__ = ["ClaudeMagics", "HistoryView", "keep_question_marks", "split_options"]

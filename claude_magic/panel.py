@@ -11,8 +11,8 @@ How it works:
 - History is the kernel's `STORE`, shared with the magic: a panel shows the conversation's existing
   messages when built, and picks up turns committed elsewhere after every cell runs, after its own
   turns, and when another panel on the same conversation commits.
-- Send never blocks the widget callback: the turn runs in a daemon thread (`run_turn`, the magic's
-  streaming core) that only writes widget traits. So the kernel stays free for other cells, with
+- Send never blocks the widget callback: the turn runs in a daemon thread (`_engine.run_exchange`, the
+  engine every surface uses) that only writes widget traits. So the kernel stays free for other cells, with
   comm subshells (JupyterLab >= 4.4 + ipykernel 7) or without them.
 - Drawing is incremental, like the cell: `IncrementalView` hands out frozen pieces, gathered into
   `widgets.HTML` pieces sent once, and a live tail (the only value that changes per frame); frames are
@@ -43,7 +43,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ._budget import ENVELOPE_BYTES, FrameBudget, utf8_size
-from ._client import ClientSettings, get_client
+from ._engine import PreparedTurn, prepare_turn, run_exchange
 from ._history import STORE, Conversation
 from ._models import known_models
 from ._panel_render import (
@@ -58,13 +58,11 @@ from ._panel_render import (
     setup_error_html,
     user_html,
 )
-from ._request import TurnOptions, build_request
 from ._sinks import LiveCellSink, flush_iopub
-from ._stream import TurnControl, run_turn
-from ._throttle import Throttle
+from ._stream import TurnControl
 from ._turn import ErrorInfo, TurnState
 from ._view import IncrementalView, answer_bundle
-from .magic import ClaudeMagic
+from .settings import ClaudeMagic, registered_settings
 
 __all__ = ["ChatPanel"]
 
@@ -86,30 +84,13 @@ def _close_tree(items: Iterable[widgets.Widget]) -> None:
         widget.close()
 
 
-def _magic_settings() -> ClaudeMagic:
-    """The loaded extension's ClaudeMagic (so %config applies), else one with the env-var defaults."""
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        shell = None
-    if shell is not None:
-        magic = shell.magics_manager.registry.get("ClaudeMagic")
-        if magic is not None:
-            return magic
-    return ClaudeMagic(shell=None)
-
-
 @dataclass
 class _Turn:
     """What one turn's thread needs, fixed when Send was accepted."""
 
     prompt: str
     from_box: bool  # typed in the input box (which is then cleared and locked until the first token)
-    messages: list[dict[str, Any]]  # history + the prompt, as shown when Send was pressed
-    settings: ClaudeMagic
-    model: str
+    exchange: PreparedTurn  # history + the prompt as shown when Send was pressed, settings, model
     state: TurnState
     control: TurnControl
     view: _TurnView
@@ -342,12 +323,13 @@ class ChatPanel:
     # -- sending ---------------------------------------------------------------------------------------
 
     def _settings(self) -> ClaudeMagic:
-        magic = _magic_settings()
-        if magic.shell is None:
-            # Not loaded as an extension: keep one instance, so panel attributes set on it stick.
-            self._fallback_settings = self._fallback_settings or magic
-            return self._fallback_settings
-        return magic
+        """The extension's settings (so %config applies), else one instance of the env-var defaults
+        kept by this panel, so attributes set on it stick."""
+        registered = registered_settings()
+        if registered is not None:
+            return registered
+        self._fallback_settings = self._fallback_settings or ClaudeMagic()
+        return self._fallback_settings
 
     def _on_input_value(self, change: dict[str, Any]) -> None:
         value = change["new"]
@@ -376,18 +358,16 @@ class ChatPanel:
     def _begin_turn(self, prompt: str, from_box: bool) -> _Turn:
         """Snapshot history and settings, show the prompt, lock the controls (under the panel lock)."""
         self._sync_history_locked()
-        settings = self._settings()
-        model = self.model_picker.value
-        state = TurnState(model=model, prompt=prompt, started_at=time.monotonic(), offline=settings.offline)
+        exchange = prepare_turn(prompt, self._settings(), model=self.model_picker.value,
+                                conversation=self.conversation.name)
         # A prompt typed in the box leaves it at once, and the box stays locked until the first token:
         # a failure before then puts the prompt back without overwriting a new draft (the box's text
         # reaches the kernel only on blur or send, so the kernel cannot tell that a draft exists).
         view = _TurnView(on_first_content=self._unlock_input if from_box else None)
-        turn = _Turn(prompt, from_box, self.conversation.request_messages(prompt), settings, model, state,
-                     TurnControl(), view, shown_before=self._shown)
+        turn = _Turn(prompt, from_box, exchange, exchange.state, TurnControl(), view, shown_before=self._shown)
         self.transcript.children = (*self.transcript.children, _html(user_html(prompt)), view.box)
         self._control = turn.control
-        self.last_turn = state
+        self.last_turn = turn.state
         if from_box:
             self.input.value = ""
             self.input.disabled = True
@@ -397,25 +377,14 @@ class ChatPanel:
 
     def _run(self, turn: _Turn) -> None:
         """The turn's thread: stream, commit, restore the controls. Writes widget traits only."""
-        state, settings = turn.state, turn.settings
+        state = turn.state
         committed = False
         try:
-            try:
-                options = TurnOptions(model=turn.model, max_tokens=settings.max_tokens, system=settings.system,
-                                      temperature=settings.temperature, prompt_caching=settings.prompt_caching)
-                client = get_client(ClientSettings(settings.offline, settings.connect_timeout,
-                                                   settings.read_timeout))
-                request = build_request(options, turn.messages)
-            except Exception as exc:  # noqa: BLE001 - e.g. NoApiKeyError: its message says the fix
-                state.status = "error"
-                state.error = ErrorInfo("setup", str(exc) or repr(exc))
-                state.finished_at = time.monotonic()
+            run_exchange(turn.exchange, turn.view, control=turn.control)
+            committed = turn.exchange.committed
+            if state.error is not None and state.error.kind == "setup":
+                # No client (e.g. no API key): nothing streamed; the line says the fix.
                 turn.view.show_final(setup_error_html(state.error.message), state.status)
-                return
-            run_turn(client, request, state, turn.view, throttle=Throttle(settings.throttle_interval),
-                     max_retries=settings.max_retries, control=turn.control)
-            if state.status == "complete":
-                committed = self.conversation.commit(turn.prompt, state.assistant_content())
         except BaseException as exc:  # noqa: BLE001 - a dying thread would leave the panel stuck busy
             state.status = "error"
             state.error = ErrorInfo("internal", f"The panel failed during the turn: {exc!r}")

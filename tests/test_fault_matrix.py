@@ -112,9 +112,12 @@ def test_fault(case: Fault, fault_kernel: KernelSession, emulator_module: Emulat
     assert error["ename"] == "UsageError"
     assert case.message in error["evalue"] and "\n" not in error["evalue"]
     assert "Traceback" not in result.traceback_text()
-    # 2. What streamed stays visible, marked; the footer is there with the usage known.
-    shown = result.final_text()
-    assert ("⚠ " + error["evalue"].split(" (request id")[0]) in shown
+    # 2. What streamed stays visible; the footer is there with the usage known; the error line is said
+    #    once (the raised line), not also as a warning in the output above it.
+    shown, shown_html = result.final_text(), result.final_text("text/html")
+    sentence = error["evalue"].split(" (request id")[0]
+    assert shown.count(sentence) == 1 and shown_html.count(sentence) == 1  # stream texts are in both
+    assert "⚠" not in shown + shown_html
     assert "stop_reason:" in shown
     if case.partial:
         assert shown.startswith(PARTIAL)

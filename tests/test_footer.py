@@ -47,3 +47,13 @@ def test_no_speed_before_any_token() -> None:
     text = footer_text(finished(first_token_at=None, usage=Usage(5, 0), stop_reason=None))
     assert "tokens/s" not in text and "first token" not in text
     assert "stop_reason: —" in text
+
+
+def test_footer_html_is_styled_inline_not_by_a_style_element() -> None:
+    """A saved notebook opened from disk is untrusted: JupyterLab drops <style> elements there."""
+    markup = footer_html(finished(stop_reason="max_tokens"))
+    assert "<style" not in markup
+    warning = '<div class="claude-magic-warning" style="color:#b35c00;font-weight:600;margin-top:0.4em">⚠ cut off'
+    assert warning in markup
+    assert '<div class="claude-magic-footer" style="color:#777;font-size:0.85em;margin-top:0.4em">' in markup
+    assert "claude-magic-warning" not in footer_html(finished())

@@ -89,10 +89,10 @@ def test_flags_and_config_reach_the_request(shell: Any, emulator: Emulator) -> N
 
 def test_model_default_comes_from_the_environment(shell: Any, emulator: Emulator,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from claude_magic.magic import ClaudeMagic
+    from claude_magic.settings import ClaudeMagic
 
     monkeypatch.setenv("CLAUDE_MAGIC_MODEL", "claude-haiku-4-5")
-    assert ClaudeMagic(shell=None).model == "claude-haiku-4-5"
+    assert ClaudeMagic().model == "claude-haiku-4-5"
 
 
 @pytest.mark.parametrize(
@@ -117,15 +117,15 @@ def test_bad_input_is_a_one_line_usage_error(shell: Any, emulator: Emulator, cel
 def test_bad_config_value_is_refused(shell: Any) -> None:
     from traitlets import TraitError
 
-    magic = shell.magics_manager.registry["ClaudeMagic"]
+    settings = shell.magics_manager.registry["ClaudeMagics"].settings
     with pytest.raises(TraitError, match="temperature"):
-        magic.temperature = 1.5
+        settings.temperature = 1.5
     with pytest.raises(TraitError):
-        magic.display_mode = "sideways"
+        settings.display_mode = "sideways"
 
 
 def test_help_is_generated_from_the_arguments(shell: Any) -> None:
-    doc = shell.magics_manager.registry["ClaudeMagic"].claude.__doc__
+    doc = shell.magics_manager.registry["ClaudeMagics"].claude.__doc__
     for flag in ("--model", "--max-tokens", "--system", "--temperature", "--new", "--conversation"):
         assert flag in doc
 
@@ -164,7 +164,7 @@ def test_offline_mode_answers_from_the_bundled_emulator(shell: Any, monkeypatch:
     ],
 )
 def test_split_options_keeps_the_prompt_verbatim(shell: Any, line: str, options: list[str], prompt: str) -> None:
-    parser = shell.magics_manager.registry["ClaudeMagic"].claude.parser
+    parser = shell.magics_manager.registry["ClaudeMagics"].claude.parser
     assert split_options(line, parser) == (options, prompt)
 
 

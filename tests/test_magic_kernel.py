@@ -156,7 +156,9 @@ def test_interrupt_mid_stream_keeps_partial_and_history_valid(
     assert result.status == "error"
     text = result.final_text()
     assert "Interrupted after" in text and "partial answer kept, not added to history" in text
-    assert len(text.split("⚠")[0].strip()) > 0  # the partial answer is still shown above the warning
+    # The partial answer is still shown above the error line, which is said once (raised, not drawn too).
+    assert len(text.split("UsageError")[0].strip()) > 0
+    assert text.count("Interrupted after") == 1 and "⚠" not in text
 
     emulator.set_pace(tokens_per_second=0)
     magic_kernel.execute("%%claude\nIs this a follow-up?")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 import pytest
 
-from claude_magic._markdown import finished_prefix_length, render_markdown
+from claude_magic._markdown import HIGHLIGHT_LIMIT, finished_prefix_length, render_markdown, sanitize_html
 from claude_magic._turn import Block, TurnState
-from claude_magic._view import IncrementalView, answer_bundle
+from claude_magic._view import CURSOR, IncrementalView, Piece, answer_bundle
 
 ANSWER = """# Caching
 
@@ -31,7 +32,7 @@ Done.
 
 def test_markdown_renders_common_constructs() -> None:
     html = render_markdown(ANSWER)
-    for fragment in ("<h1>Caching</h1>", "<strong>copies</strong>", "<li><code>ETag</code>", "<pre><code>",
+    for fragment in ("<h1>Caching</h1>", "<strong>copies</strong>", "<li><code>ETag</code>", "<pre style=",
                      "<table>", "<p>Done.</p>"):
         assert fragment in html
 
@@ -142,3 +143,253 @@ def test_waiting_indicator_until_first_token() -> None:
     state = TurnState(model="m", prompt="p", started_at=0.0)
     _, tail = IncrementalView().advance(state)
     assert "Waiting for Claude" in tail.html
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The live cursor: right after the last character, inside the innermost element being written
+# ---------------------------------------------------------------------------------------------------------
+
+VOID = {"br", "hr"}
+
+
+class CursorFinder(HTMLParser):
+    """Checks that markup is well-formed and notes where the cursor span sits: the open elements around
+    it, the text before it, and the element the text right before it belongs to."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.starts: list[int] = []  # where each open element's text starts
+        self.text: list[str] = []
+        self.cursors = 0
+        self.at_cursor: list[str] = []
+        self.text_before = ""  # all text before the cursor
+        self.inner_before = ""  # the text of the cursor's element before the cursor
+        self._in_cursor = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "span" and ("class", "claude-magic-cursor") in attrs:
+            self.cursors += 1
+            self.at_cursor = list(self.stack)
+            self.text_before = "".join(self.text)
+            self.inner_before = self.text_before[self.starts[-1]:] if self.starts else self.text_before
+            self._in_cursor = True
+        if tag not in VOID:
+            self.stack.append(tag)
+            self.starts.append(len("".join(self.text)))
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack}"
+        self.stack.pop()
+        self.starts.pop()
+        self._in_cursor = False
+
+    def handle_data(self, data: str) -> None:
+        if not self._in_cursor:
+            self.text.append(data)
+
+
+def cursor_in(markup: str) -> CursorFinder:
+    finder = CursorFinder()
+    finder.feed(markup)
+    finder.close()
+    assert not finder.stack, f"unclosed elements {finder.stack} in {markup!r}"
+    return finder
+
+
+def live_tail(text: str, kind: str = "text") -> Piece:
+    """The live tail after `text` streamed into one block (several frames, as in a real turn)."""
+    state = TurnState(model="m", prompt="p", started_at=0.0, status="streaming")
+    block = Block(kind)
+    state.blocks.append(block)
+    view = IncrementalView()
+    tail = None
+    for start in range(0, len(text), 7):
+        block.parts.append(text[start : start + 7])
+        _, tail = view.advance(state)
+    assert tail is not None
+    return tail
+
+
+@pytest.mark.parametrize(
+    ("source", "innermost", "last"),
+    [
+        ("Intro.\n\nA paragraph being writ", ["p"], "writ"),
+        ("Intro.\n\n## A heading being writ", ["h2"], "writ"),
+        ("Intro.\n\nSetext heading\n---", ["h2"], "heading"),
+        ("- first\n- second item being writ", ["ul", "li"], "writ"),
+        ("1. first\n2. second item being writ", ["ol", "li"], "writ"),
+        ("- first\n  - nested\n    - deeper item being writ", ["ul", "li", "ul", "li", "ul", "li"], "writ"),
+        ("- loose\n\n- second item being writ", ["ul", "li", "p"], "writ"),
+        ("> a quote being writ", ["blockquote", "p"], "writ"),
+        ("> - a list in a quote being writ", ["blockquote", "ul", "li"], "writ"),
+        ("| a | b |\n|---|--:|\n| x | being writ", ["table", "tbody", "tr", "td"], "writ"),
+        ("| a | head being writ", ["p"], "writ"),  # not a table (yet): a paragraph
+        ("```python\ndef f(x):\n    return x + 1\n", ["pre", "code"], "1"),
+        ("```python\ndef f(x):\n    return 'being writ", ["pre", "code"], "writ"),
+        ("```\nplain code\n\n", ["pre", "code"], "code"),
+        ("Intro.\n\n    indented code\n", ["pre", "code"], "code"),
+        ("- a `code span", ["ul", "li"], "span"),
+        ("- an inline `code`", ["ul", "li", "code"], "code"),
+        ("see [a link](https://example.com)", ["p"], "link"),
+    ],
+)
+def test_cursor_sits_right_after_the_last_character(source: str, innermost: list[str], last: str) -> None:
+    tail = live_tail(source)
+    found = cursor_in(tail.html)
+    assert found.cursors == 1
+    assert found.at_cursor == innermost, tail.html
+    assert found.inner_before.endswith(last), f"{found.inner_before!r} in {tail.html}"
+    assert found.inner_before == found.inner_before.rstrip()  # no space or newline before the cursor
+    assert tail.html.replace(CURSOR, "") == render_markdown(tail.text)  # the structure is untouched
+
+
+def test_cursor_in_thinking_and_tool_input_follows_their_text() -> None:
+    for kind, text in (("thinking", "Let me think about it\n"), ("tool_use", '{"city": "Par')):
+        found = cursor_in(live_tail(text, kind).html)
+        assert found.at_cursor[-1] == "pre" and found.text_before.rstrip() == found.text_before
+        assert found.text_before.endswith(text.strip()[-3:])
+
+
+def test_cursor_never_breaks_the_structure_while_an_answer_streams() -> None:
+    """Every frame of a mixed answer, one character at a time: one cursor, well-formed, never on a line
+    of its own, and the frame without it is exactly the tail's rendering."""
+    state = TurnState(model="m", prompt="p", started_at=0.0, status="streaming")
+    block = Block("text")
+    state.blocks.append(block)
+    view = IncrementalView()
+    nested = "- a\n  - nested\n> quote\n\n    indented\n\n```\nplain\n```\n"
+    for char in ANSWER + nested:
+        block.parts.append(char)
+        _, tail = view.advance(state)
+        found = cursor_in(tail.html)
+        assert found.cursors == 1 and found.at_cursor, tail.html
+        assert found.inner_before == found.inner_before.rstrip(), tail.html  # right after the last character
+        assert tail.html.replace(CURSOR, "") == render_markdown(tail.text)
+
+
+def test_cursor_is_inserted_after_sanitizing_and_only_once() -> None:
+    tail = live_tail('Text with a fake <span class="claude-magic-cursor">▍</span> in it').html
+    assert tail.count(CURSOR) == 1 and tail.endswith(CURSOR + "</p>\n")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Code blocks, tables, inline styles
+# ---------------------------------------------------------------------------------------------------------
+
+CODE = 'def area(r: float) -> float:\n    """Circle."""\n    return 3.14 * r ** 2  # pi r squared\n'
+
+
+class Styles(HTMLParser):
+    """Elements with their style attributes, and the document's text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def styles_of(markup: str) -> Styles:
+    parsed = Styles()
+    parsed.feed(markup)
+    parsed.close()
+    return parsed
+
+
+def test_python_fence_is_highlighted_with_inline_colours_and_copies_exactly() -> None:
+    markup = render_markdown(f"```python\n{CODE}```\n")
+    parsed = styles_of(markup)
+    colours = {m.group(1) for _, attrs in parsed.elements
+               if (m := re.search(r"color:(#[0-9a-f]{6})", attrs.get("style") or "")) and _ == "span"}
+    assert len(colours) >= 3, markup
+    assert any("font-weight:bold" in (attrs.get("style") or "") for tag, attrs in parsed.elements if tag == "span")
+    assert "".join(parsed.text) == CODE + "\n"  # selecting it copies exactly the code (+ the newline after </pre>)
+    tags = [tag for tag, _ in parsed.elements]
+    assert tags[:2] == ["pre", "code"] and set(tags[2:]) == {"span"}
+    pre_style = parsed.elements[0][1]["style"] or ""
+    assert "background-color:#" in pre_style and "padding" in pre_style
+
+
+def test_unlabelled_and_unknown_fences_get_the_box_but_no_guessing() -> None:
+    indented = "".join(f"    {line}\n" for line in CODE.splitlines())
+    for source in (f"```\n{CODE}```\n", f"```nosuchlanguage\n{CODE}```\n", indented):
+        parsed = styles_of(render_markdown(source))
+        assert [tag for tag, _ in parsed.elements] == ["pre", "code"], source
+        assert "background-color" in (parsed.elements[0][1]["style"] or "")
+        assert "".join(parsed.text).strip() == CODE.strip()
+
+
+def test_very_long_code_blocks_are_shown_plain() -> None:
+    code = "x = 1\n" * (HIGHLIGHT_LIMIT // 6 + 1)
+    assert "<span" not in render_markdown(f"```python\n{code}```\n")
+    assert "<span" in render_markdown(f"```python\n{code[:600]}```\n")
+
+
+SAFE_STYLE = re.compile(r"^(?:[a-z-]+:[#a-z0-9.% -]+)(?:;[a-z-]+:[#a-z0-9.% -]+)*$")
+
+
+@pytest.mark.parametrize(
+    ("language", "code"),
+    [
+        ('python" onmouseover="alert(1)', "x = 1\n"),
+        ('"><script>alert(1)</script>', "x = 1\n"),
+        ("javascript:alert(1)", "alert(1)\n"),
+        ("python style=background:url(https://attacker.example/x)", "x\n"),
+        ("html", '</code></pre><img src=x onerror="alert(1)"><a href="javascript:alert(1)">x</a>\n'),
+        ("python", '"\'><svg onload=alert(1)> </span><span style="background:url(https://attacker.example/)">\n'),
+        ("javascript", "const s = '</code>\"><iframe src=javascript:alert(1)>';\n"),
+        ("css", "body { background: url(https://attacker.example/leak); }\n"),
+    ],
+)
+def test_fence_language_and_code_cannot_inject_tags_or_attributes(language: str, code: str) -> None:
+    markup = render_markdown(f"```{language}\n{code}```\n")
+    parsed = styles_of(markup)
+    assert {tag for tag, _ in parsed.elements} <= {"pre", "code", "span"}, markup
+    for tag, attrs in parsed.elements:
+        assert set(attrs) <= {"style"}, (tag, attrs)
+        style = attrs.get("style") or ""
+        assert SAFE_STYLE.match(style), (tag, style)
+        assert "url" not in style and "expression" not in style
+    assert "".join(parsed.text) == code + "\n"  # shown, as text (the newline after </pre> too)
+
+
+@pytest.mark.parametrize(
+    ("markup", "kept"),
+    [
+        ('<span style="color:#f00;background:url(https://attacker.example/x);position:fixed">x</span>',
+         '<span style="color:#f00">x</span>'),
+        ('<span style="position:absolute;top:0">x</span>', "<span>x</span>"),
+        ('<span style="color:expression(alert(1))">x</span>', "<span>x</span>"),
+        ('<span style="color:red;background-image:url(x)">x</span>', '<span style="color:red">x</span>'),
+        ('<pre style="background-color:url(x);padding:2px">x</pre>', '<pre style="padding:2px">x</pre>'),
+        ('<pre style="background:url(https://attacker.example/x)">x</pre>', "<pre>x</pre>"),
+        ('<code style="color:#123;font-family:x">x</code>', '<code style="color:#123">x</code>'),
+        ('<td style="color:red;text-align:left">x</td>', '<td style="text-align:left">x</td>'),
+        ('<p style="color:red">x</p>', "<p>x</p>"),
+        ('<span style="color:\\72 ed">x</span>', "<span>x</span>"),
+        ('<span style="color:red/*x*/">x</span>', "<span>x</span>"),
+    ],
+)
+def test_sanitizer_keeps_only_safe_inline_styles(markup: str, kept: str) -> None:
+    assert kept in sanitize_html(f"<table><tr>{markup}</tr></table>" if markup.startswith("<td") else markup)
+
+
+def test_table_cells_are_left_aligned_unless_the_column_says_otherwise() -> None:
+    parsed = styles_of(render_markdown("| a | b | c |\n|---|:-:|--:|\n| 1 | 2 | 3 |\n"))
+    cells = [attrs.get("style") for tag, attrs in parsed.elements if tag in ("th", "td")]
+    assert cells == ["text-align:left", "text-align:center", "text-align:right"] * 2
+
+
+def test_finished_answers_carry_no_style_element() -> None:
+    state = TurnState(model="m", prompt="p", started_at=0.0, status="complete", stop_reason="max_tokens",
+                      blocks=[Block("text", [ANSWER], complete=True)], finished_at=1.0)
+    markup = answer_bundle(state)["text/html"]
+    assert "<style" not in markup
+    assert 'class="claude-magic-warning" style="color:' in markup
+    assert 'class="claude-magic-footer" style="color:' in markup

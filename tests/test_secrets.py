@@ -177,7 +177,7 @@ def test_key_never_leaks_from_a_kernel(
         *PANEL_CELLS,
         "%claude history",
         "%claude -c panel history",
-        "import claude_magic.magic as _m\n_turn = get_ipython().magics_manager.registry['ClaudeMagic'].last_turn\n"
+        "import claude_magic.magic as _m\n_turn = get_ipython().magics_manager.registry['ClaudeMagics'].last_turn\n"
         "print(_turn.error.message, repr(_turn.error))",
         RAW_SDK_ECHO,
     ]
@@ -253,7 +253,7 @@ def _run_everything(shell: Any) -> list[Any]:
         shell.run_cell(cell)
     for name in ("default", "x0", "raised"):
         shown.append(shell.run_line_magic("claude", f"-c {name} history")._repr_mimebundle_())
-    magic = shell.magics_manager.registry["ClaudeMagic"]
+    magic = shell.magics_manager.registry["ClaudeMagics"]
     shown.append(repr(magic.last_turn))
     shown.append(magic.last_turn.error.message)
     return shown

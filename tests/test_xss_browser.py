@@ -36,7 +36,7 @@ from claude_magic import ChatPanel
 from claude_magic._history import STORE
 from claude_magic._panel_render import PANEL_CSS, assistant_history_html, user_html
 from claude_magic._turn import Block, ErrorInfo, TurnState
-from claude_magic._view import _FOOTER_STYLE, IncrementalView, answer_bundle, block_html
+from claude_magic._view import IncrementalView, answer_bundle, block_html
 from claude_magic.emulator import Emulator
 from claude_magic.magic import HistoryView
 
@@ -132,13 +132,15 @@ SAFE_ATTRIBUTES = {
     "ol": {"start"},
     "td": {"style"},
     "th": {"style"},
+    "pre": {"style"},
+    "code": {"style"},
     "div": {"class", "style"},
     "span": {"class", "style"},
     "details": {"open"},
 }
 SAFE_SCHEMES = {"http", "https", "mailto"}
 # Our own stylesheet(s), the only <style> elements allowed in an output.
-KNOWN_CSS = {re.sub(r"</?style>", "", css).strip() for css in (_FOOTER_STYLE, PANEL_CSS)}
+KNOWN_CSS = {re.sub(r"</?style>", "", css).strip() for css in (PANEL_CSS,)}
 _STYLE_OK = re.compile(r"^\s*(?:[a-z-]+\s*:\s*[#\w.%\s-]+;?\s*)*$")
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 
@@ -219,7 +221,7 @@ def test_checker_catches_what_it_must() -> None:
                 "<style>p{}</style>", "<svg onload=a()>", '<a href="https://e.com">no rel</a>',
                 '<div onclick="a()">x</div>', "<details open ontoggle=a()>", "<iframe srcdoc=x>"]:
         assert check_html(bad)[0], bad
-    good = (f'{_FOOTER_STYLE}<p><a href="https://e.com/" rel="noopener noreferrer">x</a></p>'
+    good = (f'{PANEL_CSS}<p><a href="https://e.com/" rel="noopener noreferrer">x</a></p>'
             '<td style="text-align:left">c</td><div class="claude-magic-footer">f</div>')
     assert check_html(good) == ([], "xc" + "f")
 
@@ -364,16 +366,16 @@ def fresh_store() -> Iterator[None]:
 def test_magic_live_frames_and_history_are_inert(
     xss_emulator: Emulator, shell: Any, monkeypatch: pytest.MonkeyPatch, fresh_store: None
 ) -> None:
-    import claude_magic.magic as magic_module
+    import claude_magic._display as display_module
 
     published: list[dict[str, str]] = []
     monkeypatch.setattr(RecordingDisplay, "published", published)
-    monkeypatch.setattr(magic_module, "IPythonDisplay", RecordingDisplay)
+    monkeypatch.setattr(display_module, "IPythonDisplay", RecordingDisplay)
     frames = 0
     for ask in asks():
         before = len(published)
         shell.run_cell_magic("claude", f"-c {ask.conversation} --display live --no-raise", ask.prompt)
-        turn = shell.magics_manager.registry["ClaudeMagic"].last_turn
+        turn = shell.magics_manager.registry["ClaudeMagics"].last_turn
         assert (turn.status == "error") is ask.fails, (ask, turn.error)
         mine = published[before:]
         frames += len(mine)
@@ -611,7 +613,8 @@ def test_magic_cells_run_no_payload_in_jupyterlab(
     emulator.set_script(emulator_script())
     lab = lab_for_xss(jupyterlab_factory, api_env)
     questions = asks()
-    cells = ["%load_ext claude_magic\nprint(get_ipython().magics_manager.registry['ClaudeMagic'].display_mode)"]
+    cells = ["%load_ext claude_magic\nfrom claude_magic.settings import current_settings\n"
+             "print(current_settings().display_mode)"]
     cells += [f"%%claude -c {a.conversation}{' --no-raise' if a.fails else ''}\n{a.prompt}" for a in questions]
     cells.append(HISTORY_CELL.format(names=[a.conversation for a in questions]))
     # Last: a failing turn that raises, so the error line also reaches the page as IPython's UsageError.

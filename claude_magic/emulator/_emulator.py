@@ -141,6 +141,16 @@ class Emulator:
         return self._state.active_streams
 
     @property
+    def peak_streams(self) -> int:
+        """The most streaming responses written at the same time since start (or `reset_peak_streams`):
+        what a client's concurrency limit looks like from the server."""
+        return self._state.peak_streams
+
+    def reset_peak_streams(self) -> None:
+        """Start measuring the peak again from the streams open now."""
+        self._state.reset_peak_streams()
+
+    @property
     def models(self) -> tuple[str, ...]:
         """Model ids this emulator accepts."""
         return self._state.models()

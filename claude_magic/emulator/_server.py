@@ -376,7 +376,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         try:
             raw = self._read_body()
             if (self.command, name) == ("GET", "health"):
-                payload: Any = {"status": "ok", "active_streams": state.active_streams}
+                payload: Any = {"status": "ok", "active_streams": state.active_streams,
+                                "peak_streams": state.peak_streams}
             elif (self.command, name) == ("GET", "requests"):
                 payload = [request.to_dict() for request in state.requests()]
             elif (self.command, name) == ("POST", "reset"):

@@ -56,6 +56,7 @@ class EmulatorState:
         self._log: list[RecordedRequest] = []
         self._counters: defaultdict[str, int] = defaultdict(int)
         self._active_streams = 0
+        self._peak_streams = 0
 
     # -- script and pacing -----------------------------------------------------------------------
 
@@ -131,6 +132,7 @@ class EmulatorState:
     def stream_opened(self) -> None:
         with self._lock:
             self._active_streams += 1
+            self._peak_streams = max(self._peak_streams, self._active_streams)
 
     def stream_closed(self) -> None:
         with self._lock:
@@ -140,3 +142,12 @@ class EmulatorState:
     def active_streams(self) -> int:
         with self._lock:
             return self._active_streams
+
+    @property
+    def peak_streams(self) -> int:
+        with self._lock:
+            return self._peak_streams
+
+    def reset_peak_streams(self) -> None:
+        with self._lock:
+            self._peak_streams = self._active_streams

@@ -1,0 +1,63 @@
+"""Which sink a cell-bound surface (the magic, `ask`, `ask_async`) draws on, and which cell it is in."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ._sinks import IPythonDisplay, TerminalSink, make_cell_sink
+from ._stream import Sink
+
+DISPLAYS = ("auto", "live", "final", "terminal", "none")
+
+
+def _shell() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return None
+    return get_ipython()
+
+
+def in_kernel() -> bool:
+    """True in a Jupyter kernel (where output areas exist), False in a terminal or plain Python."""
+    return type(_shell()).__name__ == "ZMQInteractiveShell"
+
+
+def resolve_display(mode: str) -> str:
+    """`auto` made concrete: live in a kernel, terminal elsewhere."""
+    mode = mode.lower()
+    if mode not in DISPLAYS:
+        raise ValueError(f"display must be one of {', '.join(DISPLAYS)}, got {mode!r}")
+    if mode == "auto":
+        return "live" if in_kernel() else "terminal"
+    return mode
+
+
+def make_sink(mode: str) -> Sink | None:
+    """A fresh sink for one turn (None for "none"); every live sink gets display ids of its own, so
+    concurrent turns in one cell update their own outputs."""
+    mode = resolve_display(mode)
+    if mode == "none":
+        return None
+    if mode == "terminal":
+        return TerminalSink()
+    return make_cell_sink(mode, IPythonDisplay(), f"claude-{uuid.uuid4().hex[:12]}")
+
+
+def current_cell() -> str | None:
+    """What identifies the cell running now: the kernel's execute request id, else the shell's
+    execution count (a terminal); None outside IPython."""
+    shell = _shell()
+    if shell is None:
+        return None
+    kernel = getattr(shell, "kernel", None)
+    try:
+        parent = kernel.get_parent() if kernel is not None else None
+    except Exception:  # noqa: BLE001 - older kernels keep the parent elsewhere; fall back to the count
+        parent = None
+    msg_id = ((parent or {}).get("header") or {}).get("msg_id")
+    return str(msg_id) if msg_id else f"execution-{shell.execution_count}"
+
+
+__all__ = ["DISPLAYS", "current_cell", "in_kernel", "make_sink", "resolve_display"]

@@ -1,0 +1,335 @@
+"""The plain-Python surface: one question, or many at once.
+
+    import claude_magic
+    reply = claude_magic.ask("Explain HTTP caching")          # streams into the cell like %%claude
+    reply = await claude_magic.ask_async("Explain ETags")      # the same on the event loop
+    replies = claude_magic.map(["Summarize: ...", ...], concurrency=8)   # a batch, in input order
+    [r.text for r in replies]
+
+`ask` and `ask_async` continue the kernel's conversation (the one `%%claude` uses, or `conversation=`);
+`map` sends each prompt as a fresh one-turn conversation and never touches history. Settings not given
+come from `%config ClaudeMagic.*` (see `claude_magic.settings`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from ._client import close_async_clients
+from ._display import current_cell, make_sink, resolve_display
+from ._engine import ONE_OFF, PreparedTurn, prepare_turn, run_exchange, run_exchange_async
+from ._errors import redacted_exception
+from ._stream import SharedBackoff
+from ._turn import TurnState
+from .reply import ClaudeError, Reply
+from .settings import ClaudeMagic, current_settings
+
+PROGRESS_REFRESH_SECONDS = 0.5  # the bar's redraws: a few per second whatever the batch's pace
+
+
+def ask(
+    prompt: str,
+    *,
+    model: str | None = None,
+    system: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    conversation: str | None = None,
+    new: bool = False,
+    display: str | None = None,
+    raise_on_error: bool | None = None,
+) -> Reply:
+    """Ask Claude and stream the answer into the cell, exactly as `%%claude` does; returns the Reply.
+
+    >>> reply = ask("What is a ZIP file?", max_tokens=300)
+
+    display: "auto" (live in a notebook, text in a terminal), "live", "final", "terminal" or "none"
+    (default: `%config ClaudeMagic.display_mode`). A failed turn raises ClaudeError (its `.reply` holds
+    the partial answer) unless `raise_on_error=False`, which returns the Reply with `.error` set.
+    """
+    settings = current_settings()
+    raising = settings.raise_on_error if raise_on_error is None else raise_on_error
+    turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
+                          display, raising)
+    cell = current_cell() if sink is not None else None
+    run_exchange(turn, sink)
+    return _finish(turn.state, cell, raising, settings)
+
+
+async def ask_async(
+    prompt: str,
+    *,
+    model: str | None = None,
+    system: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    conversation: str | None = None,
+    new: bool = False,
+    display: str | None = None,
+    raise_on_error: bool | None = None,
+) -> Reply:
+    """`ask` through `anthropic.AsyncAnthropic`: streams live while the event loop stays free.
+
+    >>> first, second = await asyncio.gather(ask_async("Explain ETags", conversation="a"),
+    ...                                      ask_async("Explain Vary", conversation="b"))
+
+    Each call draws into an output of its own. `task.cancel()` ends the turn "interrupted": the partial
+    answer stays, marked, nothing is added to history, and CancelledError propagates as usual.
+    Two concurrent calls on the *same* conversation both see its history as it was when they started.
+    """
+    settings = current_settings()
+    raising = settings.raise_on_error if raise_on_error is None else raise_on_error
+    turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
+                          display, raising)
+    cell = current_cell() if sink is not None else None
+    await run_exchange_async(turn, sink)
+    return _finish(turn.state, cell, raising, settings)
+
+
+def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str | None, max_tokens: int | None,
+             temperature: float | None, conversation: str | None, new: bool, display: str | None,
+             raising: bool) -> tuple[PreparedTurn, Any]:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("ask() needs a non-empty prompt string")
+    sink = make_sink(display or settings.display_mode)
+    turn = prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
+                        temperature=temperature, conversation=conversation or "", new=new,
+                        error_raised=raising and sink is not None)
+    return turn, sink
+
+
+def _finish(state: TurnState, cell: str | None, raising: bool, settings: ClaudeMagic) -> Reply:
+    reply = Reply(state, streamed_into=cell)
+    if state.error is None or not raising:
+        return reply
+    cause = state.error.exception
+    if settings.debug and cause is not None:
+        raise ClaudeError(reply) from redacted_exception(cause)
+    raise ClaudeError(reply) from None  # the line says it all; the SDK's traceback would bury it
+
+
+# -- many prompts ------------------------------------------------------------------------------------------
+
+
+def map(  # noqa: A001 - claude_magic.map reads as what it does, like the builtin over prompts
+    prompts: Iterable[str],
+    *,
+    concurrency: int = 8,
+    model: str | None = None,
+    system: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    display: str = "progress",
+) -> list[Reply]:
+    """Ask every prompt, at most `concurrency` at a time; one Reply per prompt, in input order.
+
+    >>> replies = map(df["review"], concurrency=8, system="Classify the sentiment in one word.")
+    >>> df["sentiment"] = [r.text for r in replies]
+
+    Each prompt is a fresh one-turn conversation, never added to the kernel's history. A failed prompt
+    gives a Reply with `.error` set and does not stop the others; nothing raises. 429/529 answers are
+    retried honouring retry-after, and while one prompt waits, the batch starts no new requests.
+    display: "progress" (a progress bar, then a summary line) or "none". Works in a notebook cell,
+    where an event loop is already running: the batch then runs on a private loop in a worker thread.
+    """
+    turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency)
+    progress = _Progress(len(turns), display)  # built here: its widget must land in the calling cell
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        replies = asyncio.run(_map_on_private_loop(turns, concurrency, progress))
+    else:
+        replies = _run_in_worker_thread(_map_on_private_loop(turns, concurrency, progress))
+    progress.report()
+    return replies
+
+
+async def map_async(
+    prompts: Iterable[str],
+    *,
+    concurrency: int = 8,
+    model: str | None = None,
+    system: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    display: str = "progress",
+) -> list[Reply]:
+    """`map` on the running event loop (`replies = await map_async(prompts)`); same arguments and results."""
+    turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency)
+    progress = _Progress(len(turns), display)
+    replies = await _run_batch(turns, concurrency, progress)
+    progress.report()
+    return replies
+
+
+def _prepare_batch(prompts: Iterable[str], model: str | None, system: str | None, max_tokens: int | None,
+                   temperature: float | None, concurrency: int) -> list[PreparedTurn]:
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    settings = current_settings()
+    turns = []
+    for index, prompt in enumerate(prompts):
+        if not isinstance(prompt, str):
+            raise TypeError(f"map() takes strings; item {index} is {type(prompt).__name__}")
+        turns.append(prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
+                                  temperature=temperature, conversation=ONE_OFF))
+    return turns
+
+
+async def _run_batch(turns: list[PreparedTurn], concurrency: int, progress: _Progress) -> list[Reply]:
+    # The semaphore is the whole concurrency control: a prompt holds one of `concurrency` slots from its
+    # first attempt to its last (backoff waits included), so at most that many requests are in flight.
+    slots = asyncio.Semaphore(concurrency)
+    backoff = SharedBackoff()
+
+    async def one(turn: PreparedTurn) -> Reply:
+        async with slots:
+            progress.started(turn.state)
+            try:
+                await run_exchange_async(turn, None, backoff=backoff)
+            finally:
+                progress.finished(turn.state)
+        return Reply(turn.state)
+
+    refresher = asyncio.ensure_future(progress.refresh_periodically())
+    try:
+        return list(await asyncio.gather(*(one(turn) for turn in turns)))
+    finally:
+        refresher.cancel()
+        progress.close()
+
+
+async def _map_on_private_loop(turns: list[PreparedTurn], concurrency: int, progress: _Progress) -> list[Reply]:
+    try:
+        return await _run_batch(turns, concurrency, progress)
+    finally:
+        await close_async_clients()  # this loop ends with the batch; its connections go with it
+
+
+def _run_in_worker_thread(batch: Any) -> list[Reply]:
+    """Run `batch` (a coroutine) on a new event loop in a worker thread and wait for it: the calling
+    thread's loop is busy running this very cell. Ctrl+C / Interrupt cancels the batch, then re-raises."""
+    loop = asyncio.new_event_loop()
+    result: dict[str, Any] = {}
+    task_ready = threading.Event()
+
+    def work() -> None:
+        try:
+            task = loop.create_task(batch)
+            result["task"] = task
+            task_ready.set()
+            result["replies"] = loop.run_until_complete(task)
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            result["error"] = exc
+        finally:
+            task_ready.set()
+            loop.close()
+
+    # The copied context carries the cell's parent header, so anything the batch shows lands in this cell.
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), name="claude-map", daemon=True)
+    worker.start()
+    try:
+        worker.join()
+    except KeyboardInterrupt:
+        task_ready.wait()
+        if "task" in result:
+            loop.call_soon_threadsafe(result["task"].cancel)
+        worker.join()
+        raise
+    if "error" in result:
+        raise result["error"]
+    return result["replies"]  # type: ignore[no-any-return]
+
+
+class _Progress:
+    """A batch's counters and, with display="progress", a tqdm bar (a widget in a notebook, text in a
+    terminal) and a summary line at the end.
+
+    The bar is updated when a prompt starts or ends and redrawn by tqdm at most every
+    PROGRESS_REFRESH_SECONDS, plus a periodic redraw so the token count moves while answers stream;
+    nothing runs per token. With display_mode "final" (nbval, nbconvert: they record outputs as first
+    sent, so a bar would be saved at 0 %) only the summary line is shown.
+    """
+
+    def __init__(self, total: int, display: str) -> None:
+        if display not in ("progress", "none"):
+            raise ValueError(f"display must be 'progress' or 'none', got {display!r}")
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self._running: dict[int, TurnState] = {}
+        self._tokens_finished = 0
+        self._started_at = time.monotonic()
+        self._elapsed: float | None = None
+        self._show = display == "progress"
+        self._bar: Any = None
+        if self._show:
+            mode = resolve_display(current_settings().display_mode)
+            if mode != "final":
+                self._bar = _make_bar(total, text=mode == "terminal")
+
+    @property
+    def tokens(self) -> int:
+        return self._tokens_finished + sum(state.tokens_so_far for state in self._running.values())
+
+    def started(self, state: TurnState) -> None:
+        self._running[id(state)] = state
+        self._set_postfix()
+
+    def finished(self, state: TurnState) -> None:
+        self._running.pop(id(state), None)
+        self._tokens_finished += state.tokens_so_far
+        if state.status == "complete":
+            self.done += 1
+        else:
+            self.failed += 1
+        if self._bar is not None:
+            self._set_postfix()
+            self._bar.update(1)
+
+    async def refresh_periodically(self) -> None:
+        if self._bar is None:
+            return
+        while True:
+            await asyncio.sleep(PROGRESS_REFRESH_SECONDS)
+            self._set_postfix()
+            self._bar.refresh()
+
+    def _set_postfix(self) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"failed {self.failed} · in flight {len(self._running)} · "
+                                      f"{self.tokens:,} tokens", refresh=False)
+
+    def close(self) -> None:
+        self._elapsed = time.monotonic() - self._started_at
+        if self._bar is not None:
+            self._set_postfix()
+            self._bar.close()
+            self._bar = None
+
+    def summary(self) -> str:
+        elapsed = self._elapsed if self._elapsed is not None else time.monotonic() - self._started_at
+        prompts = f"{self.total} prompt{'s' * (self.total != 1)}"
+        return (f"claude_magic.map: {prompts} · {self.done} done · {self.failed} failed · "
+                f"{self.tokens:,} tokens out · elapsed {elapsed:.1f} s")
+
+    def report(self) -> None:
+        if self._show:
+            print(self.summary())
+
+
+def _make_bar(total: int, *, text: bool) -> Any:
+    if text:
+        from tqdm import tqdm
+    else:
+        from tqdm.auto import tqdm
+    return tqdm(total=total, desc="claude_magic.map", unit="prompt", mininterval=PROGRESS_REFRESH_SECONDS,
+                smoothing=0.1)
+
+
+__all__ = ["ClaudeError", "Reply", "ask", "ask_async", "map", "map_async"]

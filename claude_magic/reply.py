@@ -1,0 +1,99 @@
+"""What the Python API (and `%claude`, `--out NAME`) hands back: one finished turn.
+
+    reply = claude_magic.ask("Write a haiku about caching")
+    reply.text, reply.stop_reason, reply.usage.output_tokens
+    reply.code_blocks            # [(language, code), ...] from the answer's fenced blocks
+    reply.error                  # None, or the one line saying what went wrong
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._turn import TurnState, Usage
+from ._view import answer_bundle
+
+
+class Reply:
+    """One turn's answer. On a cell's last line it renders as the answer with its footer (sanitized HTML,
+    like the live output), unless it was already streamed into that cell: then it is not drawn twice."""
+
+    def __init__(self, state: TurnState, *, streamed_into: str | None = None) -> None:
+        self.state = state
+        self._streamed_into = streamed_into  # the cell (see _display.current_cell) it was drawn in, if any
+
+    @property
+    def text(self) -> str:
+        """The answer's Markdown (all text blocks)."""
+        return self.state.text
+
+    @property
+    def message(self) -> Any:
+        """The SDK's final `anthropic.types.Message`; None when the turn did not complete."""
+        return self.state.final_message
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens in and out (and prompt-cache reads/writes), as far as the turn got."""
+        return self.state.usage
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.state.stop_reason
+
+    @property
+    def error(self) -> str | None:
+        """None if the turn completed, else the one line saying what happened and what to do."""
+        return None if self.state.error is None else self.state.error.message
+
+    @property
+    def ok(self) -> bool:
+        return self.state.status == "complete"
+
+    @property
+    def code_blocks(self) -> list[tuple[str, str]]:
+        """(language, code) of every code block in the answer, in order ("" when no language is given)."""
+        from markdown_it import MarkdownIt
+
+        blocks = []
+        for token in MarkdownIt("commonmark").parse(self.text):
+            if token.type == "fence":
+                blocks.append((token.info.split(maxsplit=1)[0] if token.info.strip() else "", token.content))
+            elif token.type == "code_block":
+                blocks.append(("", token.content))
+        return blocks
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        status = self.state.status if self.error is None else f"{self.state.status}: {self.error}"
+        preview = self.text if len(self.text) <= 60 else f"{self.text[:57]}..."
+        return f"Reply({preview!r}, {status})"
+
+    # -- display -------------------------------------------------------------------------------------
+    # No `_repr_markdown_`: the answer is untrusted model output, and frontends render Markdown outputs
+    # of executed cells without sanitizing them. The HTML below went through the sanitizing renderer.
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return dict(answer_bundle(self.state))
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        from ._display import current_cell
+
+        if self._streamed_into is not None and self._streamed_into == current_cell():
+            return  # `%claude ...` / `ask(...)` on the cell's last line: the answer is already there
+        display(self._repr_mimebundle_(), raw=True)
+
+
+class ClaudeError(Exception):
+    """A turn of `claude_magic.ask` / `ask_async` failed; `.reply` holds what arrived (partial text, state)."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.error)
+        self.reply = reply
+
+
+__all__ = ["ClaudeError", "Reply"]

@@ -1,0 +1,156 @@
+"""Every claude_magic option, in one traitlets Configurable that every surface reads.
+
+The class is named `ClaudeMagic` because that is the configuration section users know:
+
+    %config ClaudeMagic.model = "claude-opus-5-5"     # in a notebook, once the extension is loaded
+    %config ClaudeMagic                               # lists the options with their help
+    c.ClaudeMagic.max_tokens = 2000                   # ipython_config.py
+
+`current_settings()` returns the instance in force: the one the extension registered in the shell's
+`configurables` (so `%config` applies to the magic, the panel and the Python API alike), else a fresh
+one with the environment's defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, default, validate
+from traitlets.config import Configurable
+
+from ._history import DEFAULT_CONVERSATION
+from ._models import DEFAULT_MODEL
+
+_TRUE = {"1", "true", "yes", "on"}
+DISPLAY_MODES = ("auto", "live", "final", "terminal")
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def check_max_tokens(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"max_tokens must be at least 1, got {value}")
+    return int(value)
+
+
+def check_temperature(value: float | None) -> float | None:
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise ValueError(f"temperature must be between 0 and 1, got {value}")
+    return value
+
+
+def _validated(check: Any, value: Any) -> Any:
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise TraitError(str(exc)) from None
+
+
+class ClaudeMagic(Configurable):
+    """Settings of claude_magic (`%config ClaudeMagic.<name> = value`); per-call flags override them."""
+
+    model = Unicode(help="Model id (env CLAUDE_MAGIC_MODEL).").tag(config=True)
+    max_tokens = Int(4096, help="Maximum output tokens per answer.").tag(config=True)
+    system = Unicode("", help="System prompt for every turn.").tag(config=True)
+    temperature = Float(None, allow_none=True, help="Sampling temperature, 0 to 1 (None: API default).").tag(
+        config=True
+    )
+    conversation = Unicode(DEFAULT_CONVERSATION, help="Name of the conversation turns go to.").tag(config=True)
+    display_mode = CaselessStrEnum(
+        list(DISPLAY_MODES),
+        help="auto: live in a notebook, text in a terminal; final: only the finished answer "
+        "(for nbval/nbconvert runs, which ignore display updates). Env CLAUDE_MAGIC_DISPLAY.",
+    ).tag(config=True)
+    throttle_interval = Float(0.1, help="Seconds between redraws while streaming.").tag(config=True)
+    max_retries = Int(2, help="Retries for connection errors and 429/5xx before the first token.").tag(
+        config=True
+    )
+    connect_timeout = Float(5.0, help="Seconds to wait for the connection.").tag(config=True)
+    read_timeout = Float(600.0, help="Seconds to wait for the next piece of a stream.").tag(config=True)
+    offline = Bool(help="Answer from the bundled emulator instead of Claude (env CLAUDE_MAGIC_OFFLINE=1).").tag(
+        config=True
+    )
+    emulator_script = Unicode(
+        help="Offline mode: answer from this emulator script (YAML/JSON, see the emulator's SCRIPT_FORMAT.md) "
+        "instead of the bundled one. Env CLAUDE_MAGIC_EMULATOR_SCRIPT."
+    ).tag(config=True)
+    prompt_caching = Bool(True, help="Mark the newest message as a prompt-cache breakpoint.").tag(config=True)
+    raise_on_error = Bool(True, help="Raise after a failed turn, so Run All and nbval stop there.").tag(
+        config=True
+    )
+    debug = Bool(False, help="On API errors raise the original exception with its traceback.").tag(config=True)
+
+    @default("model")
+    def _default_model(self) -> str:
+        return os.environ.get("CLAUDE_MAGIC_MODEL") or DEFAULT_MODEL
+
+    @default("display_mode")
+    def _default_display_mode(self) -> str:
+        return os.environ.get("CLAUDE_MAGIC_DISPLAY", "auto").strip().lower() or "auto"
+
+    @default("offline")
+    def _default_offline(self) -> bool:
+        return _env_flag("CLAUDE_MAGIC_OFFLINE")
+
+    @default("emulator_script")
+    def _default_emulator_script(self) -> str:
+        return os.environ.get("CLAUDE_MAGIC_EMULATOR_SCRIPT", "").strip()
+
+    @validate("max_tokens")
+    def _check_max_tokens(self, proposal: Any) -> int:
+        return _validated(check_max_tokens, proposal["value"])
+
+    @validate("temperature")
+    def _check_temperature(self, proposal: Any) -> float | None:
+        return _validated(check_temperature, proposal["value"])
+
+    @validate("throttle_interval", "connect_timeout", "read_timeout")
+    def _check_non_negative(self, proposal: Any) -> float:
+        if proposal["value"] < 0:
+            raise TraitError(f"{proposal['trait'].name} must not be negative")
+        return float(proposal["value"])
+
+    @validate("max_retries")
+    def _check_retries(self, proposal: Any) -> int:
+        if proposal["value"] < 0:
+            raise TraitError("max_retries must not be negative")
+        return int(proposal["value"])
+
+
+def _shell() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return None
+    return get_ipython()
+
+
+def registered_settings() -> ClaudeMagic | None:
+    """The settings `%load_ext claude_magic` registered with the running shell, if any."""
+    shell = _shell()
+    for configurable in getattr(shell, "configurables", ()):
+        if isinstance(configurable, ClaudeMagic):
+            return configurable
+    return None
+
+
+def current_settings() -> ClaudeMagic:
+    """The settings in force: the extension's (so `%config` applies), else the environment's defaults."""
+    return registered_settings() or ClaudeMagic()
+
+
+def register_settings(shell: Any) -> ClaudeMagic:
+    """Create the shell's settings once (parented to it, so ipython_config.py applies) and list them
+    in `shell.configurables`, which is what `%config` searches."""
+    settings = next((c for c in shell.configurables if isinstance(c, ClaudeMagic)), None)
+    if settings is None:
+        settings = ClaudeMagic(parent=shell)
+        shell.configurables.append(settings)
+    return settings
+
+
+__all__ = ["ClaudeMagic", "check_max_tokens", "check_temperature", "current_settings", "register_settings",
+           "registered_settings"]
