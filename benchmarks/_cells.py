@@ -1,12 +1,12 @@
 """The code the benchmark runs: notebook cells (through JupyterLab) and the raw-SDK reference kernel.
 
-Measurement hooks are limited to our own package: `claude_magic._stream.reduce_event` is wrapped
+Measurement hooks are limited to our own package: `claude_magic.core.stream.reduce_event` is wrapped
 to note when the first text delta comes out of the SDK. The SDK itself is never touched.
 """
 
 from __future__ import annotations
 
-from claude_magic._models import DEFAULT_MODEL
+from claude_magic.core.models import DEFAULT_MODEL
 
 MAX_TOKENS = 64_000  # above every benchmarked length: no answer is cut off by max_tokens
 SETUP_TAG = "BENCH_KERNEL "
@@ -23,7 +23,7 @@ import gc, json, os, time
 import anthropic
 from IPython.display import Markdown, display
 from ipykernel.connect import get_connection_file
-import claude_magic._stream as _bench_stream
+import claude_magic.core.stream as _bench_stream
 
 BENCH = {{}}
 _bench_reduce = _bench_stream.reduce_event

@@ -9,8 +9,8 @@ from typing import Any
 
 from _stack import RunObservation
 
-from claude_magic._markdown import render_markdown
 from claude_magic.emulator import tokenize
+from claude_magic.render.markdown import render_markdown
 
 # The targets.
 LAG_P50_MS = 150.0

@@ -28,7 +28,7 @@ SCRIPT = {"turns": [{"content": f"{FIRST} crossings are painted stripes. " * 20}
 SETUP = """
 %load_ext claude_magic
 import anthropic
-from claude_magic._models import DEFAULT_MODEL as MODEL
+from claude_magic.core.models import DEFAULT_MODEL as MODEL
 client = anthropic.Anthropic(max_retries=0)  # reused, like the magic's client
 """
 RAW_CELL = """

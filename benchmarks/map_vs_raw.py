@@ -26,7 +26,7 @@ from typing import Any
 
 import anthropic
 
-from claude_magic._models import DEFAULT_MODEL
+from claude_magic.core.models import DEFAULT_MODEL
 
 API_KEY = "bench-key"
 

@@ -118,9 +118,9 @@ def browser_timeout(spec: RunSpec) -> float:
 
 def panel_unavailable() -> str | None:
     try:
-        importlib.import_module("claude_magic.panel").ChatPanel  # noqa: B018 - the import is the check
+        importlib.import_module("claude_magic.surfaces.panel").ChatPanel  # noqa: B018 - the import is the check
     except Exception as error:  # noqa: BLE001 - any failure means "no panel rows"
-        return f"claude_magic.panel is not importable: {error!r}"
+        return f"claude_magic.surfaces.panel is not importable: {error!r}"
     return None
 
 

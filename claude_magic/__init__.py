@@ -14,8 +14,8 @@ __version__ = "0.1.0"
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register %%claude / %claude (called by `%load_ext claude_magic`)."""
-    from .magic import ClaudeMagics, keep_question_marks
-    from .settings import register_settings
+    from claude_magic.settings import register_settings
+    from claude_magic.surfaces.magic import ClaudeMagics, keep_question_marks
 
     # The settings go in the shell's `configurables` (what %config searches); every surface reads them.
     ipython.register_magics(ClaudeMagics(shell=ipython, settings=register_settings(ipython)))
@@ -26,13 +26,13 @@ def load_ipython_extension(ipython: Any) -> None:
 # Public names and the module defining each; imported on first use, so `import claude_magic` stays cheap
 # (the panel pulls in ipywidgets, the API the SDK).
 _LAZY = {
-    "ask": "api",
-    "ask_async": "api",
-    "map": "api",
-    "map_async": "api",
-    "ClaudeError": "reply",
-    "Reply": "reply",
-    "ChatPanel": "panel",
+    "ask": "surfaces.api",
+    "ask_async": "surfaces.api",
+    "map": "surfaces.api",
+    "map_async": "surfaces.api",
+    "ClaudeError": "surfaces.reply",
+    "Reply": "surfaces.reply",
+    "ChatPanel": "surfaces.panel",
 }
 
 

@@ -19,8 +19,8 @@ from typing import Any
 from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
-from ._history import DEFAULT_CONVERSATION
-from ._models import DEFAULT_MODEL
+from claude_magic.core.history import DEFAULT_CONVERSATION
+from claude_magic.core.models import DEFAULT_MODEL
 
 _TRUE = {"1", "true", "yes", "on"}
 DISPLAY_MODES = ("auto", "live", "final", "terminal")

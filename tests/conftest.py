@@ -52,7 +52,8 @@ def shell(api_env: dict[str, str]) -> Iterator[Any]:
     """An in-process InteractiveShell with the extension loaded; errors raise like in jupysql's tests."""
     from IPython.core.interactiveshell import InteractiveShell
 
-    from claude_magic import _client, _history
+    from claude_magic.core import client as _client
+    from claude_magic.core import history as _history
 
     shell = InteractiveShell.instance(history_length=0)
     shell.run_line_magic("load_ext", "claude_magic")

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 import claude_magic
-from claude_magic import _engine
-from claude_magic._history import STORE
-from claude_magic._sinks import FinalCellSink, LiveCellSink, TerminalSink
+from claude_magic.core import engine as _engine
+from claude_magic.core.history import STORE
 from claude_magic.emulator import Emulator
-from claude_magic.panel import _TurnView
 from claude_magic.settings import ClaudeMagic, current_settings
+from claude_magic.surfaces.panel import _TurnView
+from claude_magic.surfaces.sinks import FinalCellSink, LiveCellSink, TerminalSink
 
 CODE_ANSWER = (
     "Here is how:\n\n```python\nprint('hi')\n```\n\nand in a shell:\n\n```bash\necho hi\n```\n\n"
@@ -99,7 +99,7 @@ def test_engine_failure_is_a_state_and_history_stays_unchanged(emu: Emulator) ->
 
 
 def test_engine_missing_key_is_a_setup_error_not_an_exception(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    from claude_magic import _client
+    from claude_magic.core import client as _client
 
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     _client.reset_clients()

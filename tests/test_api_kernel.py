@@ -30,7 +30,7 @@ SCRIPT = {
 @pytest.fixture
 def kernel(magic_kernel: KernelSession, emulator: Emulator) -> KernelSession:
     emulator.set_script(SCRIPT)
-    magic_kernel.execute("import asyncio, json\nimport claude_magic\nfrom claude_magic._history import STORE")
+    magic_kernel.execute("import asyncio, json\nimport claude_magic\nfrom claude_magic.core.history import STORE")
     return magic_kernel
 
 

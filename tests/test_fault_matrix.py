@@ -160,7 +160,7 @@ def test_panel_fault(case: Fault, shell: Any, emulator: Emulator) -> None:
     import threading as threads
 
     from claude_magic import ChatPanel
-    from claude_magic._history import STORE
+    from claude_magic.core.history import STORE
 
     shell.run_line_magic("config", "ClaudeMagic.read_timeout = 3")
     shell.run_line_magic("config", "ClaudeMagic.max_retries = 1")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from claude_magic._footer import footer_html, footer_text
-from claude_magic._turn import ErrorInfo, TurnState, Usage
+from claude_magic.core.turn import ErrorInfo, TurnState, Usage
+from claude_magic.render.footer import footer_html, footer_text
 
 
 def finished(**changes: object) -> TurnState:

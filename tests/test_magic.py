@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
-from claude_magic._models import DEFAULT_MODEL
+from claude_magic.core.models import DEFAULT_MODEL
 from claude_magic.emulator import Emulator
-from claude_magic.magic import split_options
+from claude_magic.surfaces.magic import split_options
 
 SCRIPT = {
     "turns": [
@@ -131,7 +131,7 @@ def test_help_is_generated_from_the_arguments(shell: Any) -> None:
 
 
 def test_no_key_is_one_clear_line(shell: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from claude_magic import _client
+    from claude_magic.core import client as _client
 
     _client.reset_clients()
     monkeypatch.delenv("ANTHROPIC_API_KEY")

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from harness.kernel import KernelSession, outputs_text, reconstruct_outputs
 
-from claude_magic._markdown import render_markdown
-from claude_magic._sinks import LiveCellSink
 from claude_magic.emulator import Emulator
+from claude_magic.render.markdown import render_markdown
+from claude_magic.surfaces.sinks import LiveCellSink
 
 pytestmark = pytest.mark.kernel
 

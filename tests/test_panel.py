@@ -15,10 +15,10 @@ import pytest
 from harness.kernel import KernelSession
 
 from claude_magic import ChatPanel
-from claude_magic._history import STORE
-from claude_magic._panel_render import SUBMIT_MARK
-from claude_magic._sinks import LiveCellSink
+from claude_magic.core.history import STORE
 from claude_magic.emulator import Emulator
+from claude_magic.render.panel_html import SUBMIT_MARK
+from claude_magic.surfaces.sinks import LiveCellSink
 
 ANSWER = (
     "## Caching\n\n"

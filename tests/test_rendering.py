@@ -7,9 +7,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from claude_magic._markdown import HIGHLIGHT_LIMIT, finished_prefix_length, render_markdown, sanitize_html
-from claude_magic._turn import Block, TurnState
-from claude_magic._view import CURSOR, IncrementalView, Piece, answer_bundle
+from claude_magic.core.turn import Block, TurnState
+from claude_magic.render.markdown import HIGHLIGHT_LIMIT, finished_prefix_length, render_markdown, sanitize_html
+from claude_magic.render.view import CURSOR, IncrementalView, Piece, answer_bundle
 
 ANSWER = """# Caching
 

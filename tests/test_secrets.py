@@ -27,8 +27,8 @@ from harness.kernel import ExecutionResult, KernelSession
 from jupyter_client.manager import KernelManager
 
 from claude_magic import ChatPanel
-from claude_magic._history import STORE
-from claude_magic._models import DEFAULT_MODEL
+from claude_magic.core.history import STORE
+from claude_magic.core.models import DEFAULT_MODEL
 from claude_magic.emulator import Emulator
 
 KEY = "sk-ant-api03-LEAKCHECK-" + secrets.token_hex(16)
@@ -122,7 +122,7 @@ LOG_SETUP = (
 # The premise: the emulator really puts the key it received into the error (only the boolean is printed).
 RAW_SDK_ECHO = (
     "import anthropic\n"
-    "from claude_magic._models import DEFAULT_MODEL\n"
+    "from claude_magic.core.models import DEFAULT_MODEL\n"
     "try:\n"
     "    anthropic.Anthropic(max_retries=0).messages.create(\n"
     "        model=DEFAULT_MODEL, max_tokens=10, messages=[{'role': 'user', 'content': 'echo 400'}])\n"
@@ -177,7 +177,7 @@ def test_key_never_leaks_from_a_kernel(
         *PANEL_CELLS,
         "%claude history",
         "%claude -c panel history",
-        "import claude_magic.magic as _m\n_turn = get_ipython().magics_manager.registry['ClaudeMagics'].last_turn\n"
+        "_turn = get_ipython().magics_manager.registry['ClaudeMagics'].last_turn\n"
         "print(_turn.error.message, repr(_turn.error))",
         RAW_SDK_ECHO,
     ]

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from claude_magic._budget import ENVELOPE_BYTES
-from claude_magic._markdown import render_markdown
-from claude_magic._sinks import FinalCellSink, LiveCellSink
-from claude_magic._turn import Block, TurnState
-from claude_magic._view import CURSOR, answer_bundle
+from claude_magic.core.turn import Block, TurnState
+from claude_magic.render.budget import ENVELOPE_BYTES
+from claude_magic.render.markdown import render_markdown
+from claude_magic.render.view import CURSOR, answer_bundle
+from claude_magic.surfaces.sinks import FinalCellSink, LiveCellSink
 
 
 class RecordingPublisher:

@@ -19,14 +19,14 @@ import pytest
 from rich.console import Console
 from support import FAKE_API_KEY
 
-from claude_magic import _terminal
-from claude_magic._footer import footer_text
-from claude_magic._models import DEFAULT_MODEL
-from claude_magic._sinks import TerminalSink
-from claude_magic._stream import run_turn
-from claude_magic._throttle import Throttle
-from claude_magic._turn import Block, ErrorInfo, TurnState
+from claude_magic.core.models import DEFAULT_MODEL
+from claude_magic.core.stream import run_turn
+from claude_magic.core.throttle import Throttle
+from claude_magic.core.turn import Block, ErrorInfo, TurnState
 from claude_magic.emulator import Emulator
+from claude_magic.render.footer import footer_text
+from claude_magic.surfaces import terminal as _terminal
+from claude_magic.surfaces.sinks import TerminalSink
 
 ANSWER = (
     "## Sorting in Python\n\n"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from claude_magic._history import Conversation, ConversationStore
-from claude_magic._throttle import Throttle
+from claude_magic.core.history import Conversation, ConversationStore
+from claude_magic.core.throttle import Throttle
 
 
 class FakeClock:

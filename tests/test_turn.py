@@ -10,7 +10,7 @@ import pytest
 from anthropic.types import RawMessageStreamEvent
 from pydantic import TypeAdapter
 
-from claude_magic._turn import StreamOrderError, TurnState, reduce_event
+from claude_magic.core.turn import StreamOrderError, TurnState, reduce_event
 
 _EVENTS = TypeAdapter(RawMessageStreamEvent)
 FIXTURES = Path(__file__).parent / "fixtures"

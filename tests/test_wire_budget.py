@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from harness.kernel import KernelSession
 
-from claude_magic._markdown import render_markdown
 from claude_magic.emulator import Emulator, generate_markdown, tokenize
+from claude_magic.render.markdown import render_markdown
 
 pytestmark = pytest.mark.kernel
 
@@ -97,14 +97,14 @@ def test_magic_sends_a_small_multiple_of_the_answer(magic_kernel: KernelSession,
 
 
 def test_panel_sends_a_small_multiple_of_the_answer(magic_kernel: KernelSession, fast_emulator: Emulator) -> None:
-    if importlib.util.find_spec("claude_magic.panel") is None:
-        pytest.skip("claude_magic.panel does not exist yet")
+    if importlib.util.find_spec("claude_magic.surfaces.panel") is None:
+        pytest.skip("claude_magic.surfaces.panel does not exist yet")
     magic_kernel.execute("from claude_magic import ChatPanel\npanel = ChatPanel(conversation='wire-budget')")
 
     start = len(magic_kernel.all_messages())
     result = magic_kernel.execute(
         "import json\n"
-        "from claude_magic._view import answer_bundle\n"
+        "from claude_magic.render.view import answer_bundle\n"
         f"assert panel.send({PROMPT!r})\n"
         "turn = panel.wait(120)\n"
         "bundle = answer_bundle(turn)\n"

@@ -33,12 +33,12 @@ import pytest
 from harness.lab import JupyterLab, LabNotebook, write_notebook
 
 from claude_magic import ChatPanel
-from claude_magic._history import STORE
-from claude_magic._panel_render import PANEL_CSS, assistant_history_html, user_html
-from claude_magic._turn import Block, ErrorInfo, TurnState
-from claude_magic._view import IncrementalView, answer_bundle, block_html
+from claude_magic.core.history import STORE
+from claude_magic.core.turn import Block, ErrorInfo, TurnState
 from claude_magic.emulator import Emulator
-from claude_magic.magic import HistoryView
+from claude_magic.render.panel_html import PANEL_CSS, assistant_history_html, user_html
+from claude_magic.render.view import IncrementalView, answer_bundle, block_html
+from claude_magic.surfaces.magic import HistoryView
 
 CORPUS_PATH = Path(__file__).parent / "fixtures" / "xss_payloads.json"
 CORPUS: list[dict[str, Any]] = json.loads(CORPUS_PATH.read_text(encoding="utf-8"))["payloads"]
@@ -121,7 +121,7 @@ def emulator_script() -> dict[str, Any]:
 # The allow-list checker (Python side): what a browser would build from our HTML
 # ---------------------------------------------------------------------------------------------------------
 
-# Deliberately independent of claude_magic._markdown's allow-list: loosening that must fail here.
+# Deliberately independent of claude_magic.render.markdown's allow-list: loosening that must fail here.
 SAFE_TAGS = {
     "a", "b", "blockquote", "br", "code", "del", "details", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6",
     "hr", "i", "kbd", "li", "ol", "p", "pre", "s", "span", "strong", "sub", "summary", "sup", "table",
@@ -310,7 +310,7 @@ def test_payload_renders_inert(payload: dict[str, Any]) -> None:
 
 
 def _conversation_with(answer: str, prompt: str = "q") -> Any:
-    from claude_magic._history import Conversation
+    from claude_magic.core.history import Conversation
 
     conversation = Conversation("xss-check")
     conversation.commit(prompt, [{"type": "text", "text": answer}])
@@ -366,7 +366,7 @@ def fresh_store() -> Iterator[None]:
 def test_magic_live_frames_and_history_are_inert(
     xss_emulator: Emulator, shell: Any, monkeypatch: pytest.MonkeyPatch, fresh_store: None
 ) -> None:
-    import claude_magic._display as display_module
+    import claude_magic.surfaces.display as display_module
 
     published: list[dict[str, str]] = []
     monkeypatch.setattr(RecordingDisplay, "published", published)
@@ -714,7 +714,7 @@ def test_panel_runs_no_payload_in_jupyterlab(
 
 UNSAFE_RENDERER_CELL = (
     "# Negative control: raw HTML straight through, no sanitizer.\n"
-    "import claude_magic._view as _view\n"
+    "import claude_magic.render.view as _view\n"
     "from markdown_it import MarkdownIt\n"
     "_view.render_markdown = MarkdownIt('commonmark', {'html': True}).render"
 )

@@ -24,14 +24,14 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, magic_arguments
 
-from ._display import current_cell, make_sink
-from ._engine import prepare_turn, run_exchange
-from ._errors import redacted_exception, user_error
-from ._history import STORE, Conversation
-from ._markdown import render_markdown
-from ._turn import TurnState
-from .reply import Reply
-from .settings import DISPLAY_MODES, ClaudeMagic
+from claude_magic.core.engine import prepare_turn, run_exchange
+from claude_magic.core.errors import redacted_exception, user_error
+from claude_magic.core.history import STORE, Conversation
+from claude_magic.core.turn import TurnState
+from claude_magic.render.markdown import render_markdown
+from claude_magic.settings import DISPLAY_MODES, ClaudeMagic
+from claude_magic.surfaces.display import current_cell, make_sink
+from claude_magic.surfaces.reply import Reply
 
 _SUBCOMMANDS = ("history", "reset", "panel")
 

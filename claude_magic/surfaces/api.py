@@ -20,14 +20,14 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ._client import close_async_clients
-from ._display import current_cell, make_sink, resolve_display
-from ._engine import ONE_OFF, PreparedTurn, prepare_turn, run_exchange, run_exchange_async
-from ._errors import redacted_exception
-from ._stream import SharedBackoff
-from ._turn import TurnState
-from .reply import ClaudeError, Reply
-from .settings import ClaudeMagic, current_settings
+from claude_magic.core.client import close_async_clients
+from claude_magic.core.engine import ONE_OFF, PreparedTurn, prepare_turn, run_exchange, run_exchange_async
+from claude_magic.core.errors import redacted_exception
+from claude_magic.core.stream import SharedBackoff
+from claude_magic.core.turn import TurnState
+from claude_magic.settings import ClaudeMagic, current_settings
+from claude_magic.surfaces.display import current_cell, make_sink, resolve_display
+from claude_magic.surfaces.reply import ClaudeError, Reply
 
 PROGRESS_REFRESH_SECONDS = 0.5  # the bar's redraws: a few per second whatever the batch's pace
 

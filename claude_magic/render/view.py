@@ -14,9 +14,9 @@ import json
 import re
 from dataclasses import dataclass
 
-from ._footer import footer_html, footer_text
-from ._markdown import finished_prefix_length, render_markdown
-from ._turn import Block, TurnState
+from claude_magic.core.turn import Block, TurnState
+from claude_magic.render.footer import footer_html, footer_text
+from claude_magic.render.markdown import finished_prefix_length, render_markdown
 
 LIVE_PREVIEW_CHARS = 800  # thinking and tool input shown while streaming: the tail only
 WAITING_TEXT = "Waiting for Claude…"

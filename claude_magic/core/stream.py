@@ -18,11 +18,11 @@ from typing import Any, Protocol
 
 import anthropic
 
-from ._errors import describe_error, retry_delay
-from ._frames import FrameScheduler, LoopFrameScheduler, NoFrames
-from ._throttle import Throttle
-from ._turn import ErrorInfo, TurnState, Usage, reduce_event
-from ._wire import EMULATOR_HEADER
+from claude_magic._wire import EMULATOR_HEADER
+from claude_magic.core.errors import describe_error, retry_delay
+from claude_magic.core.frames import FrameScheduler, LoopFrameScheduler, NoFrames
+from claude_magic.core.throttle import Throttle
+from claude_magic.core.turn import ErrorInfo, TurnState, Usage, reduce_event
 
 
 class Sink(Protocol):
@@ -33,7 +33,7 @@ class Sink(Protocol):
     def frame(self, state: TurnState) -> None: ...
 
     def affords(self, state: TurnState) -> bool:
-        """Whether a regular frame fits the surface's byte budget now (see `_budget`)."""
+        """Whether a regular frame fits the surface's byte budget now (see `render.budget`)."""
         ...
 
     def finish(self, state: TurnState) -> None: ...

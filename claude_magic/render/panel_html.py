@@ -11,10 +11,10 @@ import html
 import json
 from typing import Any
 
-from ._footer import WARNING_STYLE
-from ._markdown import render_markdown
-from ._turn import Block
-from ._view import block_html
+from claude_magic.core.turn import Block
+from claude_magic.render.footer import WARNING_STYLE
+from claude_magic.render.markdown import render_markdown
+from claude_magic.render.view import block_html
 
 # Appended to the textarea's value by the keyboard shortcut: the value sync then carries "send" itself,
 # so the kernel always sees the exact text that was in the box (see PANEL_KEYS_JS). Invisible, and

@@ -16,7 +16,7 @@ import anthropic
 import httpx2
 from IPython.core.error import UsageError
 
-from ._turn import ErrorInfo
+from claude_magic.core.turn import ErrorInfo
 
 _RETRYABLE_STATUS = {408, 409, 429}
 _INITIAL_RETRY_DELAY = 0.5

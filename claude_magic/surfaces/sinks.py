@@ -9,10 +9,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ._budget import ENVELOPE_BYTES, FrameBudget, utf8_size
-from ._terminal import TerminalSink as TerminalSink  # the terminal sink lives in _terminal
-from ._turn import TurnState
-from ._view import IncrementalView, answer_bundle
+from claude_magic.core.turn import TurnState
+from claude_magic.render.budget import ENVELOPE_BYTES, FrameBudget, utf8_size
+from claude_magic.render.view import IncrementalView, answer_bundle
+from claude_magic.surfaces.terminal import TerminalSink as TerminalSink  # the terminal sink lives in _terminal
 
 
 def flush_iopub() -> None:
@@ -66,7 +66,7 @@ class LiveCellSink:
     collect in the live slot in front of the block still being written; once they pass SEAL_BYTES the
     live slot keeps them as its final content (sent once more, never again) and the tail moves on to
     the next slot. So a frame re-sends at most SEAL_BYTES of finished text plus the unfinished block,
-    whatever the answer's length; the byte budget (`_budget.FrameBudget`) then decides how often frames
+    whatever the answer's length; the byte budget (`render.budget.FrameBudget`) then decides how often frames
     may be sent at all.
 
     JupyterLab shows only the first 50 outputs of a cell (`maxNumberOutputs`) and hides the rest, the

@@ -17,11 +17,11 @@ from typing import Any
 import anthropic
 import httpx2
 
-from ._errors import NO_API_KEY_MESSAGE, user_error
+from claude_magic.core.errors import NO_API_KEY_MESSAGE, user_error
 
 OFFLINE_API_KEY = "offline-emulator"
 DEMO_TOKENS_PER_SECOND = 60.0
-OFFLINE_SCRIPT = Path(__file__).with_name("offline_script.yaml")
+OFFLINE_SCRIPT = Path(__file__).parent.parent / "offline_script.yaml"  # the tutorials' replies
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def _make_client(settings: ClientSettings, kind: type[Any] = anthropic.Anthropic
 
 
 def _offline_base_url(script: str) -> str:
-    from .emulator import Emulator
+    from claude_magic.emulator import Emulator
 
     path = Path(script).expanduser().resolve() if script else OFFLINE_SCRIPT
     emulator = _emulators.get(path)

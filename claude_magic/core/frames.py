@@ -1,7 +1,7 @@
 """Throttled frames for a running turn, including the trailing frame when the stream goes quiet.
 
 A frame is drawn when the throttle says one is due and the sink's byte budget affords it (see
-`_budget`). Drawing only when an event arrives would leave the last tokens before a pause (a stall,
+`render.budget`). Drawing only when an event arrives would leave the last tokens before a pause (a stall,
 a slow server tool) invisible until the next event, so a helper thread draws that trailing frame:
 once the throttle interval has passed, or, when the budget holds frames back, once the stream has
 been quiet for QUIET_SECONDS (a stall is worth a frame whatever it costs). Every state change and
@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._throttle import Throttle
-from ._turn import TurnState
+from claude_magic.core.throttle import Throttle
+from claude_magic.core.turn import TurnState
 
 QUIET_SECONDS = 0.5
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._turn import TurnState, Usage
-from ._view import answer_bundle
+from claude_magic.core.turn import TurnState, Usage
+from claude_magic.render.view import answer_bundle
 
 
 class Reply:
@@ -81,7 +81,7 @@ class Reply:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        from ._display import current_cell
+        from claude_magic.surfaces.display import current_cell
 
         if self._streamed_into is not None and self._streamed_into == current_cell():
             return  # `%claude ...` / `ask(...)` on the cell's last line: the answer is already there

@@ -11,7 +11,7 @@ How it works:
 - History is the kernel's `STORE`, shared with the magic: a panel shows the conversation's existing
   messages when built, and picks up turns committed elsewhere after every cell runs, after its own
   turns, and when another panel on the same conversation commits.
-- Send never blocks the widget callback: the turn runs in a daemon thread (`_engine.run_exchange`, the
+- Send never blocks the widget callback: the turn runs in a daemon thread (`core.engine.run_exchange`, the
   engine every surface uses) that only writes widget traits. So the kernel stays free for other cells, with
   comm subshells (JupyterLab >= 4.4 + ipykernel 7) or without them.
 - Drawing is incremental, like the cell: `IncrementalView` hands out frozen pieces, gathered into
@@ -23,7 +23,7 @@ How it works:
   blocked on a silent server ends at once). The partial answer stays on screen, marked, and is not
   added to history.
 - Shift+Enter / Ctrl+Enter in the input box send: a small application/javascript output shown next to
-  the panel (see `_panel_render.PANEL_KEYS_JS`); without JavaScript, the Send button still works.
+  the panel (see `render.panel_html.PANEL_KEYS_JS`); without JavaScript, the Send button still works.
 - One turn at a time: Send is disabled while a turn runs and `send()` returns False; the text stays
   in the box. A prompt sent from the box leaves it at once; if the turn fails before its first token
   (no key, HTTP error, Stop while waiting) the prompt is put back. After the first token it stays
@@ -42,11 +42,13 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ._budget import ENVELOPE_BYTES, FrameBudget, utf8_size
-from ._engine import PreparedTurn, prepare_turn, run_exchange
-from ._history import STORE, Conversation
-from ._models import known_models
-from ._panel_render import (
+from claude_magic.core.engine import PreparedTurn, prepare_turn, run_exchange
+from claude_magic.core.history import STORE, Conversation
+from claude_magic.core.models import known_models
+from claude_magic.core.stream import TurnControl
+from claude_magic.core.turn import ErrorInfo, TurnState
+from claude_magic.render.budget import ENVELOPE_BYTES, FrameBudget, utf8_size
+from claude_magic.render.panel_html import (
     INPUT_CLASS,
     PANEL_CLASS,
     PANEL_CSS,
@@ -58,11 +60,9 @@ from ._panel_render import (
     setup_error_html,
     user_html,
 )
-from ._sinks import LiveCellSink, flush_iopub
-from ._stream import TurnControl
-from ._turn import ErrorInfo, TurnState
-from ._view import IncrementalView, answer_bundle
-from .settings import ClaudeMagic, registered_settings
+from claude_magic.render.view import IncrementalView, answer_bundle
+from claude_magic.settings import ClaudeMagic, registered_settings
+from claude_magic.surfaces.sinks import LiveCellSink, flush_iopub
 
 __all__ = ["ChatPanel"]
 
@@ -103,7 +103,7 @@ class _TurnView:
     The tail widget shows the finished blocks not yet sealed plus the block still being written. Once
     the finished ones pass SEAL_BYTES they become a piece of their own, an HTML widget sent once, and
     the tail starts over; so a frame costs O(SEAL_BYTES + unfinished block) whatever the answer's
-    length, and the byte budget (`_budget.FrameBudget`) decides how often frames may be sent. Pieces
+    length, and the byte budget (`render.budget.FrameBudget`) decides how often frames may be sent. Pieces
     share one Layout and one style (a widget of their own each would be two more comm_opens) and sit
     in groups of GROUP_SIZE, so adding one re-sends a short children list, not one as long as the
     answer. At the end the last tokens are drawn first, then the pieces are replaced by one rendering

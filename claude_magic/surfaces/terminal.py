@@ -19,10 +19,10 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
-from ._footer import footer_parts, footer_text, warning_line
-from ._markdown import finished_prefix_length
-from ._turn import TurnState
-from ._view import LIVE_PREVIEW_CHARS, WAITING_TEXT, block_text
+from claude_magic.core.turn import TurnState
+from claude_magic.render.footer import footer_parts, footer_text, warning_line
+from claude_magic.render.markdown import finished_prefix_length
+from claude_magic.render.view import LIVE_PREVIEW_CHARS, WAITING_TEXT, block_text
 
 WARNING_STYLE = "bold yellow"
 FOOTER_STYLE = "dim"

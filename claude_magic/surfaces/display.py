@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ._sinks import IPythonDisplay, TerminalSink, make_cell_sink
-from ._stream import Sink
+from claude_magic.core.stream import Sink
+from claude_magic.surfaces.sinks import IPythonDisplay, TerminalSink, make_cell_sink
 
 DISPLAYS = ("auto", "live", "final", "terminal", "none")
 

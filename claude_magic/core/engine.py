@@ -18,13 +18,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ._client import ClientSettings, get_async_client, get_client
-from ._history import STORE, Conversation
-from ._request import TurnOptions, build_request
-from ._stream import SharedBackoff, Sink, TurnControl, run_turn, run_turn_async
-from ._throttle import Throttle
-from ._turn import ErrorInfo, TurnState
-from .settings import ClaudeMagic, check_max_tokens, check_temperature
+from claude_magic.core.client import ClientSettings, get_async_client, get_client
+from claude_magic.core.history import STORE, Conversation
+from claude_magic.core.request import TurnOptions, build_request
+from claude_magic.core.stream import SharedBackoff, Sink, TurnControl, run_turn, run_turn_async
+from claude_magic.core.throttle import Throttle
+from claude_magic.core.turn import ErrorInfo, TurnState
+from claude_magic.settings import ClaudeMagic, check_max_tokens, check_temperature
 
 ONE_OFF = None
 """`conversation=ONE_OFF`: a fresh one-turn exchange that is never added to any history (`map`)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from ._turn import TurnState
+from claude_magic.core.turn import TurnState
 
 _STOP_EXPLANATIONS = {
     "max_tokens": "cut off: the answer reached max_tokens (raise --max-tokens to get more)",
