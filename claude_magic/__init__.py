@@ -21,6 +21,20 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(ClaudeMagics(shell=ipython, settings=register_settings(ipython)))
     if keep_question_marks not in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.append(keep_question_marks)
+    _record_errors(ipython)
+
+
+def _record_errors(ipython: Any) -> None:
+    """Keep each failing cell's traceback by execution count (`{Err[3]}`, `-a Err`): a post_run_cell hook."""
+    from claude_magic.core.context import ERRORS
+
+    hook = getattr(ipython, "_claude_magic_error_hook", None)
+    if hook is None:  # once per shell: loading the extension again must not record twice
+        def hook(result: Any) -> None:
+            ERRORS.record(result, ipython)
+
+        ipython._claude_magic_error_hook = hook
+        ipython.events.register("post_run_cell", hook)
 
 
 # Public names and the module defining each; imported on first use, so `import claude_magic` stays cheap

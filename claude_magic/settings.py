@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, default, validate
+from traitlets import Any as AnyTrait
+from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 from claude_magic.core.history import DEFAULT_CONVERSATION
@@ -82,6 +83,27 @@ class ClaudeMagic(Configurable):
         config=True
     )
     debug = Bool(False, help="On API errors raise the original exception with its traceback.").tag(config=True)
+    # Tools (see core/tools.py and core/tool_loop.py).
+    tools = List(AnyTrait(), help="Tools Claude may call in every turn: names of functions in the notebook "
+                 "(or the functions themselves). Per cell: --tools NAME[,NAME...].").tag(config=True)
+    max_tool_rounds = Int(8, help="Tool rounds (Claude calls tools, gets the results) per turn at most.").tag(
+        config=True
+    )
+    tool_result_limit = Int(20_000, help="Characters of one tool result sent to Claude; longer results are "
+                            "cut, with a note saying so.").tag(config=True)
+    # The notebook as context (see core/context.py and core/tokens.py).
+    interpolate = Bool(False, help="Replace {name} and {expression} in prompts from the notebook's variables "
+                       "(also {In[n]}, {Out[n]}, {Err[n]}); {{ and }} are literal braces. Per cell: -i.").tag(
+        config=True
+    )
+    attachment_chars = Int(20_000, help="Character budget of one text attachment (-a): longer ones are cut, "
+                           "and say what was cut.").tag(config=True)
+    history_images = Bool(True, help="Keep attached images and PDFs of earlier turns in the requests; False "
+                          "sends them only with the turn they were attached to (saves tokens).").tag(config=True)
+    max_input_tokens = Int(None, allow_none=True, help="Refuse a turn before sending when its input tokens "
+                           "would exceed this (None: the model's context window when known; 0: off).").tag(
+        config=True
+    )
 
     @default("model")
     def _default_model(self) -> str:
@@ -112,6 +134,19 @@ class ClaudeMagic(Configurable):
         if proposal["value"] < 0:
             raise TraitError(f"{proposal['trait'].name} must not be negative")
         return float(proposal["value"])
+
+    @validate("attachment_chars", "max_input_tokens")
+    def _check_limits(self, proposal: Any) -> int | None:
+        value = proposal["value"]
+        if value is not None and value < 0:
+            raise TraitError(f"{proposal['trait'].name} must not be negative")
+        return value if value is None else int(value)
+
+    @validate("max_tool_rounds", "tool_result_limit")
+    def _check_positive(self, proposal: Any) -> int:
+        if proposal["value"] < 1:
+            raise TraitError(f"{proposal['trait'].name} must be at least 1")
+        return int(proposal["value"])
 
     @validate("max_retries")
     def _check_retries(self, proposal: Any) -> int:

@@ -171,13 +171,13 @@ def test_split_options_keeps_the_prompt_verbatim(shell: Any, line: str, options:
 def test_prompt_that_is_not_valid_unicode_is_refused_before_sending(shell: Any, emulator: Emulator) -> None:
     shell.user_ns["raw"] = b"caf\xe9".decode("utf-8", "surrogateescape")
     with pytest.raises(UsageError, match="not valid Unicode at position 13"):
-        run(shell, "%claude summarize {raw}")
+        run(shell, "%claude -i summarize {raw}")  # interpolation is opt-in (-i): without it {raw} is sent as typed
     assert emulator.requests == []
 
 
 def test_bytes_variables_interpolate_as_their_repr(shell: Any, emulator: Emulator) -> None:
     shell.user_ns["blob"] = b"\xff\xfe"
-    run(shell, "%claude what is {blob}")
+    run(shell, "%claude -i what is {blob}")
     assert emulator.requests[-1].messages[-1]["content"] == "what is b'\\xff\\xfe'"
 
 

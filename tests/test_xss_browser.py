@@ -43,7 +43,7 @@ from claude_magic.surfaces.magic import HistoryView
 CORPUS_PATH = Path(__file__).parent / "fixtures" / "xss_payloads.json"
 CORPUS: list[dict[str, Any]] = json.loads(CORPUS_PATH.read_text(encoding="utf-8"))["payloads"]
 BY_ID = {p["id"]: p for p in CORPUS}
-WHERE = ("text", "thinking", "tool_input", "tool_name", "error", "retry_notice", "prompt")
+WHERE = ("text", "thinking", "tool_input", "tool_name", "tool_result", "error", "retry_notice", "prompt")
 
 # Pace: fast, but one token per event so live frames (every 100 ms by default) really happen.
 PACE = {"tokens_per_second": 1500, "chunk_tokens": 2}
@@ -94,8 +94,50 @@ def asks() -> list[Ask]:
     ]
 
 
+# A real tool run: tools with fine names, defined in the kernel, whose input (written by Claude) and result
+# (what the function returns, e.g. a web page it read) carry the payloads. One call succeeds, one raises.
+TOOL_RUN_PROMPT = "xss-toolrun: call the notebook's tools"
+TOOL_RUN_MARK = "xss-toolrun-result"  # in the result, so the continuation's turn matches it
+ALL_PAYLOADS = "\n".join(p["payload"] for p in CORPUS)
+TOOL_RESULT = f"{TOOL_RUN_MARK}\n{BY_ID['tool-result-breakout']['payload']}\n{ALL_PAYLOADS}"
+TOOL_FUNCTIONS = f'''
+def fetch_page(query: str, page: str = "") -> str:
+    """Fetch a web page: what it returns is hostile, and it echoes its input."""
+    return {TOOL_RESULT!r} + "\\n" + query + "\\n" + page
+
+def explode(query: str) -> str:
+    """Always fails, with the query in its message."""
+    raise ValueError(query)
+'''
+TOOL_RUN_CONTINUATION = "Tool results received."
+
+
+def tool_run_turns() -> list[dict[str, Any]]:
+    return [
+        {"match": TOOL_RUN_MARK, "content": TOOL_RUN_CONTINUATION},
+        {"match": TOOL_RUN_PROMPT, "content": [
+            {"type": "text", "text": "Running the tools."},
+            {"type": "tool_use", "name": "fetch_page",
+             "input": {"query": BY_ID["tool-input-breakout"]["payload"], "page": ALL_PAYLOADS}},
+            {"type": "tool_use", "name": "explode", "input": {"query": BY_ID["tool-result-breakout"]["payload"]}},
+        ]},
+    ]
+
+
+def assert_tools_ran(emulator: Emulator) -> None:
+    """The continuation request carried both results: the tools really ran (and one raised)."""
+    sent = [r.messages[-1]["content"] for r in emulator.requests
+            if r.messages and isinstance(r.messages[-1]["content"], list)
+            and any(b.get("type") == "tool_result" for b in r.messages[-1]["content"])]
+    assert sent, "no tool_result reached the emulator"
+    fetched, exploded = sent[-1]
+    assert TOOL_RUN_MARK in fetched["content"] and not fetched.get("is_error")
+    assert exploded["is_error"] is True and exploded["content"].startswith("ValueError: </pre>")
+
+
 def emulator_script() -> dict[str, Any]:
-    turns: list[dict[str, Any]] = [
+    turns: list[dict[str, Any]] = tool_run_turns()  # first: tool results hold every payload's text
+    turns += [
         {"match": f"xss-{group}:", "content": [{"type": "text", "text": answer_text(_of(group))}]}
         for group in text_groups()
     ]
@@ -284,7 +326,7 @@ def test_payload_renders_inert(payload: dict[str, Any]) -> None:
         raw = json.dumps({"query": text})
         for live in (True, False):
             shown = assert_inert(block_html(Block("tool_use", [raw], tool_name="t", complete=True), live=live), "tool")
-            assert json.dumps(text)[1:-1] in shown  # escaped, not dropped
+            assert text in shown  # escaped, not dropped (shown as the call's arguments, parsed)
         for piece in _streamed(raw, "tool_use", tool_name="t"):
             assert_inert(piece, "live tool input")
         assert_inert(assistant_history_html([{"type": "tool_use", "id": "t1", "name": "t", "input": {"q": text}}]),
@@ -294,6 +336,13 @@ def test_payload_renders_inert(payload: dict[str, Any]) -> None:
             shown = assert_inert(block_html(Block(kind, ["{}"], tool_name=text, complete=True)), "tool name")
             assert text in shown
         assert_inert(assistant_history_html([{"type": "tool_use", "id": "t1", "name": text, "input": {}}]), "history")
+    elif where == "tool_result":
+        from claude_magic.core.tools import ToolCallView, convert_result, describe_call
+
+        for outcome in (convert_result(text), convert_result({"page": text})):
+            call = ToolCallView("t1", text, describe_call(text, {"q": text}), status="done", outcome=outcome)
+            shown = assert_inert(block_html(Block("tool_result", call=call, complete=True)), "tool result")
+            assert "onerror" in shown  # escaped, not dropped
     elif where in ("error", "retry_notice"):
         failed = _state(Block("text", ["partial"]), status="error", error=ErrorInfo("x", f"Bad request (400): {text}"))
         assert text in assert_inert(answer_bundle(failed)["text/html"], "error footer")
@@ -567,6 +616,15 @@ def open_watched(page: Any, lab: JupyterLab, name: str) -> tuple[LabNotebook, Pa
     return nb, watch, page.title()
 
 
+def assert_dom_inert(outputs: Any, where: str) -> int:
+    """The Python allow-list checker over the page's own DOM (what JupyterLab built from our HTML), for
+    each element `outputs` matches; returns how many were checked."""
+    markups: list[str] = outputs.evaluate_all("els => els.map((e) => e.innerHTML)")
+    for index, markup in enumerate(markups):
+        assert_inert(markup, f"{where} #{index} (page DOM)")
+    return len(markups)
+
+
 def assert_page_clean(nb: LabNotebook, watch: PageWatch, title: str, url: str) -> dict[str, Any]:
     state: dict[str, Any] = nb.page.evaluate("() => window.__xssState()")
     ran = sorted({BY_ID_N.get(n, str(n)) for n in state["xss"] or []})
@@ -614,9 +672,11 @@ def test_magic_cells_run_no_payload_in_jupyterlab(
     lab = lab_for_xss(jupyterlab_factory, api_env)
     questions = asks()
     cells = ["%load_ext claude_magic\nfrom claude_magic.settings import current_settings\n"
-             "print(current_settings().display_mode)"]
+             f"print(current_settings().display_mode)\n{TOOL_FUNCTIONS}"]
     cells += [f"%%claude -c {a.conversation}{' --no-raise' if a.fails else ''}\n{a.prompt}" for a in questions]
-    cells.append(HISTORY_CELL.format(names=[a.conversation for a in questions]))
+    tool_cell = len(cells)
+    cells.append(f"%%claude -c xss-toolrun --tools fetch_page,explode\n{TOOL_RUN_PROMPT}")
+    cells.append(HISTORY_CELL.format(names=[a.conversation for a in questions] + ["xss-toolrun"]))
     # Last: a failing turn that raises, so the error line also reaches the page as IPython's UsageError.
     cells.append("%%claude -c xss-error-raised\nxss-error: fail with HTML and raise")
     write_notebook(lab.root_dir / "xss_magic.ipynb", cells)
@@ -626,7 +686,7 @@ def test_magic_cells_run_no_payload_in_jupyterlab(
 
     nb.run_all(timeout=90)
     footers = lab_page.locator(".jp-OutputArea-output .claude-magic-footer")
-    footers.nth(len(questions)).wait_for(timeout=30_000)  # one per %%claude cell, the raising one included
+    footers.nth(len(questions) + 1).wait_for(timeout=30_000)  # one per %%claude cell, the raising one included
     nb.wait_output_text(len(cells) - 1, "UsageError", timeout=30)
     nb.wait_output_text(len(cells) - 2, "Prompt received.", timeout=30)
     t_done = time.monotonic()
@@ -643,6 +703,14 @@ def test_magic_cells_run_no_payload_in_jupyterlab(
     error_text = "\n".join(nb.output_texts(1 + [a.group for a in questions].index("error")))
     assert "Bad request (400)" in error_text and BY_ID["error-message-400"]["payload"] in error_text
     assert [r.status for r in emulator.requests].count(429) == 1  # the retry notice was shown
+    tool_output = nb.output(tool_cell)
+    tool_text = "\n".join(nb.output_texts(tool_cell))
+    assert TOOL_RUN_CONTINUATION in tool_text and "1 tool round" in tool_text, tool_text[:500]
+    assert "✓ fetch_page(" in tool_text and "raised ValueError: </pre></details>" in tool_text, tool_text[:2000]
+    # The result sits in a closed <details>: its text is in the DOM (escaped, not dropped), not on screen.
+    assert BY_ID["tool-result-breakout"]["payload"] in (tool_output.first.text_content() or "")
+    assert_tools_ran(emulator)
+    assert assert_dom_inert(tool_output, "%%claude --tools output") == 1
 
     state = assert_page_clean(nb, watch, title, url)
     assert state["mutations"] > 10 * len(questions), "live frames must have reached the page"
@@ -670,10 +738,14 @@ def test_panel_runs_no_payload_in_jupyterlab(
     lab = lab_for_xss(jupyterlab_factory, api_env)
     questions = asks()
     cells = [
-        "%load_ext claude_magic\nfrom claude_magic import ChatPanel",
+        f"%load_ext claude_magic\nfrom claude_magic import ChatPanel\n{TOOL_FUNCTIONS}",
         "panel = ChatPanel(conversation='xss-panel')\npanel",
         PANEL_DRIVE_CELL.format(prompts=[a.prompt for a in questions]),
         "ChatPanel(conversation='xss-panel')",  # the same turns, redrawn from history
+        # A real tool run in a panel of its own (tools run in the panel's worker thread), then redrawn.
+        "tool_panel = ChatPanel(conversation='xss-panel-tools', tools=[fetch_page, explode])\ntool_panel",
+        PANEL_DRIVE_CELL.replace("panel.", "tool_panel.").format(prompts=[TOOL_RUN_PROMPT]),
+        "ChatPanel(conversation='xss-panel-tools')",
     ]
     write_notebook(lab.root_dir / "xss_panel.ipynb", cells)
     nb, watch, title = open_watched(lab_page, lab, "xss_panel.ipynb")
@@ -696,14 +768,32 @@ def test_panel_runs_no_payload_in_jupyterlab(
     nb.run_cell(3, timeout=30)
     redrawn = nb.output(3).locator(".claude-magic-panel")
     redrawn.get_by_text("Retried fine.").wait_for(timeout=30_000)
-    redrawn.get_by_text("Tool call").first.wait_for(timeout=30_000)
+    nb.run_cell(4, timeout=30)
+    tool_live = nb.output(4).locator(".claude-magic-panel")
+    tool_live.wait_for(timeout=30_000)
+    nb.run_cell(5, timeout=90)
+    nb.wait_output_text(5, "complete", timeout=30)
+    tool_live.get_by_text(TOOL_RUN_CONTINUATION).wait_for(timeout=30_000)
+    nb.run_cell(6, timeout=30)
+    tool_redrawn = nb.output(6).locator(".claude-magic-panel")
+    tool_redrawn.get_by_text(TOOL_RUN_CONTINUATION).wait_for(timeout=30_000)
     t_done = time.monotonic()
     lab_page.wait_for_timeout(500)
 
     live_text = live.inner_text()
     assert BY_ID["error-message-400"]["payload"] in live_text  # shown, as text
     assert BY_ID["user-prompt"]["payload"] in live_text
-    assert BY_ID["tool-name-breakout"]["payload"] in redrawn.inner_text()
+    # Offered no tools, the xss-tool turn's calls are shown live but never enter history (the API would
+    # reject them there); tool calls redrawn from history are the tool panel's, checked below.
+    assert BY_ID["tool-name-breakout"]["payload"] in live_text
+    assert BY_ID["tool-name-breakout"]["payload"] not in redrawn.inner_text()
+    tool_redrawn.get_by_text("Tool call").first.wait_for(timeout=30_000)
+    tool_text = tool_live.inner_text()
+    assert "✓ fetch_page(" in tool_text and "raised ValueError: </pre></details>" in tool_text, tool_text[:2000]
+    assert BY_ID["tool-result-breakout"]["payload"] in (tool_live.text_content() or "")
+    assert_tools_ran(emulator)
+    for where, panel_view in (("tool panel", tool_live), ("tool panel from history", tool_redrawn)):
+        assert assert_dom_inert(panel_view.locator(".widget-html-content"), where) > 2
 
     state = assert_page_clean(nb, watch, title, url)
     assert state["mutations"] > 10 * len(questions), "live frames must have reached the page"

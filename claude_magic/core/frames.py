@@ -98,6 +98,8 @@ class LoopFrameScheduler:
     loop (two `ask_async` in a `gather`) never draw at the same time and need no lock.
     """
 
+    lock = contextlib.nullcontext()  # every draw and state change happens on the loop's thread
+
     def __init__(self, state: TurnState, sink: Any, throttle: Throttle,
                  clock: Callable[[], float] = time.monotonic) -> None:
         import asyncio

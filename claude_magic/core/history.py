@@ -24,6 +24,9 @@ class Conversation:
     name: str
     _messages: list[Message] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Definitions of the tools whose tool_use blocks are in `_messages`: the API rejects tool blocks in
+    # `messages` unless `tools` defines them, so they stay with the conversation for later turns.
+    _tools: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def messages(self) -> list[Message]:
@@ -47,9 +50,27 @@ class Conversation:
             self._messages.append({"role": "assistant", "content": copy.deepcopy(assistant_content)})
         return True
 
+    def commit_exchange(self, messages: list[Message], tools: dict[str, dict[str, Any]] | None = None) -> bool:
+        """Append a whole tool exchange (user prompt, assistant, user results, ..., assistant) as one unit,
+        with the definitions of the tools it used. The caller passes an API-valid exchange
+        (`core.tool_loop.api_valid_prefix`)."""
+        if len(messages) < 2 or messages[0]["role"] != "user" or messages[-1]["role"] != "assistant":
+            return False
+        with self._lock:
+            self._messages.extend(copy.deepcopy(messages))
+            self._tools.update(copy.deepcopy(tools or {}))
+        return True
+
+    @property
+    def tool_definitions(self) -> dict[str, dict[str, Any]]:
+        """Definitions of the tools used in this conversation, by name (see `_tools`)."""
+        with self._lock:
+            return copy.deepcopy(self._tools)
+
     def reset(self) -> None:
         with self._lock:
             self._messages.clear()
+            self._tools.clear()
 
 
 class ConversationStore:

@@ -13,7 +13,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import anthropic
@@ -98,48 +98,70 @@ def run_turn(
     max_retries: int = 2,
     control: TurnControl | None = None,
     clock: Callable[[], float] = time.monotonic,
+    after_round: Callable[[TurnState, Any], dict[str, Any] | None] | None = None,
 ) -> TurnState:
-    """Stream `request` into `state`, drawing on `sink` (None: draw nothing); returns the finished state."""
+    """Stream `request` into `state`, drawing on `sink` (None: draw nothing); returns the finished state.
+
+    `after_round(state, frames)` (tool use, see `core.tool_loop`) runs after each completed message, on
+    this thread and under the same interrupt handling; it returns the next request to stream into the same
+    state and output, or None when the turn is over.
+    """
     control = control or TurnControl()
     frames: FrameScheduler | NoFrames = NoFrames()
     if sink is not None:
         sink.start(state)
         frames = FrameScheduler(state, sink, throttle)
-    attempt = 0
     try:
         while True:
-            try:
-                _stream_once(client, request, state, frames, control, clock)
+            _stream_with_retries(client, request, state, frames, control, clock, max_retries)
+            if after_round is None or state.status != "complete":
                 break
-            except Exception as exc:  # noqa: BLE001 - every failure becomes a state the user sees
-                if control.stopped:
-                    _mark_stopped(state, clock())
-                    break
-                info = describe_error(exc, model=state.model, output_tokens=state.tokens_so_far)
-                if info.retryable and not state.has_content and attempt < max_retries:
-                    delay = retry_delay(exc, attempt)
-                    attempt += 1
-                    with frames.lock:
-                        _reset_for_retry(state)
-                        state.notice = f"{info.message}: retrying in {delay:.3g} s (retry {attempt} of {max_retries})"
-                        state.revision += 1
-                        frames.force()
-                    if control.wait(delay):
-                        _mark_stopped(state, clock())
-                        break
-                    continue
-                _mark_failed(state, info, clock())
+            next_request = after_round(state, frames)
+            if next_request is None:
                 break
+            request = next_request
     except KeyboardInterrupt:
-        state.error = _ended_early("interrupted", "Interrupted", state)
-        state.status = "interrupted"
-        state.finished_at = clock()
+        _mark_interrupted(state, "Interrupted", clock())
     finally:
         frames.close()
     state.notice = None
     if sink is not None:
         sink.finish(state)
     return state
+
+
+def _stream_with_retries(
+    client: anthropic.Anthropic,
+    request: dict[str, Any],
+    state: TurnState,
+    frames: FrameScheduler | NoFrames,
+    control: TurnControl,
+    clock: Callable[[], float],
+    max_retries: int,
+) -> None:
+    """One request's attempts (retried before the first token of this message); the caller handles
+    KeyboardInterrupt."""
+    attempt = 0
+    while True:
+        try:
+            _stream_once(client, request, state, frames, control, clock)
+            break
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a state the user sees
+            if control.stopped:
+                _mark_stopped(state, clock())
+                break
+            info, delay = _retry_plan(exc, state, attempt, max_retries)
+            if delay is not None:
+                attempt += 1
+                with frames.lock:
+                    _show_retry(state, info, delay, attempt, max_retries)
+                    frames.force()
+                if control.wait(delay):
+                    _mark_stopped(state, clock())
+                    break
+                continue
+            _mark_failed(state, info, clock())
+            break
 
 
 def _stream_once(
@@ -153,14 +175,10 @@ def _stream_once(
     with client.messages.stream(**request) as stream:
         control._attach(stream)
         try:
-            state.request_id = stream.request_id
-            if stream.response.headers.get(EMULATOR_HEADER):
-                state.offline = True
+            _note_response(state, stream)
             for event in stream:
                 with frames.lock:
-                    reduce_event(state, event, clock())
-                    if state.notice is not None and state.first_token_at is not None:
-                        state.notice = None
+                    _fold(state, event, clock())
                     if control.stopped:
                         _mark_stopped(state, clock())
                         return
@@ -169,11 +187,7 @@ def _stream_once(
                 state.final_message = stream.get_final_message()
         finally:
             control._detach()
-    if state.status != "complete":
-        # The SDK ended iteration without message_stop: the body ended early.
-        raise anthropic.APIConnectionError(
-            message="the stream ended before message_stop", request=stream.response.request
-        )
+    _check_ended(state, stream)
 
 
 class SharedBackoff:
@@ -203,6 +217,7 @@ async def run_turn_async(
     max_retries: int = 2,
     backoff: SharedBackoff | None = None,
     clock: Callable[[], float] = time.monotonic,
+    after_round: Callable[[TurnState, Any], Awaitable[dict[str, Any] | None]] | None = None,
 ) -> TurnState:
     """`run_turn` on an event loop: the same reducer, retry policy, error mapping and final states.
 
@@ -213,40 +228,22 @@ async def run_turn_async(
     if sink is not None:
         sink.start(state)
         frames = LoopFrameScheduler(state, sink, throttle, clock)
-    attempt = 0
     cancelled: asyncio.CancelledError | None = None
     try:
         while True:
-            try:
-                if backoff is not None:
-                    await backoff.wait()
-                await _stream_once_async(client, request, state, frames, clock)
+            await _stream_with_retries_async(client, request, state, frames, clock, max_retries, backoff)
+            if after_round is None or state.status != "complete":
                 break
-            except Exception as exc:  # noqa: BLE001 - every failure becomes a state the user sees
-                info = describe_error(exc, model=state.model, output_tokens=state.tokens_so_far)
-                if info.retryable and not state.has_content and attempt < max_retries:
-                    delay = retry_delay(exc, attempt)
-                    attempt += 1
-                    if backoff is not None and info.status_code in (429, 529):
-                        backoff.hold(delay)
-                    _reset_for_retry(state)
-                    state.notice = f"{info.message}: retrying in {delay:.3g} s (retry {attempt} of {max_retries})"
-                    state.revision += 1
-                    frames.force()
-                    await asyncio.sleep(delay)
-                    continue
-                _mark_failed(state, info, clock())
+            next_request = await after_round(state, frames)
+            if next_request is None:
                 break
+            request = next_request
     except asyncio.CancelledError as exc:
         cancelled = exc
         state.error_raised = False  # the caller gets CancelledError, not this line: the drawing must say it
-        state.error = _ended_early("interrupted", "Cancelled", state)
-        state.status = "interrupted"
-        state.finished_at = clock()
+        _mark_interrupted(state, "Cancelled", clock())
     except KeyboardInterrupt:
-        state.error = _ended_early("interrupted", "Interrupted", state)
-        state.status = "interrupted"
-        state.finished_at = clock()
+        _mark_interrupted(state, "Interrupted", clock())
     finally:
         frames.close()
     state.notice = None
@@ -257,6 +254,36 @@ async def run_turn_async(
     return state
 
 
+async def _stream_with_retries_async(
+    client: anthropic.AsyncAnthropic,
+    request: dict[str, Any],
+    state: TurnState,
+    frames: LoopFrameScheduler | NoFrames,
+    clock: Callable[[], float],
+    max_retries: int,
+    backoff: SharedBackoff | None,
+) -> None:
+    attempt = 0
+    while True:
+        try:
+            if backoff is not None:
+                await backoff.wait()
+            await _stream_once_async(client, request, state, frames, clock)
+            break
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a state the user sees
+            info, delay = _retry_plan(exc, state, attempt, max_retries)
+            if delay is not None:
+                attempt += 1
+                if backoff is not None and info.status_code in (429, 529):
+                    backoff.hold(delay)
+                _show_retry(state, info, delay, attempt, max_retries)
+                frames.force()
+                await asyncio.sleep(delay)
+                continue
+            _mark_failed(state, info, clock())
+            break
+
+
 async def _stream_once_async(
     client: anthropic.AsyncAnthropic,
     request: dict[str, Any],
@@ -265,24 +292,62 @@ async def _stream_once_async(
     clock: Callable[[], float],
 ) -> None:
     async with client.messages.stream(**request) as stream:
-        state.request_id = stream.request_id
-        if stream.response.headers.get(EMULATOR_HEADER):
-            state.offline = True
+        _note_response(state, stream)
         async for event in stream:
-            reduce_event(state, event, clock())
-            if state.notice is not None and state.first_token_at is not None:
-                state.notice = None
+            _fold(state, event, clock())
             frames.after_event()
         if state.status == "complete":
             state.final_message = await stream.get_final_message()
+    _check_ended(state, stream)
+
+
+# -- what the sync and async paths share -----------------------------------------------------------------
+
+
+def _note_response(state: TurnState, stream: Any) -> None:
+    state.request_id = stream.request_id
+    if stream.response.headers.get(EMULATOR_HEADER):
+        state.offline = True
+
+
+def _fold(state: TurnState, event: Any, now: float) -> None:
+    reduce_event(state, event, now)
+    if state.notice is not None and state.first_token_at is not None:
+        state.notice = None  # a retry notice goes once text flows again
+
+
+def _check_ended(state: TurnState, stream: Any) -> None:
     if state.status != "complete":
+        # The SDK ended iteration without message_stop: the body ended early.
         raise anthropic.APIConnectionError(
             message="the stream ended before message_stop", request=stream.response.request
         )
 
 
+def _retry_plan(exc: Exception, state: TurnState, attempt: int, max_retries: int) -> tuple[ErrorInfo, float | None]:
+    """What went wrong, and the delay before retrying (None: no retry). Only failures before this
+    message's first token are retried: after it, a retry would silently send the question again."""
+    info = describe_error(exc, model=state.model, output_tokens=state.tokens_so_far)
+    if info.retryable and not state.round_has_content and attempt < max_retries:
+        return info, retry_delay(exc, attempt)
+    return info, None
+
+
+def _show_retry(state: TurnState, info: ErrorInfo, delay: float, attempt: int, max_retries: int) -> None:
+    _reset_for_retry(state)
+    state.notice = f"{info.message}: retrying in {delay:.3g} s (retry {attempt} of {max_retries})"
+    state.revision += 1
+
+
+def _mark_interrupted(state: TurnState, what: str, now: float) -> None:
+    state.error = _ended_early("interrupted", what, state)
+    state.status = "interrupted"
+    state.finished_at = now
+
+
 def _reset_for_retry(state: TurnState) -> None:
-    state.blocks = []
+    # Only the current message is repeated; earlier tool rounds stay drawn and counted.
+    del state.blocks[state.round_start :]
     state.usage = Usage()
     state.usage_final = False
     state.deltas = 0

@@ -38,6 +38,11 @@ class Block:
     tool_name: str = ""
     complete: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # the start payload of block kinds we only pass through
+    # tool_use: the SDK's parsed snapshot of the input so far (partial JSON parsed by the SDK's stream).
+    snapshot: Any = None
+    cut_off: bool = False  # tool_use whose input max_tokens cut off: shown as such, never run, never sent back
+    # kind "tool_result": a display-only block for one call being run (a `core.tools.ToolCallView`).
+    call: Any = None
 
     @property
     def text(self) -> str:
@@ -52,8 +57,15 @@ class Block:
         if self.kind == "redacted_thinking":
             return {"type": "redacted_thinking", "data": self.data}
         if self.kind in ("tool_use", "server_tool_use"):
-            tool_input = json.loads(self.text) if self.text else {}
+            if self.cut_off:
+                return None
+            try:
+                tool_input = json.loads(self.text) if self.text else {}
+            except ValueError:  # incomplete JSON (cut off by max_tokens): the API would reject it
+                return None
             return {"type": self.kind, "id": self.tool_id, "name": self.tool_name, "input": tool_input}
+        if self.kind == "tool_result":
+            return None  # drawn only: results go back in the next user message
         return dict(self.extra) or None
 
 
@@ -110,6 +122,12 @@ class TurnState:
     # The SDK's final `Message` (`stream.get_final_message()`) once the turn completed: the Python API's
     # reply hands it out; the reducer never reads it.
     final_message: Any = field(default=None, repr=False, compare=False)
+    # Tool rounds: the blocks of earlier messages stay in `blocks` (drawn in one output); the current
+    # message's blocks start at `round_start`, and `usage` is the current message's, `prior_usage` the sum
+    # of the earlier ones.
+    round_start: int = 0
+    prior_usage: Usage = field(default_factory=Usage)
+    tool_rounds: int = 0
 
     @property
     def text(self) -> str:
@@ -119,7 +137,18 @@ class TurnState:
     @property
     def tokens_so_far(self) -> int:
         """Output tokens received: exact once message_delta reports usage, else counted deltas."""
-        return self.usage.output_tokens if self.usage_final else max(self.usage.output_tokens, self.deltas)
+        current = self.usage.output_tokens if self.usage_final else max(self.usage.output_tokens, self.deltas)
+        return self.prior_usage.output_tokens + current
+
+    @property
+    def total_usage(self) -> Usage:
+        """Usage summed over every message of the turn (tool rounds included)."""
+        return Usage(*(getattr(self.prior_usage, name) + getattr(self.usage, name) for name in _USAGE_FIELDS))
+
+    @property
+    def round_has_content(self) -> bool:
+        """The current message has content (a retry would repeat it)."""
+        return any(block.parts or block.data for block in self.blocks[self.round_start :])
 
     @property
     def has_content(self) -> bool:
@@ -148,14 +177,15 @@ def reduce_event(state: TurnState, event: Any, now: float) -> TurnState:
         _merge_usage(state.usage, message.usage)
         state.status = "streaming"
     elif kind == "content_block_start":
-        if event.index != len(state.blocks):
-            raise StreamOrderError(f"content block {event.index} started, expected {len(state.blocks)}")
+        if event.index + state.round_start != len(state.blocks):
+            raise StreamOrderError(f"content block {event.index} started, "
+                                   f"expected {len(state.blocks) - state.round_start}")
         block = _new_block(event.content_block)
         state.blocks.append(block)
         if block.parts or block.data:
             state.revision += 1
     elif kind == "content_block_delta":
-        block = _open_block(state, event.index)
+        block = _open_block(state, event.index + state.round_start)
         added = _apply_delta(block, event.delta)
         if not added:
             return state
@@ -164,17 +194,30 @@ def reduce_event(state: TurnState, event: Any, now: float) -> TurnState:
         if state.first_token_at is None:
             state.first_token_at = now
         state.revision += 1
+    elif kind == "input_json":
+        # The SDK's derived event after each input_json_delta: its `snapshot` is the input parsed so far
+        # (partial JSON, parsed by the SDK anyway); it belongs to the last block started.
+        if state.blocks and state.blocks[-1].kind in ("tool_use", "server_tool_use"):
+            state.blocks[-1].snapshot = event.snapshot
     elif kind == "content_block_stop":
-        _open_block(state, event.index).complete = True
+        _open_block(state, event.index + state.round_start).complete = True
     elif kind == "message_delta":
         state.stop_reason = event.delta.stop_reason
         state.stop_sequence = event.delta.stop_sequence
+        if state.stop_reason == "max_tokens":
+            # A tool call max_tokens cut off has incomplete input JSON: shown as cut off, never run or sent.
+            for block in state.blocks[state.round_start :]:
+                if block.kind in ("tool_use", "server_tool_use") and block.to_param() is None:
+                    block.cut_off = True
         _merge_usage(state.usage, event.usage)
         state.usage_final = True
     elif kind == "message_stop":
         state.status = "complete"
         state.finished_at = now
     return state
+
+
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
 
 def _new_block(start: Any) -> Block:

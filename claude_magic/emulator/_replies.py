@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from typing import Any
 
 from ._tokens import count_tokens
 
@@ -227,3 +228,81 @@ def generate_markdown(tokens: int, seed: int = 0) -> str:
     if used < tokens:
         parts.append(_filler(rng, tokens - used, first=not parts))
     return "".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The default reply when the request offers tools: call one, then answer from its result
+
+_EXAMPLE_STRINGS = {"city": "Paris", "location": "Paris", "country": "France", "query": "offline emulator",
+                    "name": "example", "unit": "c", "language": "en", "url": "https://example.com"}
+
+
+def example_value(name: str, schema: Any) -> Any:
+    """A value valid for a JSON schema (the subset pydantic and the SDK's beta_tool produce)."""
+    if not isinstance(schema, dict):
+        return "example"
+    if "default" in schema:
+        return schema["default"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    for key in ("anyOf", "oneOf"):
+        options = [s for s in schema.get(key) or [] if isinstance(s, dict) and s.get("type") != "null"]
+        if options:
+            return example_value(name, options[0])
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    if kind == "integer":
+        return max(1, int(schema.get("minimum", 1)))
+    if kind == "number":
+        return float(schema.get("minimum", 1.5))
+    if kind == "boolean":
+        return True
+    if kind == "array":
+        return [example_value(name, schema.get("items", {}))] if schema.get("minItems") else []
+    if kind == "object":
+        return example_input(schema)
+    return _EXAMPLE_STRINGS.get(name.lower(), "example")
+
+
+def example_input(schema: Any) -> dict[str, Any]:
+    """Arguments for a tool: every required property, valid for its schema."""
+    if not isinstance(schema, dict):
+        return {}
+    properties = schema.get("properties") or {}
+    return {key: example_value(key, properties.get(key, {})) for key in schema.get("required") or []}
+
+
+def _tool_results(messages: list[Any]) -> list[dict[str, Any]]:
+    last = messages[-1] if messages else {}
+    content = last.get("content") if isinstance(last, dict) else None
+    if not isinstance(content, list):
+        return []
+    return [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+
+
+def default_tool_blocks(body: dict[str, Any], tools: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The offline loop when tools are offered: first a call with valid arguments, then, once the result
+    comes back, an answer that quotes it. None: answer with the plain default reply."""
+    choice = body.get("tool_choice") or {"type": "auto"}
+    if not tools or choice.get("type") == "none":
+        return None
+    results = _tool_results(body.get("messages") or [])
+    if results:
+        from ._script import content_text
+
+        quoted = "; ".join(_quote(content_text(r.get("content", "")) or "(empty)", QUOTE_CHARS) for r in results)
+        failed = any(r.get("is_error") for r in results)
+        verdict = "The tool reported an error, so I cannot answer that part." if failed else (
+            "That is what the tool returned; a real model would now answer from it.")
+        return [{"type": "text", "text": (
+            f"*(Offline emulator, not Claude.)* The tool answered: “{quoted}”. {verdict}")}]
+    tool = tools[0]
+    if choice.get("type") == "tool":
+        tool = next((t for t in tools if t.get("name") == choice.get("name")), tool)
+    return [
+        {"type": "text", "text": f"*(Offline emulator, not Claude.)* Let me call `{tool['name']}`."},
+        {"type": "tool_use", "name": tool["name"], "input": example_input(tool.get("input_schema"))},
+    ]

@@ -9,9 +9,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._replies import default_reply, generate_markdown
+from ._replies import default_reply, default_tool_blocks, generate_markdown
 from ._script import Turn, user_prompts
 from ._tokens import count_request_tokens, tokenize
+from ._tool_rules import custom_tools
 
 # The API interleaves pings with long streams; one every this many deltas looks the same to a client.
 PING_EVERY_DELTAS = 50
@@ -65,10 +66,13 @@ def _scripted_blocks(turn: Turn | None, body: dict[str, Any], tool_id: Callable[
     """Complete content blocks for the turn (or the default reply), with ids and signatures filled in."""
     if turn is not None and turn.generate is not None:
         return [{"type": "text", "text": generate_markdown(turn.generate.tokens, turn.generate.seed)}]
-    if turn is None or turn.content is None:
+    sources = turn.content if turn is not None else None
+    if sources is None:
+        sources = tuple(default_tool_blocks(body, custom_tools(body)) or ())
+    if not sources:
         return [{"type": "text", "text": default_reply(user_prompts(body["messages"]), body["model"])}]
     blocks: list[dict[str, Any]] = []
-    for source in turn.content:
+    for source in sources:
         block = dict(source)
         if block["type"] == "thinking":
             block.setdefault("signature", _signature(block["thinking"]))

@@ -60,7 +60,7 @@ import json
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,7 @@ class Turn:
     stop_sequence: str | None = None
     usage: Mapping[str, int] = field(default_factory=dict)
     fault: Fault | None = None
+    replay: str | None = None  # a recorded SSE transcript (a file) sent verbatim instead of a reply
     # Compiled once at load time so a bad regex fails when the script loads, not mid-request.
     _regex: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
@@ -269,7 +270,8 @@ def _parse_turn(data: Any, where: str) -> Turn:
     data = _mapping(data, where)
     _check_keys(
         data,
-        {"match", "times", "pace", "content", "generate", "stop_reason", "stop_sequence", "usage", "fault"},
+        {"match", "times", "pace", "content", "generate", "stop_reason", "stop_sequence", "usage", "fault",
+         "replay"},
         where,
     )
     match = data.get("match")
@@ -318,6 +320,7 @@ def _parse_turn(data: Any, where: str) -> Turn:
         stop_sequence=stop_sequence,
         usage={key: _int(value, f"{where}.usage.{key}") for key, value in usage.items()},
         fault=None if data.get("fault") is None else _parse_fault(data["fault"], f"{where}.fault"),
+        replay=None if data.get("replay") is None else _str(data["replay"], f"{where}.replay"),
         _regex=regex,
     )
 
@@ -357,9 +360,23 @@ def load_script(source: Script | Mapping[str, Any] | str | Path | None) -> Scrip
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ScriptError(f"{path}: cannot parse: {exc}") from exc
     try:
-        return parse_script(data)
+        script = parse_script(data)
     except ScriptError as exc:
         raise ScriptError(f"{path}: {exc}") from None
+    # A relative `replay` transcript is found next to the script.
+    turns = tuple(replace(turn, replay=str(path.parent / turn.replay))
+                  if turn.replay and not Path(turn.replay).is_absolute() else turn for turn in script.turns)
+    return replace(script, turns=turns)
+
+
+def replay_events(path: str) -> list[bytes]:
+    """A recorded SSE transcript's events, each as sent (``event:``/``data:`` lines and the blank line)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScriptError(f"replay: cannot read {path}: {exc}") from None
+    events = [chunk.strip("\n") for chunk in text.replace("\r\n", "\n").split("\n\n") if chunk.strip()]
+    return [f"{event}\n\n".encode() for event in events]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from .._wire import EMULATOR_HEADER
 from ._errors import ApiError, error_body, status_for_error_type
 from ._pacing import Pacer
 from ._response import Reply, build_reply, stream_events
-from ._script import Fault, ScriptError, Turn, load_script, prompt_text
+from ._script import Fault, ScriptError, Turn, load_script, prompt_text, replay_events
 from ._sse import MALFORMED_EVENT, encode_event
 from ._state import EmulatorState, RecordedRequest, redact_headers
 from ._tokens import count_request_tokens
@@ -285,6 +285,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         fault = turn.fault if turn else None
         if fault is not None and fault.kind == "http":
             raise _http_fault(fault, exchange.headers)
+        if turn is not None and turn.replay and body.get("stream"):
+            self._replay(exchange, turn)
+            return
         reply = build_reply(turn, body, self._state.next_id("msg_emu_"), lambda: self._state.next_id("toolu_emu_"))
         if body.get("stream"):
             self._stream(exchange, reply, turn, fault)
@@ -347,6 +350,27 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                     raise _Abort
                 self._write_chunk(encode_event(event.name, event.data))
                 sent += event.tokens
+            self._end_chunks()
+        finally:
+            self._state.stream_closed()
+
+    def _replay(self, exchange: _Exchange, turn: Turn) -> None:
+        """Send a recorded transcript as it was recorded (one chunk per event, a token per delta)."""
+        events = replay_events(turn.replay or "")
+        rate, _ = self._state.pace_for(turn)
+        self._record(exchange, 200)
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header("request-id", exchange.request_id)
+        self.end_headers()
+        self._state.stream_opened()
+        try:
+            pacer = Pacer(rate, self._state.stop_event, self._client_alive)
+            for event in events:
+                if event.startswith(b"event: content_block_delta") and not pacer.advance(1):
+                    raise _Abort
+                self._write_chunk(event)
             self._end_chunks()
         finally:
             self._state.stream_closed()

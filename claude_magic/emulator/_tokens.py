@@ -14,14 +14,14 @@ import json
 import re
 from typing import Any
 
+from ._media_blocks import media_tokens
+
 MAX_PIECE = 8
 
 # Leading whitespace + a word or a punctuation run; a whitespace-only tail becomes its own token so no
 # character is ever dropped.
 _TOKEN_RE = re.compile(r"\s*(?:\w+|[^\w\s]+)|\s+")
 
-# Images and documents have no text to count; a fixed charge keeps usage deterministic.
-ATTACHMENT_TOKENS = 85
 # Role markers and separators cost real tokens on the API; a small constant per message mirrors that.
 MESSAGE_OVERHEAD_TOKENS = 3
 
@@ -70,7 +70,8 @@ def _content_tokens(content: Any) -> int:
         elif kind == "tool_result":
             total += _content_tokens(block.get("content", ""))
         elif kind in ("image", "document"):
-            total += ATTACHMENT_TOKENS
+            tokens = media_tokens(block)  # the API's own estimate for images; pages for PDFs
+            total += tokens if tokens >= 0 else count_tokens(str((block.get("source") or {}).get("data", "")))
     return total
 
 

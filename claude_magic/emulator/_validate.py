@@ -14,6 +14,8 @@ from typing import Any
 from anthropic.types import ModelParam
 
 from ._errors import ApiError
+from ._media_blocks import check_media_block
+from ._tool_rules import check_tools
 
 ROLES = ("user", "assistant")
 
@@ -66,7 +68,8 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_content(index: int, message: Mapping[str, Any], is_last: bool) -> None:
+def _check_content(index: int, message: Mapping[str, Any], is_last: bool, images_in_request: int = 0,
+                   ) -> None:
     content = message.get("content")
     where = f"messages.{index}"
     if isinstance(content, str):
@@ -88,6 +91,8 @@ def _check_content(index: int, message: Mapping[str, Any], is_last: bool) -> Non
                 raise _bad(f"{where}.content.{k}.text: Field required")
             if not text:
                 raise _bad("messages: text content blocks must be non-empty")
+        elif block["type"] in ("image", "document"):
+            check_media_block(f"{where}.content.{k}", block, images_in_request)
 
 
 def _tool_ids(content: Any, kind: str, key: str) -> list[str]:
@@ -121,6 +126,11 @@ def _check_tool_pairs(messages: list[Any]) -> None:
                     )
 
 
+def _image_count(messages: list[Any]) -> int:
+    return sum(1 for m in messages if isinstance(m, dict) and isinstance(m.get("content"), list)
+               for b in m["content"] if isinstance(b, dict) and b.get("type") == "image")
+
+
 def _check_messages(messages: Any) -> None:
     if messages is None:
         raise _bad("messages: Field required")
@@ -128,6 +138,7 @@ def _check_messages(messages: Any) -> None:
         raise _bad("messages: Input should be a valid list")
     if not messages:
         raise _bad("messages: at least one message is required")
+    images = _image_count(messages)  # more than 20 in one request lowers the size limit
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise _bad(f"messages.{i}: Input should be a valid dictionary")
@@ -136,7 +147,7 @@ def _check_messages(messages: Any) -> None:
             raise _bad(f"messages.{i}.role: Input should be 'user' or 'assistant'")
         if "content" not in message:
             raise _bad(f"messages.{i}.content: Field required")
-        _check_content(i, message, i == len(messages) - 1)
+        _check_content(i, message, i == len(messages) - 1, images)
     if messages[0]["role"] != "user":
         raise _bad('messages: first message must use the "user" role')
     for previous, current in zip(messages, messages[1:], strict=False):
@@ -178,6 +189,7 @@ def validate_request(body: Any, models: Iterable[str], *, count_only: bool = Fal
         if not isinstance(stream, bool):
             raise _bad("stream: Input should be a valid boolean")
     _check_messages(body.get("messages"))
+    check_tools(body)
     _check_system(body.get("system"))
     temperature = body.get("temperature")
     if temperature is not None and (

@@ -16,7 +16,7 @@ _STOP_EXPLANATIONS = {
 
 def footer_parts(state: TurnState) -> list[str]:
     """The footer's facts in display order (pure: depends on the state only)."""
-    usage = state.usage
+    usage = state.total_usage  # summed over tool rounds
     parts = [state.model]
     if state.offline:
         parts.append("offline emulator, not Claude")
@@ -26,6 +26,8 @@ def footer_parts(state: TurnState) -> list[str]:
     if usage.cache_creation_input_tokens:
         tokens += f" / {usage.cache_creation_input_tokens:,} cache write"
     parts.append(tokens)
+    if state.tool_rounds:
+        parts.append(f"{state.tool_rounds} tool round{'s' * (state.tool_rounds != 1)}")
     parts.append(f"stop_reason: {state.stop_reason or '—'}")
     if state.first_token_at is not None:
         parts.append(f"first token {state.first_token_at - state.started_at:.2f} s")
@@ -40,8 +42,8 @@ def tokens_per_second(state: TurnState) -> float | None:
     if state.first_token_at is None or state.finished_at is None:
         return None
     elapsed = state.finished_at - state.first_token_at
-    if elapsed <= 0 or state.usage.output_tokens <= 1:
-        return None
+    if elapsed <= 0 or state.usage.output_tokens <= 1 or state.tool_rounds:
+        return None  # over tool rounds the elapsed time is mostly the tools' and the requests'
     return state.usage.output_tokens / elapsed
 
 

@@ -8,15 +8,14 @@ block still being written is rendered again on each frame.
 
 from __future__ import annotations
 
-import contextlib
 import html
-import json
 import re
 from dataclasses import dataclass
 
 from claude_magic.core.turn import Block, TurnState
 from claude_magic.render.footer import footer_html, footer_text
 from claude_magic.render.markdown import finished_prefix_length, render_markdown
+from claude_magic.render.tool_view import tool_result_html, tool_result_text, tool_use_html, tool_use_text
 
 LIVE_PREVIEW_CHARS = 800  # thinking and tool input shown while streaming: the tail only
 WAITING_TEXT = "Waiting for Claude…"
@@ -69,13 +68,9 @@ def block_html(block: Block, *, live: bool = False) -> str:
     if block.kind == "redacted_thinking":
         return "<details><summary>Redacted thinking</summary></details>"
     if block.kind in ("tool_use", "server_tool_use"):
-        raw = block.text
-        if not live and block.complete:
-            with contextlib.suppress(ValueError):  # malformed input JSON is shown as sent
-                raw = json.dumps(json.loads(raw or "{}"), indent=2, ensure_ascii=False)
-        shown = raw[-LIVE_PREVIEW_CHARS:] if live else raw
-        title = "Server tool call" if block.kind == "server_tool_use" else "Tool call"
-        return f"<div><strong>{title}</strong> <code>{html.escape(block.tool_name)}</code></div>{_escape_pre(shown)}"
+        return tool_use_html(block, live=live)
+    if block.kind == "tool_result":
+        return tool_result_html(block)
     return f"<div><em>[{html.escape(block.kind)} block]</em></div>"
 
 
@@ -87,7 +82,9 @@ def block_text(block: Block) -> str:
     if block.kind == "redacted_thinking":
         return "[redacted thinking]\n"
     if block.kind in ("tool_use", "server_tool_use"):
-        return f"[tool call {block.tool_name}] {block.text}\n"
+        return tool_use_text(block)
+    if block.kind == "tool_result":
+        return tool_result_text(block)
     return f"[{block.kind} block]\n"
 
 

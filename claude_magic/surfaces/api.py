@@ -21,13 +21,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from claude_magic.core.client import close_async_clients
+from claude_magic.core.context import Attachment, attach_objects
 from claude_magic.core.engine import ONE_OFF, PreparedTurn, prepare_turn, run_exchange, run_exchange_async
 from claude_magic.core.errors import redacted_exception
 from claude_magic.core.stream import SharedBackoff
 from claude_magic.core.turn import TurnState
 from claude_magic.settings import ClaudeMagic, current_settings
+from claude_magic.surfaces.context_line import show_attachments
 from claude_magic.surfaces.display import current_cell, make_sink, resolve_display
-from claude_magic.surfaces.reply import ClaudeError, Reply
+from claude_magic.surfaces.reply import ClaudeError, Reply, remember_last
 
 PROGRESS_REFRESH_SECONDS = 0.5  # the bar's redraws: a few per second whatever the batch's pace
 
@@ -43,6 +45,10 @@ def ask(
     new: bool = False,
     display: str | None = None,
     raise_on_error: bool | None = None,
+    attach: Iterable[Any] | None = None,
+    tools: Iterable[Any] | None = None,
+    tool_choice: str | None = None,
+    max_tool_rounds: int | None = None,
 ) -> Reply:
     """Ask Claude and stream the answer into the cell, exactly as `%%claude` does; returns the Reply.
 
@@ -51,11 +57,17 @@ def ask(
     display: "auto" (live in a notebook, text in a terminal), "live", "final", "terminal" or "none"
     (default: `%config ClaudeMagic.display_mode`). A failed turn raises ClaudeError (its `.reply` holds
     the partial answer) unless `raise_on_error=False`, which returns the Reply with `.error` set.
+    attach: objects and file paths to put before the prompt, as `%%claude -a` does
+    (`ask("What stands out?", attach=[df, fig, "notes.md"])`); a bad one raises ValueError, nothing sent.
+    tools: functions Claude may call (sync or `async def`; also `anthropic.beta_tool` objects, tool dicts
+    or names of the notebook's functions), default `%config ClaudeMagic.tools`; they run on this thread.
+    tool_choice: auto, any, none or a tool's name. max_tool_rounds: default `%config
+    ClaudeMagic.max_tool_rounds`.
     """
     settings = current_settings()
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
-                          display, raising)
+                          display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds))
     cell = current_cell() if sink is not None else None
     run_exchange(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -72,6 +84,10 @@ async def ask_async(
     new: bool = False,
     display: str | None = None,
     raise_on_error: bool | None = None,
+    attach: Iterable[Any] | None = None,
+    tools: Iterable[Any] | None = None,
+    tool_choice: str | None = None,
+    max_tool_rounds: int | None = None,
 ) -> Reply:
     """`ask` through `anthropic.AsyncAnthropic`: streams live while the event loop stays free.
 
@@ -85,7 +101,7 @@ async def ask_async(
     settings = current_settings()
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
-                          display, raising)
+                          display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds))
     cell = current_cell() if sink is not None else None
     await run_exchange_async(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -93,18 +109,50 @@ async def ask_async(
 
 def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str | None, max_tokens: int | None,
              temperature: float | None, conversation: str | None, new: bool, display: str | None,
-             raising: bool) -> tuple[PreparedTurn, Any]:
+             raising: bool, attach: Iterable[Any] | None = None, *,
+             tool_options: tuple[Any, str | None, int | None] = (None, None, None)) -> tuple[PreparedTurn, Any]:
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("ask() needs a non-empty prompt string")
+    attachments = _attachments(attach, settings)
     sink = make_sink(display or settings.display_mode)
     turn = prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
                         temperature=temperature, conversation=conversation or "", new=new,
-                        error_raised=raising and sink is not None)
+                        error_raised=raising and sink is not None, attachments=attachments,
+                        **_tool_arguments(*tool_options))
+    show_attachments(attachments, display or settings.display_mode)
     return turn, sink
 
 
+def _tool_arguments(tools: Iterable[Any] | None, tool_choice: str | None,
+                    max_tool_rounds: int | None) -> dict[str, Any]:
+    """prepare_turn's tool arguments; names among `tools` are looked up in the notebook's namespace."""
+    return {"tools": None if tools is None else list(tools), "tool_choice": tool_choice,
+            "max_tool_rounds": max_tool_rounds, "namespace": _user_namespace()}
+
+
+def _user_namespace() -> dict[str, Any]:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return {}
+    shell = get_ipython()
+    return shell.user_ns if shell is not None else {}
+
+
+def _attachments(attach: Iterable[Any] | None, settings: ClaudeMagic) -> list[Attachment]:
+    if not attach:
+        return []
+    if isinstance(attach, (str, bytes)) or not isinstance(attach, Iterable):
+        attach = [attach]
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    namespace = shell.user_ns if shell is not None else {}
+    return attach_objects(list(attach), namespace, budget=settings.attachment_chars)
+
+
 def _finish(state: TurnState, cell: str | None, raising: bool, settings: ClaudeMagic) -> Reply:
-    reply = Reply(state, streamed_into=cell)
+    reply = remember_last(Reply(state, streamed_into=cell))
     if state.error is None or not raising:
         return reply
     cause = state.error.exception
@@ -125,6 +173,9 @@ def map(  # noqa: A001 - claude_magic.map reads as what it does, like the builti
     max_tokens: int | None = None,
     temperature: float | None = None,
     display: str = "progress",
+    tools: Iterable[Any] | None = None,
+    tool_choice: str | None = None,
+    max_tool_rounds: int | None = None,
 ) -> list[Reply]:
     """Ask every prompt, at most `concurrency` at a time; one Reply per prompt, in input order.
 
@@ -136,8 +187,12 @@ def map(  # noqa: A001 - claude_magic.map reads as what it does, like the builti
     retried honouring retry-after, and while one prompt waits, the batch starts no new requests.
     display: "progress" (a progress bar, then a summary line) or "none". Works in a notebook cell,
     where an event loop is already running: the batch then runs on a private loop in a worker thread.
+    tools, tool_choice, max_tool_rounds: as for `ask`; here `async def` tools are awaited on the batch's
+    loop and plain functions run in worker threads (one call of a function at a time, unless it sets
+    `concurrency_safe = True`).
     """
-    turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency)
+    turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency,
+                           (tools, tool_choice, max_tool_rounds))
     progress = _Progress(len(turns), display)  # built here: its widget must land in the calling cell
     try:
         asyncio.get_running_loop()
@@ -158,9 +213,13 @@ async def map_async(
     max_tokens: int | None = None,
     temperature: float | None = None,
     display: str = "progress",
+    tools: Iterable[Any] | None = None,
+    tool_choice: str | None = None,
+    max_tool_rounds: int | None = None,
 ) -> list[Reply]:
     """`map` on the running event loop (`replies = await map_async(prompts)`); same arguments and results."""
-    turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency)
+    turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency,
+                           (tools, tool_choice, max_tool_rounds))
     progress = _Progress(len(turns), display)
     replies = await _run_batch(turns, concurrency, progress)
     progress.report()
@@ -168,7 +227,8 @@ async def map_async(
 
 
 def _prepare_batch(prompts: Iterable[str], model: str | None, system: str | None, max_tokens: int | None,
-                   temperature: float | None, concurrency: int) -> list[PreparedTurn]:
+                   temperature: float | None, concurrency: int,
+                   tool_options: tuple[Any, str | None, int | None] = (None, None, None)) -> list[PreparedTurn]:
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     settings = current_settings()
@@ -177,7 +237,7 @@ def _prepare_batch(prompts: Iterable[str], model: str | None, system: str | None
         if not isinstance(prompt, str):
             raise TypeError(f"map() takes strings; item {index} is {type(prompt).__name__}")
         turns.append(prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
-                                  temperature=temperature, conversation=ONE_OFF))
+                                  temperature=temperature, conversation=ONE_OFF, **_tool_arguments(*tool_options)))
     return turns
 
 

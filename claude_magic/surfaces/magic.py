@@ -21,19 +21,24 @@ from argparse import Namespace
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, magic_arguments
 
+from claude_magic.core.client import get_client
+from claude_magic.core.context import ERRORS, Attachment, ContextError, interpolate, resolve_attachments, split_names
 from claude_magic.core.engine import prepare_turn, run_exchange
 from claude_magic.core.errors import redacted_exception, user_error
 from claude_magic.core.history import STORE, Conversation
+from claude_magic.core.tokens import count_exactly, tokens_report
 from claude_magic.core.turn import TurnState
 from claude_magic.render.markdown import render_markdown
 from claude_magic.settings import DISPLAY_MODES, ClaudeMagic
+from claude_magic.surfaces.context_line import show_attachments
 from claude_magic.surfaces.display import current_cell, make_sink
-from claude_magic.surfaces.reply import Reply
+from claude_magic.surfaces.reply import Reply, last_reply, remember_last
 
-_SUBCOMMANDS = ("history", "reset", "panel")
+_SUBCOMMANDS = ("history", "reset", "panel", "last", "tokens")
+FORMATS = ("markdown", "text", "code", "json")
 
 _USAGE = """
   %%claude [options]
@@ -41,12 +46,14 @@ _USAGE = """
 
   %claude [options] PROMPT        a one-line question; a trailing ? is part of it
   answer = %claude [options] PROMPT
-  %claude history | reset | panel
+  %claude history | reset | panel | last | tokens
 
 Subcommands (line magic):
   history   show the conversation
   reset     clear the conversation
-  panel     open the chat panel on the conversation"""
+  panel     open the chat panel on the conversation
+  last      show the last reply (a claude_magic.Reply)
+  tokens    count the input tokens the next request would carry (-a NAME counts attachments too)"""
 
 
 class _HelpFormatter(MagicHelpFormatter):
@@ -79,12 +86,26 @@ class ClaudeMagics(Magics):
     @argument("--display", choices=list(DISPLAY_MODES), help="How to show the answer.")
     @argument("--out", metavar="NAME", help="Also store the reply (a claude_magic.Reply) in the variable NAME.")
     @argument("--no-raise", action="store_true", help="Do not raise when the turn fails.")
+    @argument("--tools", metavar="NAME[,NAME...]",
+              help="Functions of the notebook Claude may call in this turn (default: %%config ClaudeMagic.tools).")
+    @argument("--tool-choice", metavar="auto|any|none|NAME",
+              help="Whether Claude must call a tool: auto (default), any, none, or one tool's name.")
+    @argument("-i", "--interpolate", action="store_true",
+              help="Replace {name} and {expression} (also {In[n]}, {Out[n]}, {Err[n]}) from the notebook's "
+              "variables; {{ and }} are literal braces (default: %%config ClaudeMagic.interpolate).")
+    @argument("-a", "--attach", action="append", metavar="NAME[,NAME...]",
+              help="Attach variables (DataFrame, array, figure, image, ...), files (.png .pdf .csv .py ...), "
+              "Err / Err[n] (a traceback) or In[n] / Out[n] before the prompt.")
+    @argument("-f", "--format", choices=list(FORMATS), default="markdown",
+              help="markdown (default) or text: how the answer is shown; code: also put its code blocks in a "
+              "new cell below; json: parse the answer as JSON into reply.json.")
     @argument(
         "prompt",
         nargs="*",
         help="Line magic only: the prompt, or one of `history`, `reset`, `panel`. "
         "The cell magic takes the prompt from the cell body.",
     )
+    @no_var_expand  # the prompt is sent exactly as typed; -i expands it, with its own rules
     @line_cell_magic
     def claude(self, line: str, cell: str | None = None) -> Any:
         """Stream Claude's answer into this cell, rendered as Markdown, with a usage footer.
@@ -100,8 +121,14 @@ class ClaudeMagics(Magics):
             raise UsageError(f"Empty prompt: write the question {where}.")
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"--out needs a variable name, got {args.out!r}.")
+        try:
+            if args.interpolate or self.settings.interpolate:
+                prompt = interpolate(prompt, self.shell.user_ns, ERRORS)
+            attachments = self._attachments(args)
+        except ContextError as exc:
+            raise UsageError(str(exc)) from None
         check_encodable(prompt)
-        reply = self._ask(prompt, args)
+        reply = self._ask(prompt, args, attachments)
         # The line magic's value is the reply (`answer = %claude ...`); a %%claude cell keeps its value
         # None, so a terminal prints no empty `Out[n]:` after every answer (`--out NAME` keeps it there).
         return reply if cell is None else None
@@ -122,20 +149,32 @@ class ClaudeMagics(Magics):
 
     # -- turns ---------------------------------------------------------------------------------------
 
-    def _ask(self, prompt: str, args: Namespace) -> Reply:
+    def _attachments(self, args: Namespace) -> list[Attachment]:
+        if not args.attach:
+            return []
+        return resolve_attachments(split_names(args.attach), self.shell.user_ns, ERRORS,
+                                   budget=self.settings.attachment_chars)
+
+    def _ask(self, prompt: str, args: Namespace, attachments: list[Attachment] | None = None) -> Reply:
         settings = self.settings
         raising = settings.raise_on_error and not args.no_raise
         try:
             turn = prepare_turn(prompt, settings, model=args.model, max_tokens=args.max_tokens, system=args.system,
                                 temperature=args.temperature, conversation=args.conversation or "", new=args.new,
-                                error_raised=raising and not settings.debug)
+                                error_raised=raising and not settings.debug, attachments=attachments or (),
+                                tools=args.tools, tool_choice=args.tool_choice, namespace=self.shell.user_ns)
         except ValueError as exc:
             raise UsageError(f"Invalid option: {exc}") from None
         self.last_turn = turn.state
-        sink = make_sink(args.display or settings.display_mode)
+        display = args.display or settings.display_mode
+        # -f text: the answer as plain text, drawn once when it is finished.
+        sink = make_sink("none" if args.format == "text" else display)
+        show_attachments(attachments or [], display)
         cell = current_cell() if sink is not None else None
         state = run_exchange(turn, sink)
-        reply = Reply(state, streamed_into=cell)
+        reply = remember_last(Reply(state, streamed_into=cell))
+        if args.format == "text" and not (state.error is not None and state.error.kind == "setup"):
+            show_plain_text(reply, display)
         if args.out is not None:
             self.shell.user_ns[args.out] = reply
         if state.error is not None and state.error.kind == "setup":
@@ -144,7 +183,25 @@ class ClaudeMagics(Magics):
             if settings.debug and state.error.exception is not None:
                 raise redacted_exception(state.error.exception)
             raise user_error(state.error.message)
+        if state.error is None:
+            self._deliver(reply, args.format, raising)
         return reply
+
+    def _deliver(self, reply: Reply, answer_format: str, raising: bool) -> None:
+        """-f code: the answer's code blocks become the next cell; -f json: the answer must parse."""
+        if answer_format == "code":
+            blocks = [code.rstrip("\n") for _language, code in reply.code_blocks]
+            if blocks:
+                self.shell.set_next_input("\n\n".join(blocks), replace=False)
+            else:
+                print("The answer has no code blocks: no cell was added.")
+        elif answer_format == "json":
+            try:
+                reply.json  # noqa: B018 - parsed here so that a non-JSON answer is reported in this cell
+            except ValueError as exc:
+                if raising:
+                    raise UsageError(str(exc)) from None
+                print(exc)
 
     # -- subcommands -------------------------------------------------------------------------------
 
@@ -157,9 +214,54 @@ class ClaudeMagics(Magics):
             return None
         if name == "history":
             return HistoryView(conversation)
+        if name == "last":
+            reply = last_reply()
+            if reply is None:
+                print("No reply yet in this kernel.")
+            return reply
+        if name == "tokens":
+            return self._tokens(args)
         import claude_magic  # the panel is another surface: reached through the package, lazily
 
         return claude_magic.ChatPanel(conversation=conversation.name)
+
+
+    def _tokens(self, args: Namespace) -> None:
+        """Count the next request exactly (history, system, tools, attachments) with messages.count_tokens."""
+        try:
+            attachments = self._attachments(args)
+        except ContextError as exc:
+            raise UsageError(str(exc)) from None
+        try:
+            turn = prepare_turn("?", self.settings, model=args.model, system=args.system,
+                                conversation=args.conversation or "", attachments=attachments)
+            client = get_client(turn.client_settings)
+        except ValueError as exc:
+            raise UsageError(f"Invalid option: {exc}") from None
+        try:
+            tokens = count_exactly(turn.request, lambda params: client.messages.count_tokens(**params).input_tokens)
+        except Exception as exc:  # noqa: BLE001 - one line: the API's own message says why
+            raise user_error(f"Could not count tokens: {redacted_exception(exc)}") from None
+        request = turn.request
+        parts = (["system prompt"] if request.get("system") else []) + (
+            [f"{len(request['tools'])} tools"] if request.get("tools") else []) + (
+            [f"attachments: {', '.join(a.name for a in attachments)}"] if attachments else [])
+        history = len(request["messages"]) // 2
+        print(tokens_report(tokens, request["model"], turn.input_limit, exchanges=history, parts=parts))
+        if attachments:
+            print(f"   {', '.join(a.summary() for a in attachments)}")
+
+
+def show_plain_text(reply: Reply, display: str) -> None:
+    """-f text: the finished answer and its footer as text/plain only."""
+    from claude_magic.surfaces.display import resolve_display
+
+    if resolve_display(display) == "none":
+        return
+    bundle = reply._repr_mimebundle_()
+    from IPython.display import display as show
+
+    show({"text/plain": bundle["text/plain"]}, raw=True)
 
 
 # `%claude what is a zip file?`: IPython reads a trailing `?` as a help request (the line would become

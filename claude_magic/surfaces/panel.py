@@ -200,8 +200,13 @@ class ChatPanel:
     environment defaults; the model comes from the panel's picker.
     """
 
-    def __init__(self, conversation: str | None = None, *, model: str | None = None) -> None:
+    def __init__(self, conversation: str | None = None, *, model: str | None = None,
+                 tools: Iterable[Any] | None = None, tool_choice: str | None = None) -> None:
         self._fallback_settings: ClaudeMagic | None = None
+        # Tools Claude may call from this panel (default: %config ClaudeMagic.tools). They run in a worker
+        # thread of the turn's, never in the widget callback; Stop ends the turn without waiting for them.
+        self._tools = None if tools is None else list(tools)
+        self._tool_choice = tool_choice
         settings = self._settings()
         self.conversation: Conversation = STORE.get(conversation or settings.conversation)
         self.last_turn: TurnState | None = None
@@ -359,7 +364,8 @@ class ChatPanel:
         """Snapshot history and settings, show the prompt, lock the controls (under the panel lock)."""
         self._sync_history_locked()
         exchange = prepare_turn(prompt, self._settings(), model=self.model_picker.value,
-                                conversation=self.conversation.name)
+                                conversation=self.conversation.name, tools=self._tools,
+                                tool_choice=self._tool_choice, namespace=_user_namespace())
         # A prompt typed in the box leaves it at once, and the box stays locked until the first token:
         # a failure before then puts the prompt back without overwriting a new draft (the box's text
         # reaches the kernel only on blur or send, so the kernel cannot tell that a draft exists).
@@ -401,8 +407,9 @@ class ChatPanel:
         try:
             with self._lock:
                 if committed:
-                    if len(self.conversation) * 2 == turn.shown_before + 2:
-                        self._shown = turn.shown_before + 2
+                    added = _messages_added(turn.exchange)
+                    if len(self.conversation) * 2 == turn.shown_before + added:
+                        self._shown = turn.shown_before + added
                     else:  # someone else changed the history meanwhile: redraw it from the store
                         self._rebuild()
                     self._update_info()
@@ -453,6 +460,8 @@ class ChatPanel:
     def _message_widgets(messages: list[dict[str, Any]]) -> list[widgets.Widget]:
         items: list[widgets.Widget] = []
         for message in messages:
+            if message["role"] == "user" and _only_tool_results(message["content"]):
+                continue  # the calls and their answer are drawn with the assistant's messages
             if message["role"] == "user":
                 items.append(_html(user_html(message["content"])))
             else:
@@ -461,6 +470,28 @@ class ChatPanel:
 
     def _update_info(self) -> None:
         self.info.value = info_html(self.conversation.name, len(self.conversation))
+
+
+def _only_tool_results(content: Any) -> bool:
+    return isinstance(content, list) and bool(content) and all(
+        isinstance(block, dict) and block.get("type") == "tool_result" for block in content)
+
+
+def _messages_added(turn: PreparedTurn) -> int:
+    """Messages a committed turn added: 2, or the whole tool exchange."""
+    loop = turn.tool_loop
+    exchange = loop.committable(turn.prompt) if loop is not None else None
+    return len(exchange) if exchange is not None else 2
+
+
+def _user_namespace() -> dict[str, Any]:
+    """The notebook's namespace, where tool names given as strings are looked up."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return {}
+    shell = get_ipython()
+    return shell.user_ns if shell is not None else {}
 
 
 # -- live panels: kept in step with each other and with the magic --------------------------------------

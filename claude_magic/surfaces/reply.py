@@ -35,7 +35,7 @@ class Reply:
     @property
     def usage(self) -> Usage:
         """Tokens in and out (and prompt-cache reads/writes), as far as the turn got."""
-        return self.state.usage
+        return self.state.total_usage  # summed over tool rounds
 
     @property
     def stop_reason(self) -> str | None:
@@ -63,6 +63,23 @@ class Reply:
                 blocks.append(("", token.content))
         return blocks
 
+    @property
+    def json(self) -> Any:
+        """The answer parsed as JSON (`%%claude -f json`); a lone ```json fenced block counts as JSON.
+
+        Raises ValueError, one line, when the answer is not JSON."""
+        import json
+
+        text = self.text.strip()
+        blocks = self.code_blocks
+        if len(blocks) == 1 and text.startswith("```") and text.endswith("```"):
+            text = blocks[0][1]
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"The answer is not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+                             "its text is in reply.text.") from None
+
     def __str__(self) -> str:
         return self.text
 
@@ -88,6 +105,18 @@ class Reply:
         display(self._repr_mimebundle_(), raw=True)
 
 
+_last: list[Reply] = []  # the kernel's newest reply, from any surface (`%claude last`)
+
+
+def remember_last(reply: Reply) -> Reply:
+    _last[:] = [reply]
+    return reply
+
+
+def last_reply() -> Reply | None:
+    return _last[0] if _last else None
+
+
 class ClaudeError(Exception):
     """A turn of `claude_magic.ask` / `ask_async` failed; `.reply` holds what arrived (partial text, state)."""
 
@@ -96,4 +125,4 @@ class ClaudeError(Exception):
         self.reply = reply
 
 
-__all__ = ["ClaudeError", "Reply"]
+__all__ = ["ClaudeError", "Reply", "last_reply", "remember_last"]
