@@ -82,7 +82,8 @@ class ClaudeMagic(Configurable):
     raise_on_error = Bool(True, help="Raise after a failed turn, so Run All and nbval stop there.").tag(
         config=True
     )
-    debug = Bool(False, help="On API errors raise the original exception with its traceback.").tag(config=True)
+    debug = Bool(False, help="On API errors raise the original exception with its traceback; a raising "
+                 "tool's traceback is shown under its line.").tag(config=True)
     # Tools (see core/tools.py and core/tool_loop.py).
     tools = List(AnyTrait(), help="Tools Claude may call in every turn: names of functions in the notebook "
                  "(or the functions themselves). Per cell: --tools NAME[,NAME...].").tag(config=True)
