@@ -23,6 +23,19 @@ from claude_magic.core.turn import TurnState
 QUIET_SECONDS = 0.5
 
 
+def _draw_if_due(frames: FrameScheduler | LoopFrameScheduler) -> bool | None:
+    """The decision both schedulers make after an event: None if this revision is already drawn, True if
+    a frame was drawn now, False if one is due later (throttled, or held back by the sink's budget)."""
+    state = frames._state
+    if frames._throttle.drawn(state.revision):
+        return None
+    frames._last_event = frames._clock()
+    if frames._sink.affords(state) and frames._throttle.due(state.revision):
+        frames._sink.frame(state)
+        return True
+    return False
+
+
 class FrameScheduler:
     def __init__(
         self, state: TurnState, sink: Any, throttle: Throttle, clock: Callable[[], float] = time.monotonic
@@ -42,12 +55,7 @@ class FrameScheduler:
 
     def after_event(self) -> None:
         """Draw now if a frame is due and affordable, else leave it to the trailing flush. Caller holds `lock`."""
-        state = self._state
-        if self._throttle.drawn(state.revision):
-            return
-        self._last_event = self._clock()
-        if self._sink.affords(state) and self._throttle.due(state.revision):
-            self._sink.frame(state)
+        if _draw_if_due(self):
             self._pending = False
         elif not self._pending:
             # Wake the helper only when a frame becomes pending, not for every token it would cover.
@@ -114,13 +122,7 @@ class LoopFrameScheduler:
         self._last_event = clock()
 
     def after_event(self) -> None:
-        state = self._state
-        if self._throttle.drawn(state.revision):
-            return
-        self._last_event = self._clock()
-        if self._sink.affords(state) and self._throttle.due(state.revision):
-            self._sink.frame(state)
-        elif self._timer is None:
+        if _draw_if_due(self) is False and self._timer is None:
             self._timer = self._loop.call_later(self._throttle.wait_time(), self._flush)
 
     def force(self) -> None:

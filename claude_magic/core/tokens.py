@@ -160,8 +160,12 @@ def plan(request: dict[str, Any], limit: int, cache: TokenCache = CACHE) -> tupl
 
 def count_exactly(request: dict[str, Any], count: Callable[[dict[str, Any]], int],
                   cache: TokenCache = CACHE) -> int:
-    cache.count_calls += 1
-    tokens = count(count_params(request))
+    cache.count_calls += 1  # counted when asked, so a failed count is a call too
+    return _remember(request, count(count_params(request)), cache)
+
+
+def _remember(request: dict[str, Any], tokens: int, cache: TokenCache) -> int:
+    """Keep an exact count the API gave for `request` (sync and async paths alike)."""
     cache.put(fingerprint(request), tokens)
     return tokens
 
@@ -190,8 +194,7 @@ async def check_budget_async(request: dict[str, Any], limit: int | None,
     if verdict == "count":
         try:
             cache.count_calls += 1
-            tokens = await count(count_params(request))
-            cache.put(fingerprint(request), tokens)
+            tokens = _remember(request, await count(count_params(request)), cache)
         except Exception:  # noqa: BLE001
             return None
     return refusal_line(tokens, limit, request.get("model", "")) if tokens > limit else None
