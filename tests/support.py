@@ -1,4 +1,35 @@
 """Constants shared by test modules (imported as `support`; conftest modules are not importable by name
 when pytest collects several directories that each have one)."""
 
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
 FAKE_API_KEY = "sk-ant-test-0123456789abcdef"
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(coroutine)` on a thread of its own.
+
+    The session's Playwright browser (sync API) leaves its event loop registered as the main thread's
+    running loop, so a plain `asyncio.run` in a test that runs after a browser test refuses to start.
+    """
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, name="test-asyncio-run")
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from support import run_coroutine
 
 import claude_magic
 from claude_magic.core import engine as _engine
@@ -103,7 +104,7 @@ def test_engine_missing_key_is_a_setup_error_not_an_exception(emu: Emulator, mon
 
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     _client.reset_clients()
-    state = asyncio.run(_engine.run_exchange_async(_turn("hi"), None))
+    state = run_coroutine(_engine.run_exchange_async(_turn("hi"), None))
     assert state.error.kind == "setup" and "set ANTHROPIC_API_KEY" in state.error.message
     assert emu.requests == []
 
@@ -118,7 +119,7 @@ def test_one_off_turns_use_no_history(emu: Emulator) -> None:
 
 def test_async_engine_retries_a_429_honouring_retry_after(emu: Emulator) -> None:
     started = time.monotonic()
-    state = asyncio.run(_engine.run_exchange_async(_turn("rate limited"), None))
+    state = run_coroutine(_engine.run_exchange_async(_turn("rate limited"), None))
     assert state.status == "complete"
     assert time.monotonic() - started >= 0.9
     assert [r.status for r in emu.requests] == [429, 200]
@@ -136,7 +137,7 @@ def test_cancelling_an_async_turn_keeps_the_partial_marked(emu: Emulator) -> Non
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    asyncio.run(cancel_midway())
+    run_coroutine(cancel_midway())
     state = turn.state
     assert state.status == "interrupted" and state.has_content
     assert "Cancelled after" in state.error.message and "partial answer kept" in state.error.message
@@ -191,7 +192,7 @@ def test_config_lists_the_settings(shell: Any, capsys: pytest.CaptureFixture[str
 
 
 def test_ask_async_returns_the_same_reply(emu: Emulator) -> None:
-    reply = asyncio.run(claude_magic.ask_async("What is the capital of France?", display="none"))
+    reply = run_coroutine(claude_magic.ask_async("What is the capital of France?", display="none"))
     assert reply.text == "Paris is the capital." and reply.usage.input_tokens == 11
 
 
@@ -222,7 +223,7 @@ def test_map_inside_a_running_event_loop_uses_a_private_one(emu: Emulator) -> No
     async def in_a_cell() -> list[claude_magic.Reply]:
         return claude_magic.map(("item a", "item b"), display="none")  # a tuple: any iterable of strings
 
-    replies = asyncio.run(in_a_cell())
+    replies = run_coroutine(in_a_cell())
     assert [r.text for r in replies] == ["An item answer.", "An item answer."]
 
 
@@ -239,5 +240,5 @@ def test_map_rejects_what_is_not_a_string(emu: Emulator) -> None:
 
 
 def test_map_async_on_the_callers_loop(emu: Emulator) -> None:
-    replies = asyncio.run(claude_magic.map_async(["item x"], display="none"))
+    replies = run_coroutine(claude_magic.map_async(["item x"], display="none"))
     assert replies[0].text == "An item answer."

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import signal
@@ -17,6 +16,7 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
+from support import run_coroutine
 
 from claude_magic.emulator import (
     Emulator,
@@ -575,7 +575,7 @@ def test_async_client_streams(emu: Emulator) -> None:
         async with client, client.messages.stream(model=MODEL, max_tokens=20, messages=user("x")) as stream:
             return "".join([text async for text in stream.text_stream])
 
-    assert asyncio.run(run()) == "async works"
+    assert run_coroutine(run()) == "async works"
 
 
 def test_admin_endpoints(emu: Emulator) -> None:
