@@ -18,6 +18,7 @@ import anthropic
 import httpx2
 
 from claude_magic.core.errors import NO_API_KEY_MESSAGE, user_error
+from claude_magic.core.wire_events import TappedAnthropic, TappedAsyncAnthropic
 
 OFFLINE_API_KEY = "offline-emulator"
 DEMO_TOKENS_PER_SECOND = 60.0
@@ -62,7 +63,7 @@ def get_async_client(settings: ClientSettings) -> anthropic.AsyncAnthropic:
         clients = _async_clients.setdefault(loop, {})
         client = clients.get(key)
         if client is None:
-            client = clients[key] = _make_client(settings, anthropic.AsyncAnthropic)
+            client = clients[key] = _make_client(settings, TappedAsyncAnthropic)
         return client
 
 
@@ -74,7 +75,9 @@ async def close_async_clients() -> None:
         await client.close()
 
 
-def _make_client(settings: ClientSettings, kind: type[Any] = anthropic.Anthropic) -> Any:
+def _make_client(settings: ClientSettings, kind: type[Any] = TappedAnthropic) -> Any:
+    # Tapped clients are the SDK's own with one addition: the raw view can watch their streams' events,
+    # pings included (core.wire_events); a turn that does not ask pays nothing.
     timeout = httpx2.Timeout(settings.read_timeout, connect=settings.connect_timeout)
     # Retries are ours (see _stream.py) so the user sees each one; the SDK must not retry silently.
     if settings.offline:

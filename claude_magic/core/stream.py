@@ -23,6 +23,7 @@ from claude_magic.core.errors import describe_error, retry_delay
 from claude_magic.core.frames import FrameScheduler, LoopFrameScheduler, NoFrames
 from claude_magic.core.throttle import Throttle
 from claude_magic.core.turn import ErrorInfo, TurnState, Usage, reduce_event
+from claude_magic.core.wire_events import tapping
 
 
 class Sink(Protocol):
@@ -172,12 +173,15 @@ def _stream_once(
     control: TurnControl,
     clock: Callable[[], float],
 ) -> None:
-    with client.messages.stream(**request) as stream:
+    # The raw view's tap (a no-op unless the turn records events) is set before the stream opens.
+    with tapping(state, clock, frames.lock) as tap, client.messages.stream(**request) as stream:
         control._attach(stream)
         try:
             _note_response(state, stream)
+            tap.response(stream.response)
             for event in stream:
                 with frames.lock:
+                    tap.drain(state)  # the wire events up to this one, pings included
                     _fold(state, event, clock())
                     if control.stopped:
                         _mark_stopped(state, clock())
@@ -291,13 +295,16 @@ async def _stream_once_async(
     frames: LoopFrameScheduler | NoFrames,
     clock: Callable[[], float],
 ) -> None:
-    async with client.messages.stream(**request) as stream:
-        _note_response(state, stream)
-        async for event in stream:
-            _fold(state, event, clock())
-            frames.after_event()
-        if state.status == "complete":
-            state.final_message = await stream.get_final_message()
+    with tapping(state, clock, frames.lock) as tap:
+        async with client.messages.stream(**request) as stream:
+            _note_response(state, stream)
+            tap.response(stream.response)
+            async for event in stream:
+                tap.drain(state)
+                _fold(state, event, clock())
+                frames.after_event()
+            if state.status == "complete":
+                state.final_message = await stream.get_final_message()
     _check_ended(state, stream)
 
 

@@ -128,6 +128,9 @@ class TurnState:
     round_start: int = 0
     prior_usage: Usage = field(default_factory=Usage)
     tool_rounds: int = 0
+    # The raw view: one line per event as it came over the wire, pings included (`core.wire_events`);
+    # None when the surface draws the answer instead, so a normal turn records nothing.
+    events: list[str] | None = None
 
     @property
     def text(self) -> str:

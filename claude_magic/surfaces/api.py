@@ -55,8 +55,10 @@ def ask(
     >>> reply = ask("What is a ZIP file?", max_tokens=300)
 
     display: "auto" (live in a notebook, text in a terminal), "live", "final", "terminal" or "none"
-    (default: `%config ClaudeMagic.display_mode`). A failed turn raises ClaudeError (its `.reply` holds
-    the partial answer) unless `raise_on_error=False`, which returns the Reply with `.error` set.
+    (default: `%config ClaudeMagic.display_mode`); "events" shows the stream's events as they arrive
+    instead of the answer, one line each, then the footer (`%%claude --raw`), drawn as display_mode
+    says. A failed turn raises ClaudeError (its `.reply` holds the partial answer) unless
+    `raise_on_error=False`, which returns the Reply with `.error` set.
     attach: objects and file paths to put before the prompt, as `%%claude -a` does
     (`ask("What stands out?", attach=[df, fig, "notes.md"])`); a bad one raises ValueError, nothing sent.
     tools: functions Claude may call (sync or `async def`; also `anthropic.beta_tool` objects, tool dicts
@@ -114,12 +116,16 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("ask() needs a non-empty prompt string")
     attachments = _attachments(attach, settings)
-    sink = make_sink(display or settings.display_mode)
+    display = display or settings.display_mode
+    events = display.lower() == "events"  # the raw view, drawn where display_mode draws the answer
+    if events:
+        display = settings.display_mode
+    sink = make_sink(display, events=events)
     turn = prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
                         temperature=temperature, conversation=conversation or "", new=new,
                         error_raised=raising and sink is not None, attachments=attachments,
                         **_tool_arguments(*tool_options))
-    show_attachments(attachments, display or settings.display_mode)
+    show_attachments(attachments, display)
     return turn, sink
 
 

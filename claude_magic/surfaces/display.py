@@ -7,6 +7,7 @@ from typing import Any
 
 from claude_magic.core.stream import Sink
 from claude_magic.surfaces.sinks import IPythonDisplay, TerminalSink, make_cell_sink
+from claude_magic.surfaces.terminal import TerminalEventsSink
 
 DISPLAYS = ("auto", "live", "final", "terminal", "none")
 
@@ -34,15 +35,16 @@ def resolve_display(mode: str) -> str:
     return mode
 
 
-def make_sink(mode: str) -> Sink | None:
+def make_sink(mode: str, *, events: bool = False) -> Sink | None:
     """A fresh sink for one turn (None for "none"); every live sink gets display ids of its own, so
-    concurrent turns in one cell update their own outputs."""
+    concurrent turns in one cell update their own outputs. `events`: the raw view (the stream's events,
+    then the footer) instead of the answer, drawn the same way: live, final-only or in a terminal."""
     mode = resolve_display(mode)
     if mode == "none":
         return None
     if mode == "terminal":
-        return TerminalSink()
-    return make_cell_sink(mode, IPythonDisplay(), f"claude-{uuid.uuid4().hex[:12]}")
+        return TerminalEventsSink() if events else TerminalSink()
+    return make_cell_sink(mode, IPythonDisplay(), f"claude-{uuid.uuid4().hex[:12]}", events=events)
 
 
 def current_cell() -> str | None:

@@ -84,6 +84,9 @@ class ClaudeMagics(Magics):
     @argument("--new", action="store_true", help="Start a fresh conversation before this prompt.")
     @argument("-c", "--conversation", help="Conversation name (default: %%config ClaudeMagic.conversation).")
     @argument("--display", choices=list(DISPLAY_MODES), help="How to show the answer.")
+    @argument("--raw", action="store_true",
+              help="Show the stream's events as they arrive instead of the answer: one line each (type, index, "
+              "delta kind, a short payload; pings included), then the footer.")
     @argument("--out", metavar="NAME", help="Also store the reply (a claude_magic.Reply) in the variable NAME.")
     @argument("--no-raise", action="store_true", help="Do not raise when the turn fails.")
     @argument("--tools", metavar="NAME[,NAME...]",
@@ -121,6 +124,8 @@ class ClaudeMagics(Magics):
             raise UsageError(f"Empty prompt: write the question {where}.")
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"--out needs a variable name, got {args.out!r}.")
+        if args.raw and args.format == "text":
+            raise UsageError("--raw shows the stream's events, -f text the answer as text: use one of them.")
         try:
             if args.interpolate or self.settings.interpolate:
                 prompt = interpolate(prompt, self.shell.user_ns, ERRORS)
@@ -168,7 +173,7 @@ class ClaudeMagics(Magics):
         self.last_turn = turn.state
         display = args.display or settings.display_mode
         # -f text: the answer as plain text, drawn once when it is finished.
-        sink = make_sink("none" if args.format == "text" else display)
+        sink = make_sink("none" if args.format == "text" else display, events=args.raw)
         show_attachments(attachments or [], display)
         cell = current_cell() if sink is not None else None
         state = run_exchange(turn, sink)

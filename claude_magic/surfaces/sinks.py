@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from claude_magic.core.turn import TurnState
+from claude_magic.core.wire_events import ask_for_events
 from claude_magic.render.budget import ENVELOPE_BYTES, FrameBudget, utf8_size
+from claude_magic.render.events_view import EventsView, events_bundle
 from claude_magic.render.view import IncrementalView, answer_bundle
 from claude_magic.surfaces.terminal import TerminalSink as TerminalSink  # the terminal sink lives in _terminal
 
@@ -78,6 +80,9 @@ class LiveCellSink:
     Live frames carry HTML only. At the end the slots are replaced by one clean rendering of the whole
     answer with its footer (HTML and text), exactly what final-only mode shows; the last tokens are
     drawn first, cheaply, so they are on screen while that rendering is built.
+
+    `events=True` draws the raw view instead (`render.events_view`): the stream's event lines, which
+    go through the same slots as finished Markdown, and the same footer.
     """
 
     MAX_SLOTS = 40
@@ -86,11 +91,14 @@ class LiveCellSink:
     # message now plus emptying its slot at the next merge (rent until the rent paid equals the price).
     SEAL_PRICE = 2 * ENVELOPE_BYTES
 
-    def __init__(self, publisher: DisplayPublisher, id_prefix: str, budget: FrameBudget | None = None) -> None:
+    def __init__(self, publisher: DisplayPublisher, id_prefix: str, budget: FrameBudget | None = None, *,
+                 events: bool = False) -> None:
         self._publisher = publisher
         self._id_prefix = id_prefix
         self.budget = budget or FrameBudget()
-        self._view = IncrementalView()
+        self._events = EventsView() if events else None
+        self._view: IncrementalView | EventsView = self._events or IncrementalView()
+        self._final = events_bundle if events else answer_bundle
         self._slots: list[_Slot] = []  # displays created so far, in output order
         self._live = 0  # the slot showing the tail; slots after it are empty
         self._pending: list[str] = []  # frozen HTML shown in the live slot, not yet sealed
@@ -100,10 +108,13 @@ class LiveCellSink:
         self._showed_content = False
 
     def start(self, state: TurnState) -> None:
+        if self._events is not None:
+            ask_for_events(state)
         self._show(self._view.advance(state)[1].html)
 
     def affords(self, state: TurnState) -> bool:
-        return self.budget.affords(state.chars)
+        # The raw view's frames carry event lines, so it spends in proportion to those, not to the answer.
+        return self.budget.affords(state.chars if self._events is None else self._events.chars)
 
     def frame(self, state: TurnState) -> None:
         frozen, tail = self._view.advance(state)
@@ -157,13 +168,13 @@ class LiveCellSink:
 
     def finish(self, state: TurnState) -> None:
         if len(self._slots) == 1:
-            self._publisher.update(answer_bundle(state), self._slots[0].display_id)
+            self._publisher.update(self._final(state), self._slots[0].display_id)
             return
         # The last tokens first, cheaply, where the tail is; then the one clean rendering.
         frozen, tail = self._view.advance(state)
         self._show("".join(self._pending) + (frozen.html if frozen else "") + tail.html)
         self._publisher.flush()  # sent before the whole answer is rendered below
-        final = answer_bundle(state)
+        final = self._final(state)
         self._publisher.clear()
         self._publisher.display(final)
 
@@ -181,11 +192,13 @@ class FinalCellSink:
     ignore update_display_data, so a live display would be saved as its first frame.
     """
 
-    def __init__(self, publisher: DisplayPublisher) -> None:
+    def __init__(self, publisher: DisplayPublisher, *, events: bool = False) -> None:
         self._publisher = publisher
+        self._events = events
 
     def start(self, state: TurnState) -> None:
-        pass
+        if self._events:
+            ask_for_events(state)
 
     def frame(self, state: TurnState) -> None:
         pass
@@ -194,8 +207,11 @@ class FinalCellSink:
         return True
 
     def finish(self, state: TurnState) -> None:
-        self._publisher.display(answer_bundle(state))
+        self._publisher.display(events_bundle(state) if self._events else answer_bundle(state))
 
 
-def make_cell_sink(mode: str, publisher: Any, id_prefix: str) -> LiveCellSink | FinalCellSink:
-    return FinalCellSink(publisher) if mode == "final" else LiveCellSink(publisher, id_prefix)
+def make_cell_sink(mode: str, publisher: Any, id_prefix: str, *, events: bool = False) -> LiveCellSink | FinalCellSink:
+    """The cell's sink: final-only or live, drawing the answer or (`events`) the raw view."""
+    if mode == "final":
+        return FinalCellSink(publisher, events=events)
+    return LiveCellSink(publisher, id_prefix, events=events)

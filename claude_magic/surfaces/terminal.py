@@ -20,6 +20,7 @@ from rich.style import Style
 from rich.text import Text
 
 from claude_magic.core.turn import TurnState
+from claude_magic.core.wire_events import ask_for_events
 from claude_magic.render.footer import footer_parts, footer_text, warning_line
 from claude_magic.render.markdown import finished_prefix_length
 from claude_magic.render.view import LIVE_PREVIEW_CHARS, WAITING_TEXT, block_text
@@ -68,6 +69,42 @@ class TerminalSink:
 
     def finish(self, state: TurnState) -> None:
         self._renderer.finish(state)
+
+
+class TerminalEventsSink:
+    """The raw view in a terminal (`%%claude --raw` outside a kernel): each event line printed once as it
+    arrives, then the footer. The lines are printable already (`core.wire_events` escapes control
+    characters), so they go out as they are, to a terminal or a pipe alike."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._printed = 0
+        self._notice: str | None = None
+
+    @property
+    def _out(self) -> TextIO:
+        return self._stream or sys.stdout
+
+    def start(self, state: TurnState) -> None:
+        ask_for_events(state)
+
+    def affords(self, state: TurnState) -> bool:
+        return True
+
+    def frame(self, state: TurnState) -> None:
+        if state.notice and state.notice != self._notice:
+            self._notice = state.notice
+            self._out.write(f"[{printable(state.notice)}]\n")
+        lines = state.events or []
+        if self._printed < len(lines):
+            self._out.write("".join(f"{line}\n" for line in lines[self._printed :]))
+            self._printed = len(lines)
+        self._out.flush()
+
+    def finish(self, state: TurnState) -> None:
+        self.frame(state)
+        self._out.write(f"\n{printable(footer_text(state))}\n")
+        self._out.flush()
 
 
 class _PlainRenderer:
