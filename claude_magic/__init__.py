@@ -18,10 +18,34 @@ def load_ipython_extension(ipython: Any) -> None:
     from claude_magic.surfaces.magic import ClaudeMagics, keep_question_marks
 
     # The settings go in the shell's `configurables` (what %config searches); every surface reads them.
-    ipython.register_magics(ClaudeMagics(shell=ipython, settings=register_settings(ipython)))
+    settings = register_settings(ipython)
+    ipython.register_magics(ClaudeMagics(shell=ipython, settings=settings))
     if keep_question_marks not in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.append(keep_question_marks)
     _record_errors(ipython)
+    _follow_deleted_cells(ipython)
+    from claude_magic.core.persist import install
+
+    install(lambda: settings.history_dir)  # every committed turn is saved from now on
+
+
+def _follow_deleted_cells(ipython: Any) -> None:
+    """Cells deleted in the notebook drop their turns: JupyterLab lists them with the next execute request,
+    whatever that cell runs, so a pre_run_cell hook reads them."""
+    from claude_magic.core.history import STORE
+    from claude_magic.surfaces.display import deleted_cell_ids
+
+    if getattr(ipython, "_claude_magic_cells_hook", None) is not None:
+        return
+
+    def hook(*_info: Any) -> None:
+        deleted = deleted_cell_ids(ipython)
+        if deleted:
+            for conversation in STORE.conversations():
+                conversation.drop_owned_by(deleted)
+
+    ipython._claude_magic_cells_hook = hook
+    ipython.events.register("pre_run_cell", hook)
 
 
 def _record_errors(ipython: Any) -> None:

@@ -17,14 +17,17 @@ import os
 from typing import Any
 
 from traitlets import Any as AnyTrait
-from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 from claude_magic.core.history import DEFAULT_CONVERSATION
 from claude_magic.core.models import DEFAULT_MODEL
+from claude_magic.core.pricing import parse_overrides
+from claude_magic.core.request import thinking_param
 
 _TRUE = {"1", "true", "yes", "on"}
 DISPLAY_MODES = ("auto", "live", "final", "terminal")
+DEFAULT_HISTORY_DIR = ".claude_magic/history"
 
 
 def _env_flag(name: str) -> bool:
@@ -101,6 +104,15 @@ class ClaudeMagic(Configurable):
                            "and say what was cut.").tag(config=True)
     history_images = Bool(True, help="Keep attached images and PDFs of earlier turns in the requests; False "
                           "sends them only with the turn they were attached to (saves tokens).").tag(config=True)
+    # Conversations (see core/history.py and core/persist.py).
+    thinking = Unicode("", help="Extended thinking for every turn: a token budget (at least 1024, less than "
+                       "max_tokens), adaptive, or empty/off. Per cell: --thinking.").tag(config=True)
+    history_dir = Unicode(help="Folder (relative to the notebook's) where every committed turn is saved, so "
+                          "`%claude resume` can load a conversation after a restart; empty: do not save. "
+                          "Env CLAUDE_MAGIC_HISTORY_DIR; default .claude_magic/history.").tag(config=True)
+    prices = Dict(help="Prices used for the footer's cost estimate, by model id prefix: {model: {input, output, "
+                  "cache_write, cache_read}} in US dollars per million tokens; they extend and override the "
+                  "built-in table (core/pricing.py).").tag(config=True)
     max_input_tokens = Int(None, allow_none=True, help="Refuse a turn before sending when its input tokens "
                            "would exceed this (None: the model's context window when known; 0: off).").tag(
         config=True
@@ -121,6 +133,20 @@ class ClaudeMagic(Configurable):
     @default("emulator_script")
     def _default_emulator_script(self) -> str:
         return os.environ.get("CLAUDE_MAGIC_EMULATOR_SCRIPT", "").strip()
+
+    @default("history_dir")
+    def _default_history_dir(self) -> str:
+        return os.environ.get("CLAUDE_MAGIC_HISTORY_DIR", DEFAULT_HISTORY_DIR).strip()
+
+    @validate("thinking")
+    def _check_thinking(self, proposal: Any) -> str:
+        value = str(proposal["value"]).strip().lower()
+        return _validated(lambda v: thinking_param(v, max_tokens=2**31, temperature=None) and v, value) or ""
+
+    @validate("prices")
+    def _check_prices(self, proposal: Any) -> dict[str, Any]:
+        _validated(parse_overrides, proposal["value"])
+        return dict(proposal["value"])
 
     @validate("max_tokens")
     def _check_max_tokens(self, proposal: Any) -> int:

@@ -15,12 +15,14 @@ from claude_magic.emulator import Emulator
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's key or the notebook runs' CLAUDE_MAGIC_* settings."""
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's key or the notebook runs' CLAUDE_MAGIC_* settings; conversations are
+    saved in a folder of the test's own (this process and the kernels it starts inherit the variable)."""
     for name in list(os.environ):
         if name.startswith("CLAUDE_MAGIC_") or name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN",
-                                                         "ANTHROPIC_BASE_URL"):
+                                                         "ANTHROPIC_BASE_URL", "JPY_SESSION_NAME"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("CLAUDE_MAGIC_HISTORY_DIR", str(tmp_path_factory.mktemp("history")))
 
 
 @pytest.fixture

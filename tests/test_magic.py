@@ -71,7 +71,10 @@ def test_history_view_shows_both_roles(shell: Any, emulator: Emulator) -> None:
     run(shell, "%%claude\nWhat is the capital of France?")
     view = run(shell, "%claude history")
     bundle = view._repr_mimebundle_()
-    assert bundle["text/plain"] == "user:\nWhat is the capital of France?\n\nassistant:\nParis is the capital."
+    assert bundle["text/plain"] == (
+        "Conversation 'default': 1 turn · 11 in / 5 out\n\n"
+        "── Turn 1 · cell · claude-sonnet-5-5 · 11 in / 5 out\n\n"
+        "user:\nWhat is the capital of France?\n\nassistant:\nParis is the capital.")
 
 
 def test_flags_and_config_reach_the_request(shell: Any, emulator: Emulator) -> None:

@@ -21,18 +21,22 @@ from typing import Any
 
 from claude_magic.core.client import ClientSettings, get_async_client, get_client
 from claude_magic.core.context import Attachment, user_content, without_images
-from claude_magic.core.history import STORE, Conversation
-from claude_magic.core.request import TurnOptions, build_request
+from claude_magic.core.history import STORE, Conversation, Placement, Turn
+from claude_magic.core.persist import install as install_saver
+from claude_magic.core.pricing import estimate_cost, parse_overrides
+from claude_magic.core.request import TurnOptions, build_request, thinking_param
 from claude_magic.core.stream import SharedBackoff, Sink, TurnControl, run_turn, run_turn_async
 from claude_magic.core.throttle import Throttle
 from claude_magic.core.tokens import check_budget, check_budget_async, input_limit, remember_exchange
-from claude_magic.core.tool_loop import ToolLoop, api_valid_prefix
+from claude_magic.core.tool_loop import ToolLoop, api_valid_prefix, begin_round
 from claude_magic.core.tools import make_toolset, resolve_names, tool_choice_param
-from claude_magic.core.turn import ErrorInfo, TurnState
+from claude_magic.core.turn import ErrorInfo, TurnState, Usage, block_from_param
 from claude_magic.settings import ClaudeMagic, check_max_tokens, check_temperature
 
 ONE_OFF = None
 """`conversation=ONE_OFF`: a fresh one-turn exchange that is never added to any history (`map`)."""
+MAX_PAUSES = 3  # a paused turn (stop_reason pause_turn) is continued automatically this many times at most
+CONTINUABLE = ("max_tokens", "pause_turn")
 
 _USE_SETTINGS = ""
 
@@ -52,6 +56,12 @@ class PreparedTurn:
     content: Any = None  # the user message's content when it is more than the prompt (attachments)
     input_limit: int | None = None  # refuse before sending above this many input tokens (None: no check)
     tool_loop: ToolLoop | None = None  # the turn offers tools: rounds run until Claude stops calling them
+    source: str = "code"  # where the turn was asked: cell | panel | code
+    owner: str | None = None  # the cell it belongs to: re-running that cell replaces its turn
+    replaces: str | None = None  # the id of the turn this one replaces (the same cell's earlier turn)
+    continues: Turn | None = None  # `%claude continue`: the cut-off turn this answer goes on from
+    prices: Any = None  # price overrides (core.pricing) for the cost estimate
+    pauses: int = 0  # pause_turn continuations so far
 
 
 def prepare_turn(
@@ -70,6 +80,10 @@ def prepare_turn(
     tool_choice: str | None = None,
     max_tool_rounds: int | None = None,
     namespace: Any = None,
+    thinking: str | int | None = None,
+    source: str = "code",
+    owner: str | None = None,
+    append: bool = False,
 ) -> PreparedTurn:
     """Resolve the options (call arguments over settings) and snapshot the conversation for `prompt`.
 
@@ -77,19 +91,21 @@ def prepare_turn(
     will raise the error line itself, so the drawing leaves it out. Invalid options raise ValueError.
     `tools`: callables, beta_tool objects, tool dicts, or names looked up in `namespace` (default:
     `settings.tools`); an unknown name or an unusable signature raises ValueError (`ToolSetupError`).
+    `owner`: the cell asking (its id): when that cell committed a turn before, this turn is asked with only
+    the history before it and replaces it in place, unless `append`.
     """
-    options = TurnOptions(
-        model=model or settings.model,
-        max_tokens=check_max_tokens(settings.max_tokens if max_tokens is None else max_tokens),
-        system=settings.system if system is None else system,
-        temperature=check_temperature(settings.temperature if temperature is None else temperature),
-        prompt_caching=settings.prompt_caching,
-    )
+    options = _options(settings, model, max_tokens, system, temperature, thinking)
+    install_saver(lambda: settings.history_dir)
     history = None if conversation is ONE_OFF else STORE.get(conversation or settings.conversation)
     if history is not None and new:
         history.reset()
+    replaces = None
+    if history is not None and owner is not None and not append:
+        earlier = history.owned_by(owner)
+        replaces = earlier.id if earlier is not None else None
     content = user_content(prompt, attachments)
-    messages = history.request_messages(content) if history is not None else [{"role": "user", "content": content}]
+    messages = (history.request_messages(content, before=replaces) if history is not None
+                else [{"role": "user", "content": content}])
     if not settings.history_images:  # earlier turns' images and PDFs stay in history, but are not re-sent
         messages = [*without_images(messages[:-1]), messages[-1]]
     state = TurnState(model=options.model, prompt=prompt, started_at=time.monotonic(), offline=settings.offline,
@@ -102,13 +118,84 @@ def prepare_turn(
         request=request,
         tool_loop=tool_loop,
         state=state,
-        client_settings=ClientSettings(settings.offline, settings.connect_timeout, settings.read_timeout,
-                                       settings.emulator_script),
+        client_settings=_client_settings(settings),
         throttle_interval=settings.throttle_interval,
         max_retries=settings.max_retries,
         content=content if attachments else None,
         input_limit=input_limit(settings.max_input_tokens, options.model),
+        source=source,
+        owner=owner,
+        replaces=replaces,
+        prices=parse_overrides(settings.prices),
     )
+
+
+def prepare_continuation(settings: ClaudeMagic, *, conversation: str = _USE_SETTINGS, max_tokens: int | None = None,
+                         source: str = "code", error_raised: bool = False) -> PreparedTurn:
+    """Go on with the conversation's last answer, which max_tokens cut off (`%claude continue`).
+
+    The request ends with that answer as the assistant's message, so the API writes on from where it
+    stopped; the new text streams into the same block, and the turn is then replaced by one answer made
+    of both parts. ValueError (one line) when there is nothing to continue.
+    """
+    install_saver(lambda: settings.history_dir)
+    history = STORE.get(conversation or settings.conversation)
+    last = history.last_turn()
+    if last is None:
+        raise ValueError(f"Nothing to continue: conversation {history.name!r} is empty")
+    if last.stop_reason not in CONTINUABLE:
+        raise ValueError(f"Nothing to continue: the last answer ended with stop_reason {last.stop_reason or 'none'}, "
+                         "not max_tokens")
+    partial = last.messages[-1]["content"]
+    prefill = [block for block in partial if block.get("type") not in ("thinking", "redacted_thinking")]
+    if not prefill or prefill[-1].get("type") != "text" or not prefill[-1]["text"].strip():
+        raise ValueError("Nothing to continue: the answer was cut off before any text (while thinking). "
+                         "Re-run its cell with a higher --max-tokens")
+    # The API rejects a final assistant message that ends in whitespace; the kept text is trimmed the same
+    # way, so the two parts join exactly where the API goes on.
+    prefill[-1] = {**prefill[-1], "text": prefill[-1]["text"].rstrip()}
+    shown = [{**block, "text": block["text"].rstrip()} if block is partial[-1] and block.get("type") == "text"
+             else block for block in partial]
+    # Thinking stays off for the continuation: the API does not continue an answer with thinking on.
+    options = _options(settings, last.model or None, max_tokens, None, None, "off")
+    messages = [*history.messages_before(last.id), *last.messages[:-1], {"role": "assistant", "content": prefill}]
+    request = build_request(options, messages)
+    definitions = history.tool_definitions
+    if definitions:  # tool blocks in the history need their definitions; none may be called now
+        request["tools"] = list(definitions.values())
+        request["tool_choice"] = {"type": "none"}
+    state = TurnState(model=options.model, prompt=last.prompt_text, started_at=time.monotonic(),
+                      offline=settings.offline, error_raised=error_raised)
+    state.blocks = [block_from_param(block) for block in shown]
+    state.kept_blocks = len(state.blocks)
+    state.seam = state.blocks[-1].kind == "text"
+    state.round_start = len(state.blocks) - 1 if state.seam else len(state.blocks)
+    return PreparedTurn(
+        prompt=last.prompt_text, conversation=history, request=request, state=state,
+        client_settings=_client_settings(settings), throttle_interval=settings.throttle_interval,
+        max_retries=settings.max_retries, input_limit=input_limit(settings.max_input_tokens, options.model),
+        source=source, owner=last.owner, replaces=last.id, continues=last, prices=parse_overrides(settings.prices),
+    )
+
+
+def _options(settings: ClaudeMagic, model: str | None, max_tokens: int | None, system: str | None,
+             temperature: float | None, thinking: str | int | None) -> TurnOptions:
+    """Call arguments over settings, each checked (ValueError with the fix)."""
+    tokens = check_max_tokens(settings.max_tokens if max_tokens is None else max_tokens)
+    sampling = check_temperature(settings.temperature if temperature is None else temperature)
+    return TurnOptions(
+        model=model or settings.model,
+        max_tokens=tokens,
+        system=settings.system if system is None else system,
+        temperature=sampling,
+        prompt_caching=settings.prompt_caching,
+        thinking=thinking_param(settings.thinking if thinking is None else thinking, max_tokens=tokens,
+                                temperature=sampling),
+    )
+
+
+def _client_settings(settings: ClaudeMagic) -> ClientSettings:
+    return ClientSettings(settings.offline, settings.connect_timeout, settings.read_timeout, settings.emulator_script)
 
 
 def _offer_tools(request: dict[str, Any], settings: ClaudeMagic, history: Conversation | None, tools: Any,
@@ -120,6 +207,9 @@ def _offer_tools(request: dict[str, Any], settings: ClaudeMagic, history: Conver
     if tool_choice and not toolset:
         raise ValueError(f"--tool-choice {tool_choice} needs tools: name them with --tools")
     choice = tool_choice_param(tool_choice, toolset)
+    if choice is not None and choice["type"] in ("any", "tool") and "thinking" in request:
+        raise ValueError(f"--tool-choice {tool_choice} forces a tool call, which the API does not allow with "
+                         "thinking: use auto, or turn thinking off")
     if not toolset and kept:
         # Earlier turns used tools: their definitions go along (the API rejects tool blocks in `messages`
         # otherwise), and tool_choice none keeps Claude from calling what this turn cannot run.
@@ -152,10 +242,16 @@ def run_exchange(turn: PreparedTurn, sink: Sink | None, *, control: TurnControl 
         # A surface that can Stop (the panel) runs sync tools in a worker thread, so Stop ends the turn at
         # once; the others run them on the calling thread (the kernel's main thread in a cell).
         loop.control, loop.in_worker = control, control is not None
+
+    def after_round(state: TurnState, frames: Any) -> dict[str, Any] | None:
+        if loop is None:
+            return _resume_paused(turn, state, frames)
+        return loop.after_round(state, frames)
+
     run_turn(client, turn.request, turn.state, sink, throttle=Throttle(turn.throttle_interval),
-             max_retries=turn.max_retries, control=control,
-             after_round=loop.after_round if loop is not None else None)
-    return _commit(turn)
+             max_retries=turn.max_retries, control=control, after_round=after_round,
+             settle=lambda _state: _commit(turn))
+    return turn.state
 
 
 async def run_exchange_async(turn: PreparedTurn, sink: Sink | None, *,
@@ -174,20 +270,68 @@ async def run_exchange_async(turn: PreparedTurn, sink: Sink | None, *,
     if refusal is not None:
         return _setup_failed(turn, ValueError(refusal))
     loop = turn.tool_loop
+
+    async def after_round(state: TurnState, frames: Any) -> dict[str, Any] | None:
+        if loop is None:
+            return _resume_paused(turn, state, frames)
+        return await loop.after_round_async(state, frames)
+
     await run_turn_async(client, turn.request, turn.state, sink, throttle=Throttle(turn.throttle_interval),
-                         max_retries=turn.max_retries, backoff=backoff,
-                         after_round=loop.after_round_async if loop is not None else None)
-    return _commit(turn)
-
-
-def _commit(turn: PreparedTurn) -> TurnState:
-    # Only whole, completed exchanges enter history: a failed or stopped one would break alternation.
-    _mark_cut_off_calls(turn.state)
-    if turn.state.status == "complete" and turn.conversation is not None:
-        turn.committed = _commit_valid(turn, turn.prompt if turn.content is None else turn.content)
-        if turn.committed:  # the next turn's prefix: its tokens are what this one reported, in and out
-            remember_exchange(turn.conversation.messages, turn.request, turn.state.usage)
+                         max_retries=turn.max_retries, backoff=backoff, after_round=after_round,
+                         settle=lambda _state: _commit(turn))
     return turn.state
+
+
+def _resume_paused(turn: PreparedTurn, state: TurnState, frames: Any) -> dict[str, Any] | None:
+    """stop_reason pause_turn (a long server-side step paused): send the answer so far back as the
+    assistant's message, and the API goes on with it; at most MAX_PAUSES times a turn."""
+    if state.stop_reason != "pause_turn" or turn.pauses >= MAX_PAUSES:
+        return None
+    turn.pauses += 1
+    with frames.lock:
+        content = _as_prefill(state.assistant_content())
+        begin_round(state, tool_round=False)
+    if not content:
+        return None
+    messages = [message for message in turn.request["messages"]]
+    if messages[-1]["role"] == "assistant":  # a continuation's own prefill is replaced by the longer answer
+        messages.pop()
+    return {**turn.request, "messages": [*messages, {"role": "assistant", "content": content}]}
+
+
+def _as_prefill(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An answer so far as the final assistant message of a request: the API rejects trailing whitespace."""
+    content = list(content)
+    while content and content[-1].get("type") == "text":
+        text = content[-1]["text"].rstrip()
+        if text:
+            content[-1] = {**content[-1], "text": text}
+            break
+        content.pop()
+    return content
+
+
+def _commit(turn: PreparedTurn) -> None:
+    """Runs when the stream has ended, before the final draw, so the footer can say where the turn went.
+    Only whole, completed exchanges enter history: a failed or stopped one would break alternation."""
+    state = turn.state
+    _mark_cut_off_calls(state)
+    total = state.total_usage
+    if (total.input_tokens or total.output_tokens) and not state.offline:  # an emulated answer costs nothing
+        state.cost = estimate_cost(state.model, total, turn.prices)
+    if state.status != "complete" or turn.conversation is None:
+        return
+    if state.stop_reason == "refusal":
+        state.history_note = "not added to history"
+        return
+    placement = _commit_valid(turn, turn.prompt if turn.content is None else turn.content)
+    turn.committed = placement is not None
+    if placement is None:
+        return
+    if placement.replaced and turn.continues is None:
+        state.history_note = placement.describe()
+    if placement.position == placement.total:  # the next turn's prefix: what this one reported, in and out
+        remember_exchange(turn.conversation.messages, turn.request, state.usage)
 
 
 def _mark_cut_off_calls(state: TurnState) -> None:
@@ -196,22 +340,41 @@ def _mark_cut_off_calls(state: TurnState) -> None:
             block.cut_off = True
 
 
-def _commit_valid(turn: PreparedTurn, user: Any) -> bool:
+def _commit_valid(turn: PreparedTurn, user: Any) -> Placement | None:
     """Commit the exchange as far as the API accepts it back (every tool_use answered; see api_valid_prefix)."""
     assert turn.conversation is not None
+    state = turn.state
     loop = turn.tool_loop
-    if loop is not None:
-        exchange = loop.committable(user)
-        if exchange is None:
-            return False
-        used = {name: tool.definition for name in loop.used_tool_names()
-                if (tool := loop.tools.get(name)) is not None}
-        return turn.conversation.commit_exchange(exchange, used)
-    # Without tools a tool_use could still arrive (a replayed transcript, a server): history keeps only
-    # what the API accepts back.
-    exchange = api_valid_prefix([{"role": "user", "content": user},
-                                 {"role": "assistant", "content": turn.state.assistant_content()}])
-    return exchange is not None and turn.conversation.commit(user, exchange[-1]["content"])
+    tools: dict[str, dict[str, Any]] = {}
+    if turn.continues is not None:
+        earlier = turn.continues
+        exchange: list[dict[str, Any]] | None = [*earlier.messages[:-1],
+                                                 {"role": "assistant", "content": state.assistant_content()}]
+        tools = earlier.tools
+        usage = _add_usage(earlier.usage, state.total_usage)
+        cost = None if earlier.cost is None or state.cost is None else earlier.cost + state.cost
+    else:
+        if loop is not None:
+            exchange = loop.committable(user)
+            tools = {name: tool.definition for name in loop.used_tool_names()
+                     if (tool := loop.tools.get(name)) is not None}
+        else:
+            # Without tools a tool_use could still arrive (a replayed transcript, a server): history keeps
+            # only what the API accepts back.
+            exchange = api_valid_prefix([{"role": "user", "content": user},
+                                         {"role": "assistant", "content": state.assistant_content()}])
+        usage = _add_usage({}, state.total_usage)
+        cost = state.cost
+    if exchange is None:
+        return None
+    committed = Turn(exchange, source=turn.source, owner=turn.owner, model=state.model, usage=usage,
+                     stop_reason=state.stop_reason, cost=cost, tools=tools)
+    return turn.conversation.commit_turn(committed, replace=turn.replaces)
+
+
+def _add_usage(usage: dict[str, int], more: Usage) -> dict[str, int]:
+    names = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+    return {name: usage.get(name, 0) + getattr(more, name) for name in names}
 
 
 def _setup_failed(turn: PreparedTurn, exc: Exception) -> TurnState:
@@ -222,4 +385,4 @@ def _setup_failed(turn: PreparedTurn, exc: Exception) -> TurnState:
     return state
 
 
-__all__ = ["ONE_OFF", "PreparedTurn", "prepare_turn", "run_exchange", "run_exchange_async"]
+__all__ = ["ONE_OFF", "PreparedTurn", "prepare_continuation", "prepare_turn", "run_exchange", "run_exchange_async"]

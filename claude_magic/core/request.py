@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 _EPHEMERAL = {"type": "ephemeral"}
+MIN_THINKING_BUDGET = 1024  # the API's lower bound for budget_tokens
+THINKING_OFF = ("", "off", "none", "0")
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,7 @@ class TurnOptions:
     system: str = ""
     temperature: float | None = None
     prompt_caching: bool = True
+    thinking: dict[str, Any] | None = None  # the API's `thinking` parameter (see thinking_param)
 
 
 def build_request(options: TurnOptions, messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -31,8 +34,35 @@ def build_request(options: TurnOptions, messages: list[dict[str, Any]]) -> dict[
         request["cache_control"] = _EPHEMERAL
     if options.system:
         request["system"] = options.system
+    if options.thinking is not None:
+        request["thinking"] = dict(options.thinking)
     if options.temperature is not None:
         # SDK 2.x dropped sampling parameters from the typed signature (newer models reject them);
         # the API still takes temperature from older models, so it goes in the body as sent.
         request["extra_body"] = {"temperature": options.temperature}
     return request
+
+
+def thinking_param(value: str | int | None, *, max_tokens: int, temperature: float | None) -> dict[str, Any] | None:
+    """`--thinking N` / `adaptive` / `off` as the API's `thinking` parameter, checked the way the API checks
+    it, so a bad combination is one line before anything is sent (ValueError)."""
+    text = "" if value is None else str(value).strip().lower()
+    if text in THINKING_OFF:
+        return None
+    if text == "adaptive":
+        param: dict[str, Any] = {"type": "adaptive"}
+    else:
+        try:
+            budget = int(text)
+        except ValueError:
+            raise ValueError(f"thinking must be a token budget (e.g. 2048), adaptive or off, got {value!r}") from None
+        if budget < MIN_THINKING_BUDGET:
+            raise ValueError(f"a thinking budget must be at least {MIN_THINKING_BUDGET} tokens, got {budget}")
+        if budget >= max_tokens:
+            raise ValueError(f"the thinking budget ({budget}) must be less than max_tokens ({max_tokens}): "
+                             f"raise --max-tokens above {budget}")
+        param = {"type": "enabled", "budget_tokens": budget}
+    if temperature is not None and temperature != 1:
+        raise ValueError("temperature cannot be set with thinking (the API allows only 1): drop --temperature "
+                         "or turn thinking off")
+    return param

@@ -100,6 +100,7 @@ def run_turn(
     control: TurnControl | None = None,
     clock: Callable[[], float] = time.monotonic,
     after_round: Callable[[TurnState, Any], dict[str, Any] | None] | None = None,
+    settle: Callable[[TurnState], None] | None = None,
 ) -> TurnState:
     """Stream `request` into `state`, drawing on `sink` (None: draw nothing); returns the finished state.
 
@@ -126,6 +127,8 @@ def run_turn(
     finally:
         frames.close()
     state.notice = None
+    if settle is not None:
+        settle(state)  # commit before the final draw, which says where the turn went
     if sink is not None:
         sink.finish(state)
     return state
@@ -222,6 +225,7 @@ async def run_turn_async(
     backoff: SharedBackoff | None = None,
     clock: Callable[[], float] = time.monotonic,
     after_round: Callable[[TurnState, Any], Awaitable[dict[str, Any] | None]] | None = None,
+    settle: Callable[[TurnState], None] | None = None,
 ) -> TurnState:
     """`run_turn` on an event loop: the same reducer, retry policy, error mapping and final states.
 
@@ -251,6 +255,8 @@ async def run_turn_async(
     finally:
         frames.close()
     state.notice = None
+    if settle is not None:
+        settle(state)
     if sink is not None:
         sink.finish(state)
     if cancelled is not None:
@@ -353,8 +359,12 @@ def _mark_interrupted(state: TurnState, what: str, now: float) -> None:
 
 
 def _reset_for_retry(state: TurnState) -> None:
-    # Only the current message is repeated; earlier tool rounds stay drawn and counted.
-    del state.blocks[state.round_start :]
+    # Only the current message is repeated; earlier tool rounds, and the answer a continuation goes on
+    # from, stay drawn and counted.
+    del state.blocks[max(state.round_start, state.kept_blocks) :]
+    if state.kept_blocks > state.round_start:  # the continued block takes the retried message's text again
+        state.blocks[-1].complete = True
+        state.seam = True
     state.usage = Usage()
     state.usage_final = False
     state.deltas = 0

@@ -230,9 +230,11 @@ class ToolLoop:
         return {**self.request, "messages": [*self.request["messages"], *self.exchange]}
 
 
-def begin_round(state: TurnState) -> None:
-    """Make `state` ready for the next message of the same turn: earlier blocks stay, usage is summed."""
-    state.tool_rounds += 1
+def begin_round(state: TurnState, *, tool_round: bool = True) -> None:
+    """Make `state` ready for the next message of the same turn: earlier blocks stay, usage is summed.
+    `tool_round`: the next message answers tool results (counted in the footer), not a paused turn."""
+    if tool_round:
+        state.tool_rounds += 1
     state.prior_usage = state.total_usage
     state.usage = Usage()
     state.usage_final = False

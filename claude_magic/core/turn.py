@@ -69,6 +69,21 @@ class Block:
         return dict(self.extra) or None
 
 
+def block_from_param(param: dict[str, Any]) -> Block:
+    """A finished Block from a content block as stored in history (to draw it, or to continue it)."""
+    kind = str(param.get("type", "unknown"))
+    if kind == "text":
+        return Block(kind, parts=[param.get("text", "")], complete=True)
+    if kind == "thinking":
+        return Block(kind, parts=[param.get("thinking", "")], signature=param.get("signature", ""), complete=True)
+    if kind == "redacted_thinking":
+        return Block(kind, data=param.get("data", ""), complete=True)
+    if kind in ("tool_use", "server_tool_use"):
+        return Block(kind, parts=[json.dumps(param.get("input", {}))], tool_id=param.get("id", ""),
+                     tool_name=param.get("name", ""), complete=True)
+    return Block(kind, complete=True, extra=dict(param))
+
+
 @dataclass
 class ErrorInfo:
     """What went wrong, phrased for the user: one line, plus the facts a bug report needs."""
@@ -131,6 +146,15 @@ class TurnState:
     # The raw view: one line per event as it came over the wire, pings included (`core.wire_events`);
     # None when the surface draws the answer instead, so a normal turn records nothing.
     events: list[str] | None = None
+    # A continued answer (`%claude continue`, a paused turn): the blocks before `kept_blocks` came from
+    # earlier, and never go in a retry. With `seam` set, the new message's first text block extends the
+    # last of them, so the answer reads on in the same paragraph (the API continues a final assistant
+    # message where it ends).
+    kept_blocks: int = 0
+    seam: bool = False
+    # Where the committed turn went in its conversation ("replaced turn 2 of 5"), or why it was not added.
+    history_note: str | None = None
+    cost: float | None = None  # estimated US dollars for this turn (core.pricing)
 
     @property
     def text(self) -> str:
@@ -180,7 +204,18 @@ def reduce_event(state: TurnState, event: Any, now: float) -> TurnState:
         _merge_usage(state.usage, message.usage)
         state.status = "streaming"
     elif kind == "content_block_start":
-        if event.index + state.round_start != len(state.blocks):
+        position = event.index + state.round_start
+        if state.seam and position == len(state.blocks) - 1 and event.content_block.type == "text":
+            # The continuation's first text block: the answer goes on inside the block it continues.
+            state.seam = False
+            block = state.blocks[position]
+            block.complete = False
+            if event.content_block.text:
+                block.parts.append(event.content_block.text)
+                state.revision += 1
+            return state
+        state.seam = False
+        if position != len(state.blocks):
             raise StreamOrderError(f"content block {event.index} started, "
                                    f"expected {len(state.blocks) - state.round_start}")
         block = _new_block(event.content_block)

@@ -36,7 +36,7 @@ from ._replies import default_reply, generate_markdown
 from ._script import Fault, Generate, Pace, Script, ScriptError, Turn, load_script, parse_script
 from ._state import RecordedRequest
 from ._tokens import count_tokens, tokenize
-from ._validate import sdk_models
+from ._validate import history_problem, sdk_models
 
 
 def known_models() -> tuple[str, ...]:
@@ -58,6 +58,7 @@ __all__ = [
     "count_tokens",
     "default_reply",
     "generate_markdown",
+    "history_problem",
     "known_models",
     "load_script",
     "parse_script",

@@ -50,6 +50,16 @@ def default_reply(prompts: list[str], model: str) -> str:
     )
 
 
+def default_thinking(prompts: list[str]) -> str:
+    """The thinking a thinking request gets when the script has none: short, and honest about being made up."""
+    prompt = prompts[-1] if prompts else ""
+    return (
+        f"The question is “{_quote(prompt, QUOTE_CHARS)}”. I am the offline emulator, not Claude, so there is "
+        "nothing to reason about: this thinking block only shows how thinking streams before the answer, "
+        "and that its signature has to come back unchanged in the next request."
+    )
+
+
 # ---------------------------------------------------------------------------------------------------
 # Generated answers
 

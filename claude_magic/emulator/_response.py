@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._replies import default_reply, default_tool_blocks, generate_markdown
-from ._script import Turn, user_prompts
+from ._replies import default_reply, default_thinking, default_tool_blocks, generate_markdown
+from ._script import Turn, content_text, user_prompts
+from ._thinking_rules import thinking_mode, thinking_signature
 from ._tokens import count_request_tokens, tokenize
 from ._tool_rules import custom_tools
 
@@ -52,17 +51,49 @@ class StreamEvent:
     tokens: int = 0
 
 
-def _signature(thinking: str) -> str:
-    # Real signatures are opaque base64; a hash keeps ours deterministic and tied to the text.
-    return base64.b64encode(hashlib.sha256(thinking.encode()).digest()).decode()
-
-
 def _tool_json(block: dict[str, Any]) -> str:
     # The API's partial_json uses json's default ", " / ": " separators.
     return json.dumps(block["input"], ensure_ascii=False)
 
 
 def _scripted_blocks(turn: Turn | None, body: dict[str, Any], tool_id: Callable[[], str]) -> list[dict[str, Any]]:
+    """The reply's blocks: what the script says (or the default reply), with the thinking a thinking
+    request gets put first, and only the rest of the answer when the request continues a partial one."""
+    blocks = _whole_reply(turn, body, tool_id)
+    prefill = _prefill_text(body["messages"])
+    if prefill is not None:
+        return _continuation(blocks, prefill)
+    if thinking_mode(body) is not None and not _answers_tool_results(body["messages"]) and not any(
+            block["type"] in ("thinking", "redacted_thinking") for block in blocks):
+        thought = default_thinking(user_prompts(body["messages"]))
+        blocks.insert(0, {"type": "thinking", "thinking": thought, "signature": thinking_signature(thought)})
+    return blocks
+
+
+def _prefill_text(messages: list[Any]) -> str | None:
+    """The text of a final assistant message (an answer to continue), or None when the user spoke last."""
+    last = messages[-1]
+    return content_text(last.get("content")) if last.get("role") == "assistant" else None
+
+
+def _answers_tool_results(messages: list[Any]) -> bool:
+    content = messages[-1].get("content")
+    return isinstance(content, list) and any(
+        isinstance(block, dict) and block.get("type") == "tool_result" for block in content)
+
+
+def _continuation(blocks: list[dict[str, Any]], prefill: str) -> list[dict[str, Any]]:
+    """The answer after `prefill`, when the scripted answer starts with it (an answer cut off by max_tokens
+    and continued): one text block with the rest. Otherwise the reply as scripted (a paused turn's next
+    part, or a prefill of the caller's own)."""
+    text = "".join(block["text"] for block in blocks if block["type"] == "text")
+    if not prefill or not text.startswith(prefill):
+        return blocks
+    rest = text[len(prefill):]
+    return [{"type": "text", "text": rest}] if rest else []
+
+
+def _whole_reply(turn: Turn | None, body: dict[str, Any], tool_id: Callable[[], str]) -> list[dict[str, Any]]:
     """Complete content blocks for the turn (or the default reply), with ids and signatures filled in."""
     if turn is not None and turn.generate is not None:
         return [{"type": "text", "text": generate_markdown(turn.generate.tokens, turn.generate.seed)}]
@@ -75,7 +106,7 @@ def _scripted_blocks(turn: Turn | None, body: dict[str, Any], tool_id: Callable[
     for source in sources:
         block = dict(source)
         if block["type"] == "thinking":
-            block.setdefault("signature", _signature(block["thinking"]))
+            block.setdefault("signature", thinking_signature(block["thinking"]))
         elif block["type"] == "tool_use":
             block = {
                 "type": "tool_use",
@@ -116,6 +147,8 @@ def build_reply(turn: Turn | None, body: dict[str, Any], message_id: str, tool_i
             if block["type"] in ("text", "thinking") and budget > used:
                 key = block["type"]
                 block = {**block, key: "".join(tokenize(block[key])[: budget - used])}
+                if key == "thinking":  # what was sent is what the signature must verify
+                    block["signature"] = thinking_signature(block["thinking"])
                 kept.append(block)
                 used = budget
             forced = ("max_tokens", None)

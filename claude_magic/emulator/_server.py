@@ -275,12 +275,13 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             raise
 
     def _count_tokens(self, exchange: _Exchange) -> None:
-        body = validate_request(exchange.body, self._state.models(), count_only=True)
+        body = validate_request(exchange.body, self._state.models(), count_only=True,
+                                signatures=self._state.script_signatures())
         self._record(exchange, 200)
         self._send_json(200, {"input_tokens": count_request_tokens(body)}, {"request-id": exchange.request_id})
 
     def _messages(self, exchange: _Exchange) -> None:
-        body = validate_request(exchange.body, self._state.models())
+        body = validate_request(exchange.body, self._state.models(), signatures=self._state.script_signatures())
         turn = self._state.pick_turn(prompt_text(body["messages"]))
         fault = turn.fault if turn else None
         if fault is not None and fault.kind == "http":

@@ -95,6 +95,12 @@ class EmulatorState:
             pace = turn.pace.over(pace)
         return float(pace.tokens_per_second or 0.0), int(pace.chunk_tokens or 1)
 
+    def script_signatures(self) -> frozenset[str]:
+        """Thinking signatures the script set by hand: the API would have issued them, so they verify."""
+        script = self.script
+        return frozenset(block["signature"] for turn in script.turns for block in (turn.content or ())
+                         if block.get("type") == "thinking" and block.get("signature"))
+
     def models(self) -> tuple[str, ...]:
         """Model ids accepted: the SDK's own plus the script's ``models``."""
         return sdk_models() + self.script.models

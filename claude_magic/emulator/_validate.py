@@ -15,6 +15,7 @@ from anthropic.types import ModelParam
 
 from ._errors import ApiError
 from ._media_blocks import check_media_block
+from ._thinking_rules import check_thinking
 from ._tool_rules import check_tools
 
 ROLES = ("user", "assistant")
@@ -168,8 +169,11 @@ def _check_system(system: Any) -> None:
         raise _bad("system: Input should be a valid string or a list of text blocks")
 
 
-def validate_request(body: Any, models: Iterable[str], *, count_only: bool = False) -> dict[str, Any]:
-    """Check a Messages (or count_tokens) request body; returns it, or raises :class:`ApiError`."""
+def validate_request(body: Any, models: Iterable[str], *, count_only: bool = False,
+                     signatures: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Check a Messages (or count_tokens) request body; returns it, or raises :class:`ApiError`.
+
+    `signatures`: thinking signatures a script set by hand (accepted besides the emulator's own)."""
     if not isinstance(body, dict):
         raise _bad("Request body must be a JSON object")
     model = body.get("model")
@@ -190,6 +194,7 @@ def validate_request(body: Any, models: Iterable[str], *, count_only: bool = Fal
             raise _bad("stream: Input should be a valid boolean")
     _check_messages(body.get("messages"))
     check_tools(body)
+    check_thinking(body, signatures, count_only=count_only)
     _check_system(body.get("system"))
     temperature = body.get("temperature")
     if temperature is not None and (
@@ -203,3 +208,25 @@ def validate_request(body: Any, models: Iterable[str], *, count_only: bool = Fal
     if model not in set(models):
         raise ApiError(404, f"model: {model}")
     return body
+
+
+HISTORY_MODEL = "history-check"
+
+
+def history_problem(messages: Any, tools: list[dict[str, Any]] | None = None) -> str | None:
+    """Why the API would reject `messages` as a conversation's history (None: it would accept it).
+
+    The request checks above, applied to a history on its own: roles alternate starting with the user,
+    no content is empty, every `tool_use` is answered by a `tool_result` in the next message, the tools
+    those blocks name are among `tools`; and a history ends with an answer (an assistant message).
+    """
+    body: dict[str, Any] = {"model": HISTORY_MODEL, "messages": messages}
+    if tools:
+        body["tools"] = tools
+    try:
+        validate_request(body, (HISTORY_MODEL,), count_only=True)
+    except ApiError as error:
+        return error.message
+    if messages[-1]["role"] != "assistant":
+        return "the history must end with an assistant message (an answer)"
+    return None

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import html
 
+from claude_magic.core.pricing import format_cost
 from claude_magic.core.turn import TurnState
 
 _STOP_EXPLANATIONS = {
-    "max_tokens": "cut off: the answer reached max_tokens (raise --max-tokens to get more)",
-    "refusal": "Claude declined to answer",
-    "pause_turn": "paused: a long-running server tool turn was paused; send a follow-up to continue",
-    "model_context_window_exceeded": "cut off: the conversation filled the model's context window",
+    "max_tokens": "cut off: the answer reached max_tokens. Continue it with %claude continue (the panel: "
+                  "Continue), or raise --max-tokens",
+    "refusal": "Claude declined to answer: the exchange was not added to history",
+    "pause_turn": "paused: the turn was paused more often than claude_magic resumes it; %claude continue "
+                  "goes on",
+    "model_context_window_exceeded": "cut off: the conversation filled the model's context window. Start "
+                                     "over with %claude reset, or attach less",
 }
 
 
@@ -34,6 +38,10 @@ def footer_parts(state: TurnState) -> list[str]:
         rate = tokens_per_second(state)
         if rate is not None:
             parts.append(f"{rate:.1f} tokens/s")
+    if state.cost is not None:
+        parts.append(f"{format_cost(state.cost)} (estimate)")
+    if state.history_note:
+        parts.append(state.history_note)
     return parts
 
 

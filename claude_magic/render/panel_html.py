@@ -11,7 +11,7 @@ import html
 import json
 from typing import Any
 
-from claude_magic.core.turn import Block
+from claude_magic.core.turn import block_from_param
 from claude_magic.render.footer import WARNING_STYLE
 from claude_magic.render.markdown import render_markdown
 from claude_magic.render.view import block_html
@@ -85,21 +85,7 @@ def assistant_history_html(content: str | list[dict[str, Any]]) -> str:
     """An assistant message from the stored history, drawn with the same block renderer as live turns."""
     if isinstance(content, str):
         return render_markdown(content)
-    return "".join(block_html(_block_from_param(param)) for param in content)
-
-
-def _block_from_param(param: dict[str, Any]) -> Block:
-    kind = str(param.get("type", "unknown"))
-    if kind == "text":
-        return Block(kind, parts=[param.get("text", "")], complete=True)
-    if kind == "thinking":
-        return Block(kind, parts=[param.get("thinking", "")], signature=param.get("signature", ""), complete=True)
-    if kind == "redacted_thinking":
-        return Block(kind, data=param.get("data", ""), complete=True)
-    if kind in ("tool_use", "server_tool_use"):
-        return Block(kind, parts=[json.dumps(param.get("input", {}))], tool_id=param.get("id", ""),
-                     tool_name=param.get("name", ""), complete=True)
-    return Block(kind, complete=True)
+    return "".join(block_html(block_from_param(param)) for param in content)
 
 
 def info_html(name: str, exchanges: int) -> str:

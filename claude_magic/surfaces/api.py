@@ -49,6 +49,7 @@ def ask(
     tools: Iterable[Any] | None = None,
     tool_choice: str | None = None,
     max_tool_rounds: int | None = None,
+    thinking: str | int | None = None,
 ) -> Reply:
     """Ask Claude and stream the answer into the cell, exactly as `%%claude` does; returns the Reply.
 
@@ -64,12 +65,14 @@ def ask(
     tools: functions Claude may call (sync or `async def`; also `anthropic.beta_tool` objects, tool dicts
     or names of the notebook's functions), default `%config ClaudeMagic.tools`; they run on this thread.
     tool_choice: auto, any, none or a tool's name. max_tool_rounds: default `%config
-    ClaudeMagic.max_tool_rounds`.
+    ClaudeMagic.max_tool_rounds`. thinking: a token budget, "adaptive" or "off" (default `%config
+    ClaudeMagic.thinking`), streamed in a folding block above the answer.
     """
     settings = current_settings()
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
-                          display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds))
+                          display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds),
+                          thinking=thinking)
     cell = current_cell() if sink is not None else None
     run_exchange(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -90,6 +93,7 @@ async def ask_async(
     tools: Iterable[Any] | None = None,
     tool_choice: str | None = None,
     max_tool_rounds: int | None = None,
+    thinking: str | int | None = None,
 ) -> Reply:
     """`ask` through `anthropic.AsyncAnthropic`: streams live while the event loop stays free.
 
@@ -103,7 +107,8 @@ async def ask_async(
     settings = current_settings()
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
-                          display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds))
+                          display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds),
+                          thinking=thinking)
     cell = current_cell() if sink is not None else None
     await run_exchange_async(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -112,7 +117,8 @@ async def ask_async(
 def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str | None, max_tokens: int | None,
              temperature: float | None, conversation: str | None, new: bool, display: str | None,
              raising: bool, attach: Iterable[Any] | None = None, *,
-             tool_options: tuple[Any, str | None, int | None] = (None, None, None)) -> tuple[PreparedTurn, Any]:
+             tool_options: tuple[Any, str | None, int | None] = (None, None, None),
+             thinking: str | int | None = None) -> tuple[PreparedTurn, Any]:
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("ask() needs a non-empty prompt string")
     attachments = _attachments(attach, settings)
@@ -124,7 +130,7 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
     turn = prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
                         temperature=temperature, conversation=conversation or "", new=new,
                         error_raised=raising and sink is not None, attachments=attachments,
-                        **_tool_arguments(*tool_options))
+                        thinking=thinking, source="code", **_tool_arguments(*tool_options))
     show_attachments(attachments, display)
     return turn, sink
 

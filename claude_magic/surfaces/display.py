@@ -47,19 +47,44 @@ def make_sink(mode: str, *, events: bool = False) -> Sink | None:
     return make_cell_sink(mode, IPythonDisplay(), f"claude-{uuid.uuid4().hex[:12]}", events=events)
 
 
+def _execute_request(shell: Any) -> dict[str, Any]:
+    """The kernel's current execute request (empty outside a kernel)."""
+    kernel = getattr(shell, "kernel", None)
+    try:
+        parent = kernel.get_parent() if kernel is not None else None
+    except Exception:  # noqa: BLE001 - older kernels keep the parent elsewhere
+        parent = None
+    return parent or {}
+
+
+def notebook_cell_id(shell: Any = None) -> str | None:
+    """The notebook cell running now: JupyterLab and Notebook 7 send its id with every execute request
+    (`metadata.cellId`); None in a terminal, or from a frontend that does not send it."""
+    shell = shell or _shell()
+    if shell is None:
+        return None
+    cell_id = (_execute_request(shell).get("metadata") or {}).get("cellId")
+    return str(cell_id) if cell_id else None
+
+
+def deleted_cell_ids(shell: Any = None) -> list[str]:
+    """Cells deleted in the notebook since the last execution (JupyterLab sends them with the next one)."""
+    shell = shell or _shell()
+    if shell is None:
+        return []
+    deleted = (_execute_request(shell).get("metadata") or {}).get("deletedCells") or []
+    return [str(cell) for cell in deleted if cell]
+
+
 def current_cell() -> str | None:
     """What identifies the cell running now: the kernel's execute request id, else the shell's
     execution count (a terminal); None outside IPython."""
     shell = _shell()
     if shell is None:
         return None
-    kernel = getattr(shell, "kernel", None)
-    try:
-        parent = kernel.get_parent() if kernel is not None else None
-    except Exception:  # noqa: BLE001 - older kernels keep the parent elsewhere; fall back to the count
-        parent = None
-    msg_id = ((parent or {}).get("header") or {}).get("msg_id")
+    msg_id = (_execute_request(shell).get("header") or {}).get("msg_id")
     return str(msg_id) if msg_id else f"execution-{shell.execution_count}"
 
 
-__all__ = ["DISPLAYS", "current_cell", "in_kernel", "make_sink", "resolve_display"]
+__all__ = ["DISPLAYS", "current_cell", "deleted_cell_ids", "in_kernel", "make_sink", "notebook_cell_id",
+           "resolve_display"]

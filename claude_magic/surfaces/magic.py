@@ -13,11 +13,11 @@ Usage::
 
 from __future__ import annotations
 
-import html
 import io
 import re
 import shlex
 from argparse import Namespace
+from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -26,18 +26,22 @@ from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, mag
 
 from claude_magic.core.client import get_client
 from claude_magic.core.context import ERRORS, Attachment, ContextError, interpolate, resolve_attachments, split_names
-from claude_magic.core.engine import prepare_turn, run_exchange
+from claude_magic.core.engine import PreparedTurn, prepare_continuation, prepare_turn, run_exchange
 from claude_magic.core.errors import redacted_exception, user_error
 from claude_magic.core.history import STORE, Conversation
+from claude_magic.core.persist import HistoryFileError, export_json, export_markdown, read_export
+from claude_magic.core.persist import install as install_saver
 from claude_magic.core.tokens import count_exactly, tokens_report
 from claude_magic.core.turn import TurnState
-from claude_magic.render.markdown import render_markdown
 from claude_magic.settings import DISPLAY_MODES, ClaudeMagic
 from claude_magic.surfaces.context_line import show_attachments
-from claude_magic.surfaces.display import current_cell, make_sink
+from claude_magic.surfaces.display import current_cell, make_sink, notebook_cell_id
+from claude_magic.surfaces.history_view import HistoryView, conversations_report
 from claude_magic.surfaces.reply import Reply, last_reply, remember_last
 
-_SUBCOMMANDS = ("history", "reset", "panel", "last", "tokens")
+_SUBCOMMANDS = ("history", "reset", "panel", "last", "tokens", "continue", "conversations", "resume")
+# Subcommands that take one argument; "export notes" (no file suffix) stays a question.
+_WITH_ARGUMENT = re.compile(r"^(?P<name>resume|export|import)\s+(?P<arg>\S+)$")
 FORMATS = ("markdown", "text", "code", "json")
 
 _USAGE = """
@@ -46,14 +50,21 @@ _USAGE = """
 
   %claude [options] PROMPT        a one-line question; a trailing ? is part of it
   answer = %claude [options] PROMPT
-  %claude history | reset | panel | last | tokens
+  %claude SUBCOMMAND
 
 Subcommands (line magic):
-  history   show the conversation
-  reset     clear the conversation
-  panel     open the chat panel on the conversation
-  last      show the last reply (a claude_magic.Reply)
-  tokens    count the input tokens the next request would carry (-a NAME counts attachments too)"""
+  history          show the conversation: numbered turns, where each came from, tokens and cost
+  reset            clear the conversation
+  continue         go on with the last answer where max_tokens cut it off
+  conversations    list this kernel's conversations and the ones saved for this notebook
+  resume [NAME]    load a saved conversation back (after a kernel restart)
+  export FILE      write the conversation to FILE.json (to import again) or FILE.md (to read)
+  import FILE      load a conversation from FILE.json
+  panel            open the chat panel on the conversation
+  last             show the last reply (a claude_magic.Reply)
+  tokens           count the input tokens the next request would carry (-a NAME counts attachments too)
+
+Re-running a %%claude cell replaces that cell's turn in the conversation (--append adds a new one)."""
 
 
 class _HelpFormatter(MagicHelpFormatter):
@@ -74,6 +85,8 @@ class ClaudeMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self.settings = settings or ClaudeMagic()
         self.last_turn: TurnState | None = None
+        self._run_key: tuple[str, int] | None = None  # the cell run whose %claude calls are being counted
+        self._asked_in_run = 0
 
     @magic_arguments()
     @kwds(usage=_USAGE.replace("%", "%%"), formatter_class=_HelpFormatter)  # argparse %-formats usage
@@ -89,6 +102,12 @@ class ClaudeMagics(Magics):
               "delta kind, a short payload; pings included), then the footer.")
     @argument("--out", metavar="NAME", help="Also store the reply (a claude_magic.Reply) in the variable NAME.")
     @argument("--no-raise", action="store_true", help="Do not raise when the turn fails.")
+    @argument("--thinking", metavar="N|adaptive|off",
+              help="Extended thinking: a token budget (at least 1024, less than --max-tokens), adaptive, or off "
+              "(default: %%config ClaudeMagic.thinking).")
+    @argument("--append", action="store_true",
+              help="Add this turn at the end of the conversation even when this cell ran before (by default a "
+              "re-run cell replaces its own turn).")
     @argument("--tools", metavar="NAME[,NAME...]",
               help="Functions of the notebook Claude may call in this turn (default: %%config ClaudeMagic.tools).")
     @argument("--tool-choice", metavar="auto|any|none|NAME",
@@ -117,8 +136,9 @@ class ClaudeMagics(Magics):
         reply (`answer = %claude ...`), which is not drawn a second time on the cell's last line.
         """
         args, prompt = self._parse(line, cell)
-        if cell is None and prompt in _SUBCOMMANDS:
-            return self._subcommand(prompt, args)
+        command = subcommand(prompt) if cell is None else None
+        if command is not None:
+            return self._subcommand(*command, args)
         if not prompt.strip():
             where = "in the cell body below %%claude" if cell is not None else "after %claude"
             raise UsageError(f"Empty prompt: write the question {where}.")
@@ -167,14 +187,41 @@ class ClaudeMagics(Magics):
             turn = prepare_turn(prompt, settings, model=args.model, max_tokens=args.max_tokens, system=args.system,
                                 temperature=args.temperature, conversation=args.conversation or "", new=args.new,
                                 error_raised=raising and not settings.debug, attachments=attachments or (),
-                                tools=args.tools, tool_choice=args.tool_choice, namespace=self.shell.user_ns)
+                                tools=args.tools, tool_choice=args.tool_choice, namespace=self.shell.user_ns,
+                                thinking=args.thinking, source="cell", owner=self._owner(), append=args.append)
         except ValueError as exc:
             raise UsageError(f"Invalid option: {exc}") from None
+        return self._run(turn, args, attachments or [], raising)
+
+    def _owner(self) -> str | None:
+        """The key of this cell's turn: the notebook's cell id, and which %claude of the cell it is when a
+        cell asks more than once (`id#1`, ...). None without a cell id (a terminal): turns then append."""
+        cell_id = notebook_cell_id(self.shell)
+        if cell_id is None:
+            return None
+        run = (cell_id, self.shell.execution_count)
+        self._asked_in_run = self._asked_in_run + 1 if self._run_key == run else 0
+        self._run_key = run
+        return cell_id if self._asked_in_run == 0 else f"{cell_id}#{self._asked_in_run}"
+
+    def _continue(self, args: Namespace) -> Reply:
+        """`%claude continue`: the cut-off answer goes on, streamed below its first part."""
+        settings = self.settings
+        raising = settings.raise_on_error and not args.no_raise
+        try:
+            turn = prepare_continuation(settings, conversation=args.conversation or "", max_tokens=args.max_tokens,
+                                        source="cell", error_raised=raising and not settings.debug)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        return self._run(turn, args, [], raising)
+
+    def _run(self, turn: PreparedTurn, args: Namespace, attachments: list[Attachment], raising: bool) -> Reply:
+        settings = self.settings
         self.last_turn = turn.state
         display = args.display or settings.display_mode
         # -f text: the answer as plain text, drawn once when it is finished.
         sink = make_sink("none" if args.format == "text" else display, events=args.raw)
-        show_attachments(attachments or [], display)
+        show_attachments(attachments, display)
         cell = current_cell() if sink is not None else None
         state = run_exchange(turn, sink)
         reply = remember_last(Reply(state, streamed_into=cell))
@@ -210,8 +257,12 @@ class ClaudeMagics(Magics):
 
     # -- subcommands -------------------------------------------------------------------------------
 
-    def _subcommand(self, name: str, args: Namespace) -> Any:
+    def _subcommand(self, name: str, argument: str | None, args: Namespace) -> Any:
         conversation = STORE.get(args.conversation or self.settings.conversation)
+        if name == "continue":
+            return self._continue(args)
+        if name in ("resume", "import", "export", "conversations"):
+            return self._saved(name, argument, conversation)
         if name == "reset":
             turns = len(conversation)
             conversation.reset()
@@ -230,6 +281,38 @@ class ClaudeMagics(Magics):
 
         return claude_magic.ChatPanel(conversation=conversation.name)
 
+
+    def _saved(self, name: str, argument: str | None, conversation: Conversation) -> None:
+        """resume, import, export, conversations: conversations on disk."""
+        saver = install_saver(lambda: self.settings.history_dir)
+        if name == "conversations":
+            print(conversations_report(STORE.conversations(), saver.saved(), saver.root()))
+            return
+        if name == "export":
+            assert argument is not None
+            path = Path(argument).expanduser()
+            try:
+                (export_markdown if path.suffix.lower() == ".md" else export_json)(conversation, path)
+            except OSError as exc:
+                raise UsageError(f"Could not write {path}: {exc}") from None
+            turns = len(conversation)
+            print(f"Exported conversation {conversation.name!r} ({turns} turn{'s' * (turns != 1)}) to {path}.")
+            return
+        # resume / import: into a conversation of this kernel that is still empty, so nothing is lost
+        source = argument or conversation.name
+        target = STORE.get(source.split("@", 1)[0]) if name == "resume" and argument else conversation
+        if len(target):
+            raise UsageError(f"Conversation {target.name!r} already has {len(target)} turns in this kernel: "
+                             f"%claude reset it first, or {name} into another with -c NAME.")
+        try:
+            turns = saver.load(source) if name == "resume" else read_export(Path(source).expanduser())
+        except HistoryFileError as exc:
+            raise UsageError(str(exc)) from None
+        if name == "resume" and source == target.name:
+            saver.adopt(target.name, [turn.id for turn in turns])  # the save it came from stays its save
+        target.load(turns)
+        what = f"saved conversation {source!r}" if name == "resume" else str(source)
+        print(f"Loaded {len(turns)} turn{'s' * (len(turns) != 1)} from {what} into conversation {target.name!r}.")
 
     def _tokens(self, args: Namespace) -> None:
         """Count the next request exactly (history, system, tools, attachments) with messages.count_tokens."""
@@ -291,6 +374,20 @@ def keep_question_marks(lines: list[str]) -> list[str]:
     return out
 
 
+def subcommand(prompt: str) -> tuple[str, str | None] | None:
+    """(name, argument) when a line magic's text is a subcommand, else None (it is a question)."""
+    if prompt in _SUBCOMMANDS:
+        return prompt, None
+    match = _WITH_ARGUMENT.match(prompt)
+    if match is None:
+        return None
+    name, argument = match["name"], match["arg"]
+    suffixes = {"resume": None, "export": (".json", ".md"), "import": (".json",)}[name]
+    if suffixes is not None and not argument.lower().endswith(suffixes):
+        return None
+    return name, argument
+
+
 def check_encodable(prompt: str) -> None:
     """The API takes UTF-8; a lone surrogate (e.g. from bytes decoded with surrogateescape) cannot be sent."""
     try:
@@ -300,37 +397,6 @@ def check_encodable(prompt: str) -> None:
             f"The prompt has a character that is not valid Unicode at position {exc.start} "
             f"({prompt[exc.start]!r}): decode bytes with errors='replace' before interpolating them."
         ) from None
-
-
-class HistoryView:
-    """A conversation rendered for display (`%claude history`)."""
-
-    def __init__(self, conversation: Conversation) -> None:
-        self.name = conversation.name
-        self.messages = conversation.messages
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        if not self.messages:
-            empty = f"Conversation {self.name!r} is empty."
-            return {"text/plain": empty, "text/html": f"<p><em>{html.escape(empty)}</em></p>"}
-        text_parts, html_parts = [], []
-        for message in self.messages:
-            body = _message_text(message["content"])
-            text_parts.append(f"{message['role']}:\n{body}")
-            html_parts.append(f"<div><strong>{html.escape(message['role'])}</strong></div>{render_markdown(body)}")
-        return {"text/plain": "\n\n".join(text_parts), "text/html": "<hr>".join(html_parts)}
-
-
-def _message_text(content: str | list[dict[str, Any]]) -> str:
-    if isinstance(content, str):
-        return content
-    parts = []
-    for block in content:
-        if block.get("type") == "text":
-            parts.append(block["text"])
-        else:
-            parts.append(f"[{block.get('type')} block]")
-    return "\n\n".join(parts)
 
 
 def split_options(line: str, parser: Any) -> tuple[list[str], str]:
@@ -369,4 +435,4 @@ def _looks_like_option(token: str) -> bool:
     return token.startswith("--") or (len(token) >= 2 and token[0] == "-" and token[1].isalpha())
 
 
-__all__ = ["ClaudeMagics", "HistoryView", "keep_question_marks", "split_options"]
+__all__ = ["ClaudeMagics", "keep_question_marks", "split_options", "subcommand"]

@@ -42,7 +42,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from claude_magic.core.engine import PreparedTurn, prepare_turn, run_exchange
+from claude_magic.core.engine import CONTINUABLE, PreparedTurn, prepare_continuation, prepare_turn, run_exchange
 from claude_magic.core.history import STORE, Conversation
 from claude_magic.core.models import known_models
 from claude_magic.core.stream import TurnControl
@@ -94,7 +94,7 @@ class _Turn:
     state: TurnState
     control: TurnControl
     view: _TurnView
-    shown_before: int
+    shown_before: list[str]  # the turn ids the transcript showed when Send was pressed
 
 
 class _TurnView:
@@ -214,7 +214,8 @@ class ChatPanel:
         self._idle = threading.Event()
         self._idle.set()
         self._control: TurnControl | None = None
-        self._shown = 0  # conversation messages the transcript shows
+        self._shown: list[str] = []  # ids of the conversation's turns the transcript shows, in order
+        self._shown_rewrites = -1  # the conversation's rewrites counter those turns were drawn at
 
         models = known_models()
         default = model or settings.model
@@ -240,9 +241,14 @@ class ChatPanel:
         self.send_button.add_class("claude-magic-send")
         self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
         self.stop_button.add_class("claude-magic-stop")
+        # Shown only while the last answer is one max_tokens cut off: it goes on from where it stopped.
+        self.continue_button = widgets.Button(description="Continue", icon="forward",
+                                              tooltip="Go on with the answer max_tokens cut off",
+                                              layout=widgets.Layout(display="none"))
+        self.continue_button.add_class("claude-magic-continue")
         header = widgets.HBox([self.model_picker, self.new_button, self.info],
                               layout=widgets.Layout(align_items="center"))
-        buttons = widgets.VBox([self.send_button, self.stop_button])
+        buttons = widgets.VBox([self.send_button, self.stop_button, self.continue_button])
         self.widget = widgets.VBox([_html(PANEL_CSS), header, scroller,
                                     widgets.HBox([self.input, buttons], layout=widgets.Layout(width="100%"))])
         self.widget.add_class(PANEL_CLASS)
@@ -250,6 +256,7 @@ class ChatPanel:
         self.send_button.on_click(lambda _button: self.send())
         self.stop_button.on_click(lambda _button: self.stop())
         self.new_button.on_click(lambda _button: self.new_conversation())
+        self.continue_button.on_click(lambda _button: self.continue_answer())
         self.input.observe(self._on_input_value, names="value")
         self._sync_history()
         _register(self)
@@ -271,6 +278,15 @@ class ChatPanel:
             return self._send(text)
         except Exception as exc:  # noqa: BLE001 - the panel must never raise into a widget callback
             self._report(f"The panel failed to send: {exc!r}")
+            return False
+
+    def continue_answer(self) -> bool:
+        """Go on with the last answer where max_tokens cut it off (the Continue button); returns at once.
+        False when nothing was started: a turn is running, or the last answer was not cut off."""
+        try:
+            return self._send(None, continuation=True)
+        except Exception as exc:  # noqa: BLE001
+            self._report(f"The panel failed to continue: {exc!r}")
             return False
 
     def stop(self) -> None:
@@ -343,35 +359,50 @@ class ChatPanel:
         self.input.value = value.rstrip(SUBMIT_MARK)  # whatever happens next, the mark is gone
         self.send()
 
-    def _send(self, text: str | None) -> bool:
-        from_box = text is None
-        prompt = (self.input.value if from_box else text or "").rstrip(SUBMIT_MARK)
-        if not prompt.strip():
+    def _send(self, text: str | None, *, continuation: bool = False) -> bool:
+        from_box = text is None and not continuation
+        prompt = "" if continuation else (self.input.value if from_box else text or "").rstrip(SUBMIT_MARK)
+        if not continuation and not prompt.strip():
             return False
         with self._lock:
             if self.busy:
                 return False
             self._idle.clear()
             try:
-                turn = self._begin_turn(prompt, from_box)
+                turn = self._begin_turn(prompt, from_box, continuation)
+            except ValueError as exc:  # e.g. nothing to continue, or a setting the API would reject
+                self._idle.set()
+                self._report(str(exc))
+                return False
             except BaseException:
                 self._idle.set()
                 raise
         threading.Thread(target=self._run, args=(turn,), name="claude-panel-turn", daemon=True).start()
         return True
 
-    def _begin_turn(self, prompt: str, from_box: bool) -> _Turn:
+    def _begin_turn(self, prompt: str, from_box: bool, continuation: bool = False) -> _Turn:
         """Snapshot history and settings, show the prompt, lock the controls (under the panel lock)."""
         self._sync_history_locked()
-        exchange = prepare_turn(prompt, self._settings(), model=self.model_picker.value,
-                                conversation=self.conversation.name, tools=self._tools,
-                                tool_choice=self._tool_choice, namespace=_user_namespace())
+        if continuation:
+            exchange = prepare_continuation(self._settings(), conversation=self.conversation.name, source="panel")
+        else:
+            exchange = prepare_turn(prompt, self._settings(), model=self.model_picker.value,
+                                    conversation=self.conversation.name, tools=self._tools,
+                                    tool_choice=self._tool_choice, namespace=_user_namespace(), source="panel")
         # A prompt typed in the box leaves it at once, and the box stays locked until the first token:
         # a failure before then puts the prompt back without overwriting a new draft (the box's text
         # reaches the kernel only on blur or send, so the kernel cannot tell that a draft exists).
         view = _TurnView(on_first_content=self._unlock_input if from_box else None)
-        turn = _Turn(prompt, from_box, exchange, exchange.state, TurnControl(), view, shown_before=self._shown)
-        self.transcript.children = (*self.transcript.children, _html(user_html(prompt)), view.box)
+        turn = _Turn(prompt, from_box, exchange, exchange.state, TurnControl(), view, shown_before=list(self._shown))
+        children = self.transcript.children
+        if continuation:
+            # The cut-off answer is drawn again, growing, by the continuation's own view.
+            old, children = children[-1:], children[:-1]
+            self.transcript.children = (*children, view.box)
+            _close_tree(old)
+        else:
+            self.transcript.children = (*children, _html(user_html(prompt)), view.box)
+        self.continue_button.layout.display = "none"
         self._control = turn.control
         self.last_turn = turn.state
         if from_box:
@@ -407,9 +438,10 @@ class ChatPanel:
         try:
             with self._lock:
                 if committed:
-                    added = _messages_added(turn.exchange)
-                    if len(self.conversation) * 2 == turn.shown_before + added:
-                        self._shown = turn.shown_before + added
+                    ids = self.conversation.turn_ids
+                    continued = turn.exchange.continues is not None
+                    if (ids == turn.shown_before if continued else ids[:-1] == turn.shown_before):
+                        self._shown, self._shown_rewrites = ids, self.conversation.rewrites
                     else:  # someone else changed the history meanwhile: redraw it from the store
                         self._rebuild()
                     self._update_info()
@@ -439,22 +471,27 @@ class ChatPanel:
                 self._sync_history_locked()
 
     def _sync_history_locked(self) -> None:
-        stored = len(self.conversation) * 2
-        if stored < self._shown:
-            self._rebuild(note="The conversation was cleared." if self._shown else None)
-        elif stored > self._shown:
-            new = self.conversation.messages[self._shown :]
-            self.transcript.children = (*self.transcript.children, *self._message_widgets(new))
-            self._shown += len(new)
+        ids = self.conversation.turn_ids
+        if ids == self._shown and self.conversation.rewrites == self._shown_rewrites:
+            pass
+        elif self.conversation.rewrites == self._shown_rewrites and ids[: len(self._shown)] == self._shown:
+            new = [turn for turn in self.conversation.turns if turn.id not in set(self._shown)]
+            messages = [message for turn in new for message in turn.messages]
+            self.transcript.children = (*self.transcript.children, *self._message_widgets(messages))
+            self._shown = ids
+        else:  # a turn was replaced (a re-run cell), dropped (a deleted cell), cleared or loaded
+            self._rebuild(note="The conversation was cleared." if self._shown and not ids else None)
         self._update_info()
 
     def _rebuild(self, note: str | None = None) -> None:
-        messages = self.conversation.messages
+        turns = self.conversation.turns
+        rewrites = self.conversation.rewrites
         old = self.transcript.children
         children = [_html(note_html(note))] if note else []
+        messages = [message for turn in turns for message in turn.messages]
         self.transcript.children = (*children, *self._message_widgets(messages))
         _close_tree(old)
-        self._shown = len(messages)
+        self._shown, self._shown_rewrites = [turn.id for turn in turns], rewrites
 
     @staticmethod
     def _message_widgets(messages: list[dict[str, Any]]) -> list[widgets.Widget]:
@@ -470,18 +507,14 @@ class ChatPanel:
 
     def _update_info(self) -> None:
         self.info.value = info_html(self.conversation.name, len(self.conversation))
+        last = self.conversation.last_turn()
+        cut_off = last is not None and last.stop_reason in CONTINUABLE
+        self.continue_button.layout.display = None if cut_off else "none"
 
 
 def _only_tool_results(content: Any) -> bool:
     return isinstance(content, list) and bool(content) and all(
         isinstance(block, dict) and block.get("type") == "tool_result" for block in content)
-
-
-def _messages_added(turn: PreparedTurn) -> int:
-    """Messages a committed turn added: 2, or the whole tool exchange."""
-    loop = turn.tool_loop
-    exchange = loop.committable(turn.prompt) if loop is not None else None
-    return len(exchange) if exchange is not None else 2
 
 
 def _user_namespace() -> dict[str, Any]:

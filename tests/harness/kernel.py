@@ -373,20 +373,30 @@ class KernelSession:
         store_history: bool = True,
         silent: bool = False,
         user_expressions: dict[str, str] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
-        """Send an execute_request and return its msg_id without waiting."""
+        """Send an execute_request and return its msg_id without waiting. ``metadata`` goes in the request's
+        metadata as a frontend sends it (JupyterLab: ``{"cellId": ..., "deletedCells": [...]}``)."""
         if not self._started or self._closed:
             raise RuntimeError("kernel is not running; call start() first")
         with self._shell_lock:
             sent_at = time.monotonic()  # before sending: the reader thread may see replies before we return
-            msg_id: str = self.kc.execute(
-                code,
-                silent=silent,
-                store_history=store_history,
-                user_expressions=user_expressions,
-                allow_stdin=False,
-                stop_on_error=stop_on_error,
-            )
+            if metadata is None:
+                msg_id: str = self.kc.execute(
+                    code,
+                    silent=silent,
+                    store_history=store_history,
+                    user_expressions=user_expressions,
+                    allow_stdin=False,
+                    stop_on_error=stop_on_error,
+                )
+            else:  # jupyter_client's execute() sends no metadata: build the request it would send, plus ours
+                content = {"code": code, "silent": silent, "store_history": store_history,
+                           "user_expressions": user_expressions or {}, "allow_stdin": False,
+                           "stop_on_error": stop_on_error}
+                message = self.kc.session.msg("execute_request", content, metadata=metadata)
+                self.kc.shell_channel.send(message)
+                msg_id = message["header"]["msg_id"]
         with self._cond:
             self._sent[msg_id] = sent_at
         return msg_id
@@ -458,10 +468,11 @@ class KernelSession:
         timeout: float = 60,
         allow_error: bool = False,
         stop_on_error: bool = True,
+        metadata: dict[str, Any] | None = None,
     ) -> ExecutionResult:
         """Run ``code`` and wait for it. Unless ``allow_error``, a status other than "ok" (an exception, or
         "aborted" behind a failed cell) raises AssertionError showing the traceback (ANSI codes stripped)."""
-        msg_id = self.execute_async(code, stop_on_error=stop_on_error)
+        msg_id = self.execute_async(code, stop_on_error=stop_on_error, metadata=metadata)
         result = self.collect(msg_id, timeout=timeout)
         if result.status != "ok" and not allow_error:
             raise AssertionError(

@@ -1,0 +1,321 @@
+"""Conversations on disk: every committed turn saved at once, loaded back only when asked (`%claude resume`).
+
+    <history_dir>/<notebook>/<conversation>/index.json        {"name": ..., "turns": [turn ids, in order]}
+    <history_dir>/<notebook>/<conversation>/turns/<id>.json   one turn: its messages, source, usage, cost
+
+Each file is written to a temporary file in the same folder and renamed over the old one, so a crash
+leaves the old file or the new one, never half of one. Saving a turn writes that turn's file, plus the
+index when the turn is new: the cost is the turn's own size and one short id per turn, not the whole
+conversation again. Only messages and the turn's facts are saved: never the API key, never request headers.
+
+A restarted kernel starts clean. When it first changes a conversation whose earlier save it did not
+load, that save is kept aside as `<conversation>@<time>` (listed by `%claude conversations`, resumable by
+name) instead of being overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from claude_magic.core.history import STORE, Change, Conversation, Turn, message_text
+from claude_magic.emulator import history_problem
+
+FORMAT = "claude_magic.conversation"
+VERSION = 1
+INDEX = "index.json"
+TURNS = "turns"
+
+
+class HistoryFileError(ValueError):
+    """A saved or exported conversation that cannot be loaded: the message says why, in one line."""
+
+
+def notebook_key() -> str:
+    """The notebook this kernel runs for (Jupyter tells its kernels in JPY_SESSION_NAME), else "ipython"."""
+    session = os.environ.get("JPY_SESSION_NAME", "").strip()
+    return _safe(Path(session).stem) if session else "ipython"
+
+
+def _safe(name: str) -> str:
+    """A conversation or notebook name as one folder name (the real name is kept in the index)."""
+    cleaned = re.sub(r"[^\w.@-]", "_", name).strip(".") or "_"
+    return cleaned[:100]
+
+
+def _write_atomically(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(data, file, ensure_ascii=False, separators=(",", ":"))
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+@dataclass(frozen=True)
+class SavedConversation:
+    """What `%claude conversations` lists of a conversation saved on disk."""
+
+    name: str
+    turns: int
+    input_tokens: int
+    output_tokens: int
+    cost: float | None
+    modified: float
+
+
+class HistoryFiles:
+    """Saves every change of the kernel's conversations under `root()` (None: saving is off)."""
+
+    def __init__(self, root: Callable[[], Path | None]) -> None:
+        self._root = root
+        self._lock = threading.Lock()
+        # Conversations this kernel has saved or loaded, by folder: their saves are this kernel's to overwrite.
+        self._owned: dict[Path, list[str]] = {}
+        self.last_error: str | None = None
+
+    def root(self) -> Path | None:
+        """This notebook's folder of saved conversations (None: saving is off)."""
+        return self._root()
+
+    def folder(self, name: str) -> Path | None:
+        root = self._root()
+        return None if root is None else root / _safe(name)
+
+    # -- saving ----------------------------------------------------------------------------------------
+
+    def on_change(self, conversation: Conversation, change: Change, turn: Turn | None) -> None:
+        """The store's listener: runs after every change, under the conversation's lock (so in order)."""
+        folder = self.folder(conversation.name)
+        if folder is None:
+            return
+        try:
+            with self._lock:
+                ids = self._claim(folder)
+                if change == "turn" and turn is not None:
+                    _write_atomically(folder / TURNS / f"{turn.id}.json", turn.to_dict())
+                    if turn.id in ids:
+                        return  # replaced in place: the order is unchanged
+                current = conversation.turn_ids
+                unsaved = set(current) - set(ids) - ({turn.id} if turn is not None else set())
+                if unsaved:  # loaded (resume, import) or moved in: their files are written once
+                    for loaded in conversation.turns:
+                        if loaded.id in unsaved:
+                            _write_atomically(folder / TURNS / f"{loaded.id}.json", loaded.to_dict())
+                self._write_index(folder, conversation.name, current)
+                for gone in set(ids) - set(current):
+                    with contextlib.suppress(OSError):
+                        (folder / TURNS / f"{gone}.json").unlink()
+                self._owned[folder] = current
+        except OSError as exc:
+            # Saving is a convenience: the turn is committed in memory whatever the disk says.
+            message = f"claude_magic: could not save conversation {conversation.name!r} to {folder}: {exc}"
+            if message != self.last_error:
+                print(message, file=sys.stderr)
+            self.last_error = message
+
+    def _claim(self, folder: Path) -> list[str]:
+        """The ids saved in `folder` by this kernel; an earlier kernel's save is first moved aside."""
+        if folder in self._owned:
+            return self._owned[folder]
+        if (folder / INDEX).exists():
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime((folder / INDEX).stat().st_mtime))
+            aside = folder.with_name(f"{folder.name}@{stamp}")
+            counter = 1
+            while aside.exists():
+                counter += 1
+                aside = folder.with_name(f"{folder.name}@{stamp}-{counter}")
+            folder.rename(aside)
+            index = aside / INDEX
+            data = json.loads(index.read_text(encoding="utf-8"))
+            data["name"] = aside.name
+            _write_atomically(index, data)
+        self._owned[folder] = []
+        return []
+
+    @staticmethod
+    def _write_index(folder: Path, name: str, ids: list[str]) -> None:
+        _write_atomically(folder / INDEX, {"format": FORMAT, "version": VERSION, "name": name, "turns": ids})
+
+    # -- loading ---------------------------------------------------------------------------------------
+
+    def load(self, name: str) -> list[Turn]:
+        """The saved turns of conversation `name`, checked the way the API would check the history."""
+        folder = self.folder(name)
+        if folder is None:
+            raise HistoryFileError("Saving history is off (%config ClaudeMagic.history_dir is empty)")
+        index = folder / INDEX
+        if not index.exists():
+            raise HistoryFileError(f"No saved conversation {name!r} in {folder.parent}")
+        try:
+            ids = json.loads(index.read_text(encoding="utf-8"))["turns"]
+            turns = [Turn.from_dict(json.loads((folder / TURNS / f"{turn_id}.json").read_text(encoding="utf-8")))
+                     for turn_id in ids]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise HistoryFileError(f"The saved conversation {name!r} cannot be read: {exc}") from None
+        check_turns(turns, where=str(folder))
+        return turns
+
+    def adopt(self, name: str, ids: list[str]) -> None:
+        """Before loading conversation `name` back from its own save: that save (turns `ids`) is this
+        kernel's from now on, to go on with rather than to move aside."""
+        folder = self.folder(name)
+        if folder is not None:
+            with self._lock:
+                self._owned[folder] = list(ids)
+
+    def saved(self) -> list[SavedConversation]:
+        """The conversations saved for this notebook, newest first."""
+        root = self._root()
+        if root is None or not root.is_dir():
+            return []
+        found = []
+        for index in root.glob(f"*/{INDEX}"):
+            try:
+                data = json.loads(index.read_text(encoding="utf-8"))
+                turns = [json.loads((index.parent / TURNS / f"{turn_id}.json").read_text(encoding="utf-8"))
+                         for turn_id in data["turns"]]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a broken save is reported when someone resumes it
+            costs = [turn.get("cost") for turn in turns]
+            found.append(SavedConversation(
+                name=str(data.get("name", index.parent.name)), turns=len(turns),
+                input_tokens=sum(turn.get("usage", {}).get("input_tokens", 0) for turn in turns),
+                output_tokens=sum(turn.get("usage", {}).get("output_tokens", 0) for turn in turns),
+                cost=None if not costs or None in costs else sum(costs), modified=index.stat().st_mtime))
+        return sorted(found, key=lambda saved: -saved.modified)
+
+
+def check_turns(turns: list[Turn], *, where: str) -> None:
+    """Raise HistoryFileError unless every turn is a whole exchange and the history as a whole is one the
+    API accepts (alternation, non-empty content, every tool_use answered, tools defined)."""
+    messages: list[dict[str, Any]] = []
+    tools: dict[str, dict[str, Any]] = {}
+    for number, turn in enumerate(turns, start=1):
+        if not isinstance(turn.messages, list) or not turn.messages:
+            raise HistoryFileError(f"{where}: turn {number} has no messages")
+        if not all(isinstance(m, dict) and "role" in m and "content" in m for m in turn.messages):
+            raise HistoryFileError(f"{where}: turn {number} has a message without role or content")
+        if turn.messages[0]["role"] != "user" or turn.messages[-1]["role"] != "assistant":
+            raise HistoryFileError(f"{where}: turn {number} must start with the user and end with an answer")
+        messages.extend(turn.messages)
+        tools.update(turn.tools or {})
+    if not messages:
+        return
+    problem = history_problem(messages, list(tools.values()))
+    if problem is not None:
+        raise HistoryFileError(f"{where}: the API would reject this history: {problem}")
+
+
+# -- export and import ---------------------------------------------------------------------------------
+
+
+def export_json(conversation: Conversation, path: Path) -> None:
+    _write_atomically(path, {"format": FORMAT, "version": VERSION, "name": conversation.name,
+                             "turns": [turn.to_dict() for turn in conversation.turns]})
+
+
+def export_markdown(conversation: Conversation, path: Path) -> None:
+    """The conversation for a person to read: roles, text, tool calls and results, a footer per turn."""
+    lines = [f"# Conversation {conversation.name}", ""]
+    for number, turn in enumerate(conversation.turns, start=1):
+        lines += [f"## Turn {number} ({turn.source})", ""]
+        for message in turn.messages:
+            lines += [f"**{message['role']}**", "", _markdown_content(message["content"]), ""]
+        facts = [turn.model] if turn.model else []
+        usage = turn.usage or {}
+        if usage:
+            facts.append(f"{usage.get('input_tokens', 0):,} in / {usage.get('output_tokens', 0):,} out")
+        if turn.stop_reason:
+            facts.append(f"stop_reason: {turn.stop_reason}")
+        if turn.cost is not None:
+            facts.append(f"≈ ${turn.cost:.4f} (estimate)")
+        if facts:
+            lines += [f"*{' · '.join(facts)}*", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _markdown_content(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in content:
+        kind = block.get("type")
+        if kind == "tool_use":
+            parts.append(f"*tool call* `{block.get('name')}`\n\n```json\n"
+                         f"{json.dumps(block.get('input'), indent=2, ensure_ascii=False)}\n```")
+        elif kind == "tool_result":
+            result = block.get("content")
+            text = result if isinstance(result, str) else message_text(result or [])
+            label = "tool error" if block.get("is_error") else "tool result"
+            parts.append(f"*{label}*\n\n```\n{text}\n```")
+        elif kind == "thinking":
+            parts.append("> *thinking:* " + block.get("thinking", "").replace("\n", "\n> "))
+        elif kind == "text":
+            parts.append(block.get("text", ""))
+        else:
+            parts.append(f"*[{kind} block]*")
+    return "\n\n".join(parts)
+
+
+def read_export(path: Path) -> list[Turn]:
+    """The turns of a file `export_json` wrote, checked like the API would check them; nothing half-read."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HistoryFileError(f"No such file: {path}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise HistoryFileError(f"{path} is not a JSON file: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("turns"), list):
+        raise HistoryFileError(f"{path} is not a conversation exported by claude_magic (%claude export FILE.json)")
+    try:
+        turns = [Turn.from_dict(turn) for turn in data["turns"]]
+    except (TypeError, AttributeError) as exc:
+        raise HistoryFileError(f"{path}: a turn is malformed: {exc}") from None
+    check_turns(turns, where=str(path))
+    for turn in turns:
+        turn.source = "import"
+        turn.owner = None  # the cells it came from are not this notebook's
+    return turns
+
+
+# -- the kernel's saver --------------------------------------------------------------------------------
+
+_SAVER: HistoryFiles | None = None
+
+
+def history_root(history_dir: str) -> Path | None:
+    """The folder for this notebook's saved conversations, or None when saving is off."""
+    if not history_dir.strip():
+        return None
+    return Path(history_dir).expanduser() / notebook_key()
+
+
+def install(history_dir: Callable[[], str]) -> HistoryFiles:
+    """Save every change of the kernel's conversations from now on (idempotent: one saver per kernel;
+    `history_dir` is read at each change, so `%config ClaudeMagic.history_dir` takes effect at once)."""
+    global _SAVER
+    if _SAVER is None:
+        _SAVER = HistoryFiles(lambda: None)
+        STORE.set_listener(_SAVER.on_change)
+    _SAVER._root = lambda: history_root(history_dir())
+    return _SAVER
+
+
+__all__ = ["HistoryFileError", "HistoryFiles", "SavedConversation", "check_turns", "export_json",
+           "export_markdown", "history_root", "install", "notebook_key", "read_export"]

@@ -1,0 +1,272 @@
+"""Conversations through the magic (in-process shell, real SDK, emulator): thinking, continuing a cut-off
+answer, stop reasons, saving and resuming, export and import."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pytest
+from IPython.core.error import UsageError
+from support import FAKE_API_KEY
+
+from claude_magic.core import persist
+from claude_magic.core.history import STORE
+from claude_magic.emulator import Emulator, known_models
+
+LONG = "One two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen."
+SCRIPT = {
+    "turns": [
+        {"match": "count", "content": LONG},
+        {"match": "refuse", "content": "I can't help with that.", "stop_reason": "refusal"},
+        {"match": "look it up", "content": "Searching the archive…", "stop_reason": "pause_turn", "times": 1},
+        {"match": "look it up", "content": "Found it: 1887."},
+        {"match": "window", "content": "This conversation is long", "stop_reason": "model_context_window_exceeded"},
+        {"match": "ponder", "content": [{"type": "thinking", "thinking": "Tea or coffee? Tea."},
+                                        {"type": "text", "text": "Tea."}]},
+    ]
+}
+
+
+def run(shell: Any, line: str, cell: str | None = None) -> Any:
+    if cell is None:
+        return shell.run_line_magic("claude", line)
+    return shell.run_cell_magic("claude", line, cell)
+
+
+@pytest.fixture
+def emu(emulator: Emulator, shell: Any) -> Emulator:
+    emulator.set_script(SCRIPT)
+    shell.run_line_magic("config", "ClaudeMagic.display_mode = 'final'")
+    return emulator
+
+
+def answers() -> list[str]:
+    return [turn.answer_text for turn in STORE.get().turns]
+
+
+# -- thinking ------------------------------------------------------------------------------------------
+
+
+def test_thinking_is_requested_shown_folded_and_kept_with_its_signature(shell: Any, emu: Emulator,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    reply = run(shell, "--thinking 2048 --out r", "ponder this")
+    reply = shell.user_ns["r"]
+    assert emu.requests[-1].body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    html = reply._repr_mimebundle_()["text/html"]
+    assert "<details><summary>Thinking (19 characters)</summary>" in html  # folded once the answer came
+    stored = STORE.get().turns[-1].messages[-1]["content"]
+    assert stored[0]["type"] == "thinking" and stored[0]["signature"]  # exactly as received
+    run(shell, "--thinking adaptive", "and now?")
+    assert emu.requests[-1].status == 200  # the API accepts the history back: the signature verifies
+    assert emu.requests[-1].body["thinking"] == {"type": "adaptive"}
+
+
+def test_default_replies_think_when_thinking_is_asked_for(shell: Any, emu: Emulator) -> None:
+    run(shell, "--thinking adaptive --out r", "What is a monad?")
+    content = STORE.get().turns[-1].messages[-1]["content"]
+    assert [block["type"] for block in content] == ["thinking", "text"]
+    assert "offline emulator" in content[0]["thinking"]
+
+
+def test_a_changed_thinking_block_is_rejected_like_the_api_does(emu: Emulator) -> None:
+    client = anthropic.Anthropic(base_url=emu.base_url, api_key=FAKE_API_KEY, max_retries=0)
+    messages: list[Any] = [
+        {"role": "user", "content": "ponder this"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "Edited afterwards.",
+                                           "signature": "c2lnbmF0dXJl"}, {"type": "text", "text": "Tea."}]},
+        {"role": "user", "content": "and?"},
+    ]
+    with pytest.raises(anthropic.BadRequestError, match="Invalid `signature` in `thinking` block"):
+        client.messages.create(model=known_models()[0], max_tokens=50, messages=messages)
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    ("--thinking 100", "at least 1024"),
+    ("--thinking 4096 --max-tokens 2000", "must be less than max_tokens"),
+    ("--thinking 2048 --temperature 0.5", "temperature cannot be set with thinking"),
+    ("--thinking lots", "a token budget"),
+])
+def test_invalid_thinking_is_one_line_and_nothing_is_sent(shell: Any, emu: Emulator, flags: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        run(shell, flags, "ponder this")
+    assert emu.requests == []
+
+
+def test_thinking_with_forced_tool_use_is_refused_before_sending(shell: Any, emu: Emulator) -> None:
+    def clock() -> str:
+        """The time."""
+        return "noon"
+
+    shell.user_ns["clock"] = clock
+    with pytest.raises(UsageError, match="does not allow with thinking"):
+        run(shell, "--thinking 2048 --tools clock --tool-choice any", "What time is it?")
+    assert emu.requests == []
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"thinking": {"type": "enabled", "budget_tokens": 512}}, "greater than or equal to 1024"),
+    ({"thinking": {"type": "enabled", "budget_tokens": 2048}, "max_tokens": 1000}, "must be greater than"),
+    ({"thinking": {"type": "adaptive"}, "temperature": 0.3}, "may only be set to 1"),
+    ({"thinking": {"type": "sometimes"}}, "does not match any of the expected tags"),
+    ({"thinking": {"type": "adaptive"}, "tools": [{"name": "t", "input_schema": {"type": "object"}}],
+      "tool_choice": {"type": "any"}}, "forces tool use"),
+])
+def test_the_emulator_checks_thinking_parameters_like_the_api(emu: Emulator, body: dict[str, Any],
+                                                               message: str) -> None:
+    request = {"model": known_models()[0], "max_tokens": 4096, "messages": [{"role": "user", "content": "hi"}],
+               **body}
+    client = anthropic.Anthropic(base_url=emu.base_url, api_key=FAKE_API_KEY, max_retries=0)
+    with pytest.raises(anthropic.BadRequestError, match=message):
+        client.post("/v1/messages", body=request, cast_to=object)
+
+
+def test_with_thinking_on_a_tool_loop_must_send_the_thinking_back_first(emu: Emulator) -> None:
+    client = anthropic.Anthropic(base_url=emu.base_url, api_key=FAKE_API_KEY, max_retries=0)
+    messages: list[Any] = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "w", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sunny"}]},
+    ]
+    with pytest.raises(anthropic.BadRequestError, match="must start with a thinking block"):
+        client.messages.create(model=known_models()[0], max_tokens=4096, messages=messages,
+                               thinking={"type": "enabled", "budget_tokens": 1024},
+                               tools=[{"name": "w", "input_schema": {"type": "object"}}])
+
+
+# -- stop reasons ----------------------------------------------------------------------------------------
+
+
+def test_continue_finishes_a_cut_off_answer_as_one_turn(shell: Any, emu: Emulator) -> None:
+    first = run(shell, "--max-tokens 5 --out first", "count for me")
+    first = shell.user_ns["first"]
+    assert first.stop_reason == "max_tokens" and "%claude continue" in first._repr_mimebundle_()["text/plain"]
+    reply = run(shell, "continue")
+    sent = emu.requests[-1].messages
+    assert sent[-1] == {"role": "assistant", "content": [{"type": "text", "text": "One two three four five"}]}
+    assert "thinking" not in emu.requests[-1].body
+    assert reply.text == LONG and reply.stop_reason == "end_turn"
+    turns = STORE.get().turns
+    assert len(turns) == 1 and turns[0].messages[-1]["content"] == [{"type": "text", "text": LONG}]
+    assert turns[0].stop_reason == "end_turn" and turns[0].usage["output_tokens"] > 5  # both parts counted
+    with pytest.raises(UsageError, match="Nothing to continue: the last answer ended with stop_reason end_turn"):
+        run(shell, "continue")
+
+
+def test_continue_can_be_cut_off_again_and_continued_again(shell: Any, emu: Emulator) -> None:
+    run(shell, "--max-tokens 4", "count for me")
+    run(shell, "--max-tokens 4 continue")
+    assert STORE.get().turns[-1].stop_reason == "max_tokens"
+    assert answers() == ["One two three four five six seven eight"]
+    run(shell, "continue")
+    assert answers() == [LONG]
+
+
+def test_a_refusal_is_one_line_and_not_committed(shell: Any, emu: Emulator) -> None:
+    reply = run(shell, "--no-raise --out r", "refuse this")
+    reply = shell.user_ns["r"]
+    text = reply._repr_mimebundle_()["text/plain"]
+    assert "⚠ Claude declined to answer: the exchange was not added to history" in text
+    assert len(STORE.get()) == 0
+
+
+def test_a_paused_turn_goes_on_by_itself(shell: Any, emu: Emulator) -> None:
+    reply = run(shell, "--out r", "look it up")
+    reply = shell.user_ns["r"]
+    assert [r.status for r in emu.requests] == [200, 200]
+    assert emu.requests[-1].messages[-1] == {"role": "assistant",
+                                             "content": [{"type": "text", "text": "Searching the archive…"}]}
+    assert reply.stop_reason == "end_turn" and "1 tool round" not in reply._repr_mimebundle_()["text/plain"]
+    assert [b["text"] for b in STORE.get().turns[-1].messages[-1]["content"]] == ["Searching the archive…",
+                                                                                  "Found it: 1887."]
+
+
+def test_a_full_context_window_suggests_the_fix(shell: Any, emu: Emulator) -> None:
+    run(shell, "--out r", "window")
+    text = shell.user_ns["r"]._repr_mimebundle_()["text/plain"]
+    assert "filled the model's context window. Start over with %claude reset, or attach less" in text
+
+
+# -- saved conversations -----------------------------------------------------------------------------------
+
+
+def restart(shell: Any) -> None:
+    """What a kernel restart does to this process's state: history gone, the saver's ownership forgotten."""
+    for name in STORE.names():
+        STORE.get(name)._turns.clear()
+    if persist._SAVER is not None:
+        persist._SAVER._owned.clear()
+
+
+def test_resume_after_a_restart_loads_the_saved_turns(shell: Any, emu: Emulator,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    run(shell, "", "count for me")
+    run(shell, "", "ponder this")
+    saved = STORE.get().turns
+    restart(shell)
+    assert len(STORE.get()) == 0  # a restarted kernel starts clean
+    run(shell, "resume")
+    assert [t.to_dict() for t in STORE.get().turns] == [t.to_dict() for t in saved]
+    assert "Loaded 2 turns from saved conversation 'default'" in capsys.readouterr().out
+    run(shell, "", "and one more")  # goes on in the same save, nothing moved aside
+    names = [entry.name for entry in persist._SAVER.saved()]
+    assert names == ["default"]
+    run(shell, "conversations")
+    assert "default                  3 turns" in capsys.readouterr().out
+
+
+def test_resume_refuses_to_overwrite_turns_of_this_kernel(shell: Any, emu: Emulator) -> None:
+    run(shell, "", "count for me")
+    with pytest.raises(UsageError, match="already has 1 turns in this kernel: %claude reset it first"):
+        run(shell, "resume")
+    with pytest.raises(UsageError, match="No saved conversation 'nothing'"):
+        run(shell, "resume nothing")
+
+
+def test_export_then_import_into_another_conversation(shell: Any, emu: Emulator, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    run(shell, "", "count for me")
+    run(shell, f"export {tmp_path / 'talk.json'}")
+    run(shell, f"export {tmp_path / 'talk.md'}")
+    assert "Exported conversation 'default' (1 turn)" in capsys.readouterr().out
+    assert "# Conversation default" in (tmp_path / "talk.md").read_text()
+    run(shell, f"-c copy import {tmp_path / 'talk.json'}")
+    assert [t.messages for t in STORE.get("copy").turns] == [t.messages for t in STORE.get().turns]
+    assert STORE.get("copy").turns[0].source == "import"
+
+
+def test_a_bad_import_is_one_line_and_loads_nothing(shell: Any, emu: Emulator, tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"format": "claude_magic.conversation", "version": 1, "name": "x", "turns": [
+        {"messages": [{"role": "user", "content": "q"}, {"role": "user", "content": "q"},
+                      {"role": "assistant", "content": "a"}]}]}))
+    with pytest.raises(UsageError, match="the API would reject this history: .*alternate"):
+        run(shell, f"import {path}")
+    assert len(STORE.get()) == 0
+
+
+def test_a_question_that_starts_like_a_subcommand_is_still_a_question(shell: Any, emu: Emulator) -> None:
+    run(shell, "export tariffs")  # no file suffix: a question
+    run(shell, "resume writing tips?")
+    assert [r.messages[-1]["content"] for r in emu.requests] == ["export tariffs", "resume writing tips?"]
+
+
+def test_history_lists_numbered_turns_with_their_source(shell: Any, emu: Emulator) -> None:
+    import claude_magic
+
+    run(shell, "", "count for me")
+    claude_magic.ask("ponder this", display="none")
+    text = run(shell, "history")._repr_mimebundle_()["text/plain"]
+    assert "Conversation 'default': 2 turns" in text
+    assert "── Turn 1 · cell · claude-sonnet-5-5" in text and "── Turn 2 · code · claude-sonnet-5-5" in text
+
+
+def test_saving_can_be_turned_off(shell: Any, emu: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    shell.run_line_magic("config", "ClaudeMagic.history_dir = ''")
+    run(shell, "", "count for me")
+    run(shell, "conversations")
+    assert "Saving is off" in capsys.readouterr().out
+    with pytest.raises(UsageError, match="Saving history is off"):
+        run(shell, "-c other resume")

@@ -1,0 +1,268 @@
+"""Turns that belong to cells, saved conversations, export and import: the history model and its files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from claude_magic.core.history import Conversation, ConversationStore, Turn
+from claude_magic.core.persist import (
+    HistoryFileError,
+    HistoryFiles,
+    export_json,
+    export_markdown,
+    read_export,
+)
+from claude_magic.core.pricing import PriceError, estimate_cost, format_cost, parse_overrides, prices_for
+from claude_magic.core.turn import TurnState, Usage
+from claude_magic.render.footer import footer_text
+
+
+def exchange(question: str, answer: str, **facts: Any) -> Turn:
+    return Turn([{"role": "user", "content": question}, {"role": "assistant",
+                                                          "content": [{"type": "text", "text": answer}]}], **facts)
+
+
+def texts(conversation: Conversation) -> list[str]:
+    return [turn.answer_text for turn in conversation.turns]
+
+
+def test_a_cells_turn_is_replaced_in_place_and_later_turns_stay() -> None:
+    conversation = Conversation("c")
+    conversation.commit_turn(exchange("q1", "a1", owner="cell-1"))
+    conversation.commit_turn(exchange("q2", "a2", owner="cell-2"))
+    conversation.commit_turn(exchange("q3", "a3"))
+    first = conversation.owned_by("cell-1")
+    assert first is not None
+    # What the re-run cell sends: only the turns before its own.
+    assert conversation.request_messages("q1 again", before=first.id) == [{"role": "user", "content": "q1 again"}]
+    placement = conversation.commit_turn(exchange("q1 again", "a1 again", owner="cell-1"), replace=first.id)
+    assert placement is not None and placement.describe() == "replaced turn 1 of 3"
+    assert texts(conversation) == ["a1 again", "a2", "a3"]
+    assert conversation.turns[0].id == first.id  # the same turn, answered anew
+
+
+def test_replacing_a_turn_that_is_gone_appends() -> None:
+    conversation = Conversation("c")
+    placement = conversation.commit_turn(exchange("q", "a"), replace="no-such-turn")
+    assert placement is not None and not placement.replaced and placement.describe() == "turn 1 of 1"
+
+
+def test_turns_of_deleted_cells_are_dropped_with_every_call_of_the_cell() -> None:
+    conversation = Conversation("c")
+    conversation.commit_turn(exchange("q1", "a1", owner="cell-1"))
+    conversation.commit_turn(exchange("q2", "a2", owner="cell-1#1"))  # the cell's second %claude
+    conversation.commit_turn(exchange("q3", "a3", owner="cell-2"))
+    conversation.commit_turn(exchange("q4", "a4"))
+    assert conversation.drop_owned_by(["cell-1"]) == 2
+    assert texts(conversation) == ["a3", "a4"]
+    assert conversation.drop_owned_by(["unknown"]) == 0
+
+
+def test_rewrites_count_every_change_but_appends() -> None:
+    conversation = Conversation("c")
+    conversation.commit_turn(exchange("q", "a", owner="x"))
+    assert conversation.rewrites == 0
+    conversation.commit_turn(exchange("q", "b", owner="x"), replace=conversation.turns[0].id)
+    assert conversation.rewrites == 1
+    conversation.reset()
+    assert conversation.rewrites == 2 and len(conversation) == 0
+
+
+def test_tool_definitions_follow_the_turns_that_use_them() -> None:
+    conversation = Conversation("c")
+    weather = {"name": "weather", "input_schema": {"type": "object"}}
+    turn = exchange("q", "a", owner="x", tools={"weather": weather})
+    conversation.commit_turn(turn)
+    assert conversation.tool_definitions == {"weather": weather}
+    conversation.commit_turn(exchange("q", "no tools now", owner="x"), replace=conversation.turns[0].id)
+    assert conversation.tool_definitions == {}
+
+
+def test_an_empty_answer_is_not_committed() -> None:
+    conversation = Conversation("c")
+    turn = Turn([{"role": "user", "content": "q"}, {"role": "assistant", "content": []}])
+    assert conversation.commit_turn(turn) is None and len(conversation) == 0
+
+
+# -- saved conversations -------------------------------------------------------------------------------
+
+
+def saver_for(root: Path) -> tuple[ConversationStore, HistoryFiles]:
+    store = ConversationStore()
+    files = HistoryFiles(lambda: root)
+    store.set_listener(files.on_change)
+    return store, files
+
+
+def saved_files(root: Path, name: str = "default") -> list[str]:
+    return sorted(path.name for path in (root / name / "turns").iterdir())
+
+
+def test_every_committed_turn_is_saved_and_loads_back(tmp_path: Path) -> None:
+    store, files = saver_for(tmp_path)
+    conversation = store.get()
+    conversation.commit_turn(exchange("q1", "a1", owner="c1", usage={"input_tokens": 10, "output_tokens": 2}))
+    conversation.commit_turn(exchange("q2", "a2"))
+    index = json.loads((tmp_path / "default" / "index.json").read_text())
+    assert index["turns"] == conversation.turn_ids and index["name"] == "default"
+    assert not any(path.name.endswith(".tmp") for path in tmp_path.rglob("*"))  # renamed into place
+    loaded = files.load("default")
+    assert [turn.to_dict() for turn in loaded] == [turn.to_dict() for turn in conversation.turns]
+
+
+def test_a_replaced_turn_overwrites_its_file_and_a_dropped_one_is_deleted(tmp_path: Path) -> None:
+    store, files = saver_for(tmp_path)
+    conversation = store.get()
+    conversation.commit_turn(exchange("q1", "a1", owner="c1"))
+    conversation.commit_turn(exchange("q2", "a2", owner="c2"))
+    first = conversation.turns[0].id
+    conversation.commit_turn(exchange("q1", "a1 again", owner="c1"), replace=first)
+    assert [turn.answer_text for turn in files.load("default")] == ["a1 again", "a2"]
+    conversation.drop_owned_by(["c1"])
+    assert saved_files(tmp_path) == [f"{conversation.turns[0].id}.json"]
+    assert [turn.answer_text for turn in files.load("default")] == ["a2"]
+
+
+def test_no_api_key_or_header_is_saved(tmp_path: Path) -> None:
+    store, _files = saver_for(tmp_path)
+    store.get().commit_turn(exchange("q", "a"))
+    saved = "".join(path.read_text() for path in tmp_path.rglob("*.json"))
+    assert "sk-ant" not in saved and "x-api-key" not in saved and "authorization" not in saved.lower()
+
+
+def test_a_new_kernel_keeps_the_earlier_save_aside_instead_of_overwriting_it(tmp_path: Path) -> None:
+    store, _files = saver_for(tmp_path)
+    store.get().commit_turn(exchange("old question", "old answer"))
+    # A restarted kernel: a new store and saver over the same folder, starting clean.
+    store2, files2 = saver_for(tmp_path)
+    store2.get().commit_turn(exchange("new question", "new answer"))
+    names = sorted(saved.name for saved in files2.saved())
+    assert names[0] == "default" and names[1].startswith("default@")
+    assert [turn.answer_text for turn in files2.load(names[1])] == ["old answer"]
+    assert [turn.answer_text for turn in files2.load("default")] == ["new answer"]
+
+
+def test_saving_does_not_grow_with_the_conversation(tmp_path: Path) -> None:
+    store, _files = saver_for(tmp_path)
+    conversation = store.get()
+    for i in range(30):
+        conversation.commit_turn(exchange(f"q{i}", "a" * 200))
+    before = {path: path.stat().st_mtime_ns for path in (tmp_path / "default" / "turns").iterdir()}
+    conversation.commit_turn(exchange("last", "answer"))
+    after = {path: path.stat().st_mtime_ns for path in before}
+    assert before == after  # the earlier turns' files were not written again
+
+
+def test_saving_failures_are_one_line_and_keep_the_turn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the history folder should be")
+    store, files = saver_for(blocker)
+    conversation = store.get()
+    conversation.commit_turn(exchange("q", "a"))
+    conversation.commit_turn(exchange("q2", "a2"))
+    assert len(conversation) == 2
+    err = capsys.readouterr().err
+    assert err.count("could not save conversation") == 1 and "Traceback" not in err
+
+
+def test_a_corrupt_save_is_one_clear_error(tmp_path: Path) -> None:
+    store, files = saver_for(tmp_path)
+    store.get().commit_turn(exchange("q", "a"))
+    turn_file = next((tmp_path / "default" / "turns").iterdir())
+    turn_file.write_text("{not json")
+    with pytest.raises(HistoryFileError, match="cannot be read"):
+        files.load("default")
+    with pytest.raises(HistoryFileError, match="No saved conversation 'other'"):
+        files.load("other")
+
+
+def test_export_and_import_round_trip(tmp_path: Path) -> None:
+    conversation = Conversation("c")
+    conversation.commit_turn(exchange("q1", "a1", owner="cell", model="m", stop_reason="end_turn"))
+    export_json(conversation, tmp_path / "c.json")
+    turns = read_export(tmp_path / "c.json")
+    assert [turn.messages for turn in turns] == [turn.messages for turn in conversation.turns]
+    assert turns[0].source == "import" and turns[0].owner is None
+
+
+def test_markdown_export_reads_like_a_transcript(tmp_path: Path) -> None:
+    conversation = Conversation("c")
+    weather = {"name": "weather", "input_schema": {"type": "object"}}
+    conversation.commit_turn(Turn([
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "weather",
+                                           "input": {"city": "Oslo"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "3 °C"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "It is 3 °C."}]},
+    ], tools={"weather": weather}, model="claude-sonnet-5-5", usage={"input_tokens": 9, "output_tokens": 4},
+        stop_reason="end_turn"))
+    export_markdown(conversation, tmp_path / "c.md")
+    text = (tmp_path / "c.md").read_text()
+    for expected in ("## Turn 1", "**user**", "Weather in Oslo?", "*tool call* `weather`", '"city": "Oslo"',
+                     "*tool result*", "3 °C", "It is 3 °C.", "9 in / 4 out", "stop_reason: end_turn"):
+        assert expected in text
+
+
+@pytest.mark.parametrize(("messages", "tools", "problem"), [
+    ([{"role": "user", "content": "q"}, {"role": "user", "content": "q2"},
+      {"role": "assistant", "content": "a"}], {}, "alternate"),
+    ([{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}], {}, "non-empty"),
+    ([{"role": "user", "content": "q"},
+      {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "w", "input": {}}]},
+      {"role": "user", "content": "no result"},
+      {"role": "assistant", "content": "a"}], {"w": {"name": "w", "input_schema": {"type": "object"}}},
+     "tool_result"),
+    ([{"role": "user", "content": "q"},
+      {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "w", "input": {}}]},
+      {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "r"}]},
+      {"role": "assistant", "content": "a"}], {}, "must define tools"),
+])
+def test_an_import_the_api_would_reject_loads_nothing(tmp_path: Path, messages: list[dict[str, Any]],
+                                                      tools: dict[str, Any], problem: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"format": "claude_magic.conversation", "version": 1, "name": "x",
+                                "turns": [{"messages": messages, "tools": tools}]}))
+    with pytest.raises(HistoryFileError, match=problem):
+        read_export(path)
+
+
+def test_a_file_that_is_no_export_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "other.json").write_text('{"hello": 1}')
+    with pytest.raises(HistoryFileError, match="not a conversation exported by claude_magic"):
+        read_export(tmp_path / "other.json")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(HistoryFileError, match="not a JSON file"):
+        read_export(tmp_path / "broken.json")
+    with pytest.raises(HistoryFileError, match="No such file"):
+        read_export(tmp_path / "missing.json")
+
+
+# -- cost estimates ------------------------------------------------------------------------------------
+
+
+def test_cost_uses_the_longest_matching_prefix() -> None:
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+    assert estimate_cost("claude-opus-5-5", usage) == pytest.approx(24.0)  # not claude-opus-5's 30
+    assert estimate_cost("claude-opus-5", usage) == pytest.approx(30.0)
+    assert estimate_cost("claude-sonnet-5-5", Usage(0, 0, cache_read_input_tokens=1_000_000)) == pytest.approx(0.10)
+    assert estimate_cost("some-other-model", usage) is None
+
+
+def test_price_overrides_win_and_bad_ones_are_one_line() -> None:
+    overrides = parse_overrides({"claude-sonnet-5-5": {"input": 1, "output": 1, "cache_write": 1, "cache_read": 1}})
+    assert prices_for("claude-sonnet-5-5-20261001", overrides) == overrides["claude-sonnet-5-5"]
+    with pytest.raises(PriceError, match="needs numbers"):
+        parse_overrides({"x": {"input": 1}})
+
+
+def test_the_footer_shows_the_estimate_and_where_the_turn_went() -> None:
+    state = TurnState(model="claude-sonnet-5-5", prompt="p", started_at=0.0, status="complete",
+                      usage=Usage(1000, 100), stop_reason="end_turn")
+    state.cost = estimate_cost(state.model, state.usage)
+    state.history_note = "replaced turn 2 of 5"
+    assert footer_text(state).endswith(f"{format_cost(0.003)} (estimate) · replaced turn 2 of 5")
+    assert format_cost(0.003) == "≈ $0.0030"
