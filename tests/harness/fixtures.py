@@ -59,13 +59,14 @@ def kernel_factory() -> Iterator[Callable[..., KernelSession]]:
 
 @pytest.fixture
 def jupyterlab_factory(artifacts: Path) -> Iterator[Callable[..., JupyterLab]]:
-    """``make(root_dir=None, env=None, comm_subshells=None, ...)`` -> a started JupyterLab (see
-    :class:`JupyterLab`); its log goes to the test's artifacts dir. All are stopped at teardown."""
+    """``make(root_dir=None, env=None, comm_subshells=None, ..., app=JupyterLab)`` -> a started JupyterLab
+    (see :class:`JupyterLab`), or Notebook 7 with ``app=Notebook7``; its log goes to the test's artifacts
+    dir. All are stopped at teardown."""
     labs: list[JupyterLab] = []
 
-    def make(**kwargs: Any) -> JupyterLab:
+    def make(app: type[JupyterLab] = JupyterLab, **kwargs: Any) -> JupyterLab:
         kwargs.setdefault("log_dir", artifacts)
-        lab = JupyterLab(**kwargs)
+        lab = app(**kwargs)
         labs.append(lab)
         return lab.start()
 

@@ -5,8 +5,9 @@
   config dir (all temporary), news/update checks off. ``comm_subshells=False`` writes the user setting
   ``@jupyterlab/apputils-extension:kernels-settings`` -> ``commsOverSubshells: "disabled"`` into that
   temporary user-settings dir (nothing in the Python environment is modified).
+- :class:`Notebook7` is the same for Jupyter Notebook 7 (``python -m notebook``).
 - :class:`Browser` wraps sync Playwright + ``/usr/bin/chromium``.
-- :class:`LabNotebook` holds the helpers for one notebook page.
+- :class:`LabNotebook` holds the helpers for one notebook page (JupyterLab or Notebook 7).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "Browser",
     "JupyterLab",
     "LabNotebook",
+    "Notebook7",
     "artifacts_dir",
     "repo_root",
     "write_notebook",
@@ -225,7 +227,7 @@ class JupyterLab:
         cmd = [
             sys.executable,
             "-m",
-            "jupyterlab",
+            self.module,
             "--no-browser",
             "--ServerApp.open_browser=False",
             "--ServerApp.ip=127.0.0.1",
@@ -238,6 +240,7 @@ class JupyterLab:
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             f"--LabApp.expose_app_in_browser={self.expose_app}",
             "--LabApp.extension_manager=readonly",  # no PyPI queries from the extension manager
+            *self.app_args(),
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")  # CI and these machines run as root
@@ -352,6 +355,34 @@ class JupyterLab:
         """URL opening ``name`` (relative to root_dir) in a fresh workspace (``&reset``)."""
         quoted = urllib.parse.quote(name)
         return f"{self.url}/lab/tree/{quoted}?token={self.token}&reset"
+
+    # -- what differs between the Jupyter apps on this server -------------------------------------------------
+
+    module = "jupyterlab"  # run as ``python -m <module>``
+
+    def app_args(self) -> list[str]:
+        """Command-line options of the app itself (the server and LabApp options above apply to both apps)."""
+        return []
+
+
+class Notebook7(JupyterLab):
+    """Jupyter Notebook 7 (``python -m notebook``, the ``notebook`` package) on the same isolated set-up.
+
+    Notebook 7 is built from JupyterLab's components: the same server, user-settings and workspaces dirs
+    (the ``JUPYTERLAB_*`` variables), the same ``.jp-Cell`` / ``.jp-OutputArea`` DOM, so
+    :class:`LabNotebook` drives it too. Differences: one document per browser page, opened at
+    ``/notebooks/NAME.ipynb``, and its own ``JupyterNotebookApp.expose_app_in_browser``. The JupyterLab
+    server extension is loaded alongside (the LabApp options still apply to it).
+    """
+
+    module = "notebook"
+
+    def app_args(self) -> list[str]:
+        return [f"--JupyterNotebookApp.expose_app_in_browser={self.expose_app}"]
+
+    def notebook_url(self, name: str) -> str:
+        quoted = urllib.parse.quote(name)
+        return f"{self.url}/notebooks/{quoted}?token={self.token}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -631,6 +662,38 @@ class LabNotebook:
     def output_texts(self, index: int) -> list[str]:
         texts: list[str] = self.output(index).all_inner_texts()
         return texts
+
+    def watch_output(self, index: int, until: str) -> str:
+        """Start recording, in the page, every text cell ``index``'s outputs show, until one contains
+        ``until``; returns a key for :meth:`watched_states`. A MutationObserver notes each change as the
+        page applies it, so short-lived states are seen however busy the test machine is (no polling)."""
+        key = f"w{index}-{time.monotonic_ns()}"
+        self.page.evaluate(
+            """([cell, key, until]) => {
+                const watches = (window.__harnessWatches = window.__harnessWatches || {});
+                const record = (watches[key] = {states: [], done: false});
+                const read = () => Array.from(cell.querySelectorAll('.jp-OutputArea-output'))
+                    .map((el) => el.innerText).join('\\n');
+                const observer = new MutationObserver(() => note());
+                const note = () => {
+                    const text = read();
+                    if (!record.states.length || record.states[record.states.length - 1] !== text) {
+                        record.states.push(text);
+                    }
+                    if (text.includes(until)) { record.done = true; observer.disconnect(); }
+                };
+                observer.observe(cell, {childList: true, subtree: true, characterData: true});
+                note();
+            }""",
+            [self.cell(index).element_handle(), key, until],
+        )
+        return key
+
+    def watched_states(self, key: str, timeout: float = 60) -> list[str]:
+        """Wait until the watch ``key`` saw its text, then return the distinct texts it recorded, in order."""
+        self.page.wait_for_function("(key) => window.__harnessWatches[key].done", arg=key, timeout=timeout * 1000)
+        states: list[str] = self.page.evaluate("(key) => window.__harnessWatches[key].states", key)
+        return states
 
     def screenshot(self, path: str | os.PathLike[str], full_page: bool = True) -> Path:
         out = Path(path)
