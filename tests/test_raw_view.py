@@ -39,6 +39,9 @@ SCRIPT = {
                    "message": "Overloaded"}},
         {"match": "echo key", "fault": {"kind": "http", "status": 400, "echo_api_key": True,
                                         "message": "bad header"}},
+        {"match": "weather in Oslo", "content": [
+            {"type": "tool_use", "id": "toolu_oslo", "name": "get_weather", "input": {"city": "Oslo"}}]},
+        {"match": "Oslo: sunny", "content": "It is sunny in Oslo."},
     ]
 }
 LINE = re.compile(r"^ *\+\d+\.\d{3}s  (?P<name>HTTP \d{3}|no response|\S+)(?: +(?P<detail>.*))?$")
@@ -170,6 +173,29 @@ def test_a_failed_request_line_hides_the_key(shell: Any, emu: Emulator, capsys: 
     out = capsys.readouterr().out
     assert names(out.splitlines()[:1]) == ["HTTP 400"]
     assert FAKE_API_KEY not in out and FAKE_API_KEY[:12] not in out
+
+
+def get_weather(city: str) -> str:
+    """Current weather for a city.
+
+    Args:
+        city: city name
+    """
+    return f"{city}: sunny"
+
+
+def test_each_tool_round_is_a_request_of_its_own(emu: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    reply = claude_magic.ask("What is the weather in Oslo?", tools=[get_weather], display="events",
+                             conversation="raw-tools")
+    assert reply.text == "It is sunny in Oslo."
+    lines = [line for line in capsys.readouterr().out.splitlines() if LINE.match(line)]
+    seen = names(lines)
+    assert seen.count("HTTP 200") == 2 and seen.count("message_stop") == 2
+    second = seen.index("HTTP 200", 1)
+    assert seen[second - 1] == "message_stop"  # the second request starts after the first message ended
+    assert any(line.endswith("content_block_start  #0 tool_use get_weather id=toolu_oslo") for line in lines)
+    assert any("input_json_delta" in line for line in lines[:second])
+    assert "stop_reason=tool_use" in lines[seen.index("message_delta")]
 
 
 def test_raw_and_text_format_are_one_or_the_other(shell: Any, emu: Emulator) -> None:
