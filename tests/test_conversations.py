@@ -270,3 +270,12 @@ def test_saving_can_be_turned_off(shell: Any, emu: Emulator, capsys: pytest.Capt
     assert "Saving is off" in capsys.readouterr().out
     with pytest.raises(UsageError, match="Saving history is off"):
         run(shell, "-c other resume")
+
+
+def test_key_names_a_turn_where_the_frontend_sends_no_cell_id(shell: Any, emu: Emulator) -> None:
+    run(shell, "--key plan", "count for me")
+    run(shell, "", "ponder this")
+    run(shell, "--key plan --out r", "count again")
+    assert [m["content"] for m in emu.requests[-1].messages] == ["count again"]
+    assert "replaced turn 1 of 2" in shell.user_ns["r"]._repr_mimebundle_()["text/plain"]
+    assert [turn.prompt_text for turn in STORE.get().turns] == ["count again", "ponder this"]

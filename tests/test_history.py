@@ -146,6 +146,18 @@ def test_a_new_kernel_keeps_the_earlier_save_aside_instead_of_overwriting_it(tmp
     assert [turn.answer_text for turn in files2.load("default")] == ["new answer"]
 
 
+def test_reset_keeps_the_save_so_far_aside(tmp_path: Path) -> None:
+    store, files = saver_for(tmp_path)
+    conversation = store.get()
+    conversation.commit_turn(exchange("before the reset", "a"))
+    conversation.reset()
+    conversation.commit_turn(exchange("after the reset", "b"))
+    saved = {entry.name: entry.turns for entry in files.saved()}
+    aside = next(name for name in saved if name.startswith("default@"))
+    assert saved == {"default": 1, aside: 1}
+    assert files.load(aside)[0].prompt_text == "before the reset"
+
+
 def test_saving_does_not_grow_with_the_conversation(tmp_path: Path) -> None:
     store, _files = saver_for(tmp_path)
     conversation = store.get()

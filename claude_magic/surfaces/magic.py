@@ -105,6 +105,9 @@ class ClaudeMagics(Magics):
     @argument("--thinking", metavar="N|adaptive|off",
               help="Extended thinking: a token budget (at least 1024, less than --max-tokens), adaptive, or off "
               "(default: %%config ClaudeMagic.thinking).")
+    @argument("--key", metavar="NAME",
+              help="Name this cell's turn: a later cell with the same --key replaces it (by default the "
+              "notebook's cell id does this; use it where the frontend sends none, e.g. nbconvert).")
     @argument("--append", action="store_true",
               help="Add this turn at the end of the conversation even when this cell ran before (by default a "
               "re-run cell replaces its own turn).")
@@ -188,14 +191,17 @@ class ClaudeMagics(Magics):
                                 temperature=args.temperature, conversation=args.conversation or "", new=args.new,
                                 error_raised=raising and not settings.debug, attachments=attachments or (),
                                 tools=args.tools, tool_choice=args.tool_choice, namespace=self.shell.user_ns,
-                                thinking=args.thinking, source="cell", owner=self._owner(), append=args.append)
+                                thinking=args.thinking, source="cell", owner=self._owner(args.key),
+                                append=args.append)
         except ValueError as exc:
             raise UsageError(f"Invalid option: {exc}") from None
         return self._run(turn, args, attachments or [], raising)
 
-    def _owner(self) -> str | None:
-        """The key of this cell's turn: the notebook's cell id, and which %claude of the cell it is when a
-        cell asks more than once (`id#1`, ...). None without a cell id (a terminal): turns then append."""
+    def _owner(self, key: str | None = None) -> str | None:
+        """The key of this cell's turn: --key, else the notebook's cell id, and which %claude of the cell it
+        is when a cell asks more than once (`id#1`, ...). None without either (a terminal): turns append."""
+        if key:
+            return f"key:{key}"
         cell_id = notebook_cell_id(self.shell)
         if cell_id is None:
             return None
