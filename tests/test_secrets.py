@@ -158,6 +158,12 @@ def save_notebook(path: Path, cells: list[tuple[str, ExecutionResult]]) -> Path:
     return path
 
 
+# Written to the kernel process's own stderr (file descriptor 2, not IOPub): proves that the search of
+# "kernel stdout/stderr" reads what the process printed, whatever the installed versions print themselves.
+PROCESS_MARKER = "claude-magic-process-output-check"
+PROCESS_OUTPUT = f"import os\nos.write(2, b'{PROCESS_MARKER}\\n')"
+
+
 @pytest.mark.kernel
 def test_key_never_leaks_from_a_kernel(
     logged_kernel: tuple[KernelSession, Path], secret_emulator: Emulator, artifacts: Path
@@ -180,6 +186,7 @@ def test_key_never_leaks_from_a_kernel(
         "_turn = get_ipython().magics_manager.registry['ClaudeMagics'].last_turn\n"
         "print(_turn.error.message, repr(_turn.error))",
         RAW_SDK_ECHO,
+        PROCESS_OUTPUT,
     ]
     results: list[tuple[str, ExecutionResult]] = []
     for source in cells:
@@ -212,12 +219,12 @@ def test_key_never_leaks_from_a_kernel(
     assert not leaks, f"the API key leaked: {json.dumps(leaks, indent=2)}"
 
     # Positive controls: the key was really there to leak, and redaction (not luck) removed it.
-    assert "RAW_ECHO_HAS_KEY True" in results[-1][1].stdout()
+    assert "RAW_ECHO_HAS_KEY True" in results[cells.index(RAW_SDK_ECHO)][1].stdout()
     assert iopub.count(REDACTED) >= 8, "the echoed key must show up redacted in the error lines"
     assert "anthropic._base_client" in places["anthropic/httpx2/claude_magic DEBUG log"]  # logging did run
     assert secret_emulator.requests and all(
         r.headers.get("authorization", r.headers.get("x-api-key")) == "<redacted>" for r in secret_emulator.requests)
-    assert "IPKernelApp" in places["kernel stdout/stderr"]  # the process's own output was captured
+    assert PROCESS_MARKER in places["kernel stdout/stderr"]  # the process's own output was captured
     assert hits(environ), "the same search finds the key in the kernel's environment"
 
 
