@@ -52,7 +52,7 @@ def test_new_flag_and_reset_start_over(shell: Any, emulator: Emulator, capsys: p
     run(shell, "%%claude --new\nand Italy")
     assert len(emulator.requests[-1].messages) == 1
     run(shell, "%claude reset")
-    assert "cleared (1 exchange removed)" in capsys.readouterr().out
+    assert "cleared (1 turn removed)" in capsys.readouterr().out
     run(shell, "%claude and Italy")
     assert len(emulator.requests[-1].messages) == 1
 

@@ -272,7 +272,7 @@ class ClaudeMagics(Magics):
         if name == "reset":
             turns = len(conversation)
             conversation.reset()
-            print(f"Conversation {conversation.name!r} cleared ({turns} exchange{'s' * (turns != 1)} removed).")
+            print(f"Conversation {conversation.name!r} cleared ({turns} turn{'s' * (turns != 1)} removed).")
             return None
         if name == "history":
             return HistoryView(conversation)
