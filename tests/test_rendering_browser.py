@@ -100,10 +100,11 @@ def test_cursor_is_on_the_line_of_the_last_word(lab: JupyterLab, lab_page: Any, 
     write_notebook(lab.root_dir / "cursor.ipynb", cells)
     nb = LabNotebook(lab_page).open(lab, "cursor.ipynb")
     nb.run_cell(0, timeout=60)
-    for index in range(1, len(cells)):  # queued: each runs when the one before has finished
-        nb.run_cell(index, wait=False)
     for index, prompt in enumerate(prompts, start=1):
         _, element, last_word = STREAMING[prompt]
+        # One cell at a time: clicking the next cell while an answer above grows could land on a cell
+        # that the growing output has just pushed down.
+        nb.run_cell(index, wait=False)
         cell = nb.cell(index)
         cell.locator(".jp-OutputArea-output", has_text=last_word).locator(".claude-magic-cursor").wait_for(
             timeout=(STALL_SECONDS + 20) * 1000)
@@ -115,7 +116,7 @@ def test_cursor_is_on_the_line_of_the_last_word(lab: JupyterLab, lab_page: Any, 
         middle = (found["curTop"] + found["curBottom"]) / 2
         assert found["charTop"] <= middle <= found["charBottom"], f"{prompt}: not on the last word's line {found}"
         assert -1 <= found["curLeft"] - found["charRight"] <= 12, f"{prompt}: cursor not right after the text {found}"
-    nb.wait_output_text(len(cells) - 1, "stop_reason", timeout=STALL_SECONDS + 20)
+        nb.wait_output_text(index, "stop_reason", timeout=STALL_SECONDS + 20)
     assert not lab_page.locator(".jp-OutputArea-output .claude-magic-cursor").count()  # gone once finished
 
 
