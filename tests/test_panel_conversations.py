@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from test_panel import answer_html, transcript_html
+from test_panel import answer_html, fresh_history, transcript_html  # noqa: F401 - fresh_history: autouse
 
 from claude_magic import ChatPanel
 from claude_magic.core.history import STORE, Turn
@@ -14,13 +14,6 @@ from claude_magic.emulator import Emulator
 
 LONG = "Alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu."
 SCRIPT = {"turns": [{"match": "greek", "content": LONG}]}
-
-
-@pytest.fixture(autouse=True)
-def fresh_history() -> Iterator[None]:
-    yield
-    for name in STORE.names():
-        STORE.get(name).reset()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import html
 import json
 from typing import Any
 
+from claude_magic.core.history import message_text
 from claude_magic.core.turn import block_from_param
 from claude_magic.render.footer import WARNING_STYLE
 from claude_magic.render.markdown import render_markdown
@@ -65,20 +66,9 @@ PANEL_KEYS_JS = f"""
 
 def user_html(prompt: str | list[dict[str, Any]]) -> str:
     """A user message: escaped plain text (never rendered as Markdown or HTML)."""
-    text = prompt if isinstance(prompt, str) else content_text(prompt)
+    text = message_text(prompt)
     return (f'<div class="claude-panel-user"><div class="claude-panel-who">You</div>'
             f"{html.escape(text)}</div>")
-
-
-def content_text(content: str | list[dict[str, Any]]) -> str:
-    """The readable text of a user message's content (text blocks; other blocks as a label)."""
-    if isinstance(content, str):
-        return content
-    parts = []
-    for block in content:
-        kind = block.get("type")
-        parts.append(block.get("text", "") if kind == "text" else f"[{kind}]")
-    return "\n\n".join(parts)
 
 
 def assistant_history_html(content: str | list[dict[str, Any]]) -> str:
