@@ -108,7 +108,8 @@ def test_every_committed_turn_is_saved_and_loads_back(tmp_path: Path) -> None:
     conversation.commit_turn(exchange("q1", "a1", owner="c1", usage={"input_tokens": 10, "output_tokens": 2}))
     conversation.commit_turn(exchange("q2", "a2"))
     index = json.loads((tmp_path / "default" / "index.json").read_text())
-    assert index["turns"] == conversation.turn_ids and index["name"] == "default"
+    appended = (tmp_path / "default" / "appended.txt").read_text().split()
+    assert index["turns"] + appended == conversation.turn_ids and index["name"] == "default"
     assert not any(path.name.endswith(".tmp") for path in tmp_path.rglob("*"))  # renamed into place
     loaded = files.load("default")
     assert [turn.to_dict() for turn in loaded] == [turn.to_dict() for turn in conversation.turns]
@@ -179,6 +180,28 @@ def test_saving_failures_are_one_line_and_keep_the_turn(tmp_path: Path, capsys: 
     assert len(conversation) == 2
     err = capsys.readouterr().err
     assert err.count("could not save conversation") == 1 and "Traceback" not in err
+
+
+def test_an_append_a_crash_cut_short_is_left_out(tmp_path: Path) -> None:
+    store, files = saver_for(tmp_path)
+    conversation = store.get()
+    conversation.commit_turn(exchange("q1", "a1"))
+    conversation.commit_turn(exchange("q2", "a2"))
+    with open(tmp_path / "default" / "appended.txt", "a") as appended:
+        appended.write("0123456789abcdef")  # a crash in the middle of the next append: no newline yet
+    assert [turn.answer_text for turn in files.load("default")] == ["a1", "a2"]
+
+
+def test_changes_of_order_fold_the_appended_ids_into_the_index(tmp_path: Path) -> None:
+    store, files = saver_for(tmp_path)
+    conversation = store.get()
+    for number in range(3):
+        conversation.commit_turn(exchange(f"q{number}", f"a{number}", owner=f"c{number}"))
+    conversation.drop_owned_by(["c1"])
+    assert not (tmp_path / "default" / "appended.txt").exists()
+    index = json.loads((tmp_path / "default" / "index.json").read_text())
+    assert index["turns"] == conversation.turn_ids
+    assert [turn.answer_text for turn in files.load("default")] == ["a0", "a2"]
 
 
 def test_a_corrupt_save_is_one_clear_error(tmp_path: Path) -> None:

@@ -157,7 +157,8 @@ class Conversation:
             return None  # an empty answer: the API rejects empty content
         turn = copy.deepcopy(turn)
         with self._lock:
-            index = next((i for i, old in enumerate(self._turns) if old.id == replace), None)
+            index = None if replace is None else next(
+                (i for i, old in enumerate(self._turns) if old.id == replace), None)
             if index is None:
                 self._turns.append(turn)
                 placement = Placement(len(self._turns), len(self._turns), replaced=False)

@@ -1,12 +1,15 @@
 """Conversations on disk: every committed turn saved at once, loaded back only when asked (`%claude resume`).
 
     <history_dir>/<notebook>/<conversation>/index.json        {"name": ..., "turns": [turn ids, in order]}
+    <history_dir>/<notebook>/<conversation>/appended.txt      ids of turns added since, one per line
     <history_dir>/<notebook>/<conversation>/turns/<id>.json   one turn: its messages, source, usage, cost
 
-Each file is written to a temporary file in the same folder and renamed over the old one, so a crash
-leaves the old file or the new one, never half of one. Saving a turn writes that turn's file, plus the
-index when the turn is new: the cost is the turn's own size and one short id per turn, not the whole
-conversation again. Only messages and the turn's facts are saved: never the API key, never request headers.
+A turn's file is written to a temporary file in the same folder and renamed over the old one, so a crash
+leaves the old file or the new one, never half of one. A new turn's id is then appended to
+`appended.txt` (a line that a crash cut short is ignored on loading, its turn file is not listed), so
+saving a turn costs the turn's own size whatever the length of the conversation. Changes of order (a
+dropped turn, a load) rewrite the index, the same way, and empty the list of appended ids. Only messages
+and the turn's facts are saved: never the API key, never request headers.
 
 A restarted kernel starts clean. When it first changes a conversation whose earlier save it did not
 load, that save is kept aside as `<conversation>@<time>` (listed by `%claude conversations`, resumable by
@@ -34,6 +37,7 @@ from claude_magic.emulator import history_problem
 FORMAT = "claude_magic.conversation"
 VERSION = 1
 INDEX = "index.json"
+APPENDED = "appended.txt"
 TURNS = "turns"
 
 
@@ -85,8 +89,9 @@ class HistoryFiles:
     def __init__(self, root: Callable[[], Path | None]) -> None:
         self._root = root
         self._lock = threading.Lock()
-        # Conversations this kernel has saved or loaded, by folder: their saves are this kernel's to overwrite.
-        self._owned: dict[Path, list[str]] = {}
+        # Conversations this kernel has saved or loaded, by folder, with the ids saved there: their saves
+        # are this kernel's to overwrite.
+        self._owned: dict[Path, dict[str, None]] = {}
         self.last_error: str | None = None
 
     def root(self) -> Path | None:
@@ -110,13 +115,18 @@ class HistoryFiles:
                     # Cleared, not lost: the save so far is kept aside, and the next turn starts a new one.
                     if self._owned.get(folder) and (folder / INDEX).exists():
                         self._move_aside(folder)
-                    self._owned[folder] = []
+                    self._owned[folder] = {}
                     return
                 ids = self._claim(folder)
                 if change == "turn" and turn is not None:
                     _write_atomically(folder / TURNS / f"{turn.id}.json", turn.to_dict())
                     if turn.id in ids:
                         return  # replaced in place: the order is unchanged
+                    if (folder / INDEX).exists():  # a new turn, always added at the end: one line
+                        with open(folder / APPENDED, "a", encoding="utf-8") as appended:
+                            appended.write(f"{turn.id}\n")
+                        ids[turn.id] = None
+                        return
                 current = conversation.turn_ids
                 unsaved = set(current) - set(ids) - ({turn.id} if turn is not None else set())
                 if unsaved:  # loaded (resume, import) or moved in: their files are written once
@@ -127,7 +137,7 @@ class HistoryFiles:
                 for gone in set(ids) - set(current):
                     with contextlib.suppress(OSError):
                         (folder / TURNS / f"{gone}.json").unlink()
-                self._owned[folder] = current
+                self._owned[folder] = dict.fromkeys(current)
         except OSError as exc:
             # Saving is a convenience: the turn is committed in memory whatever the disk says.
             message = f"claude_magic: could not save conversation {conversation.name!r} to {folder}: {exc}"
@@ -135,14 +145,14 @@ class HistoryFiles:
                 print(message, file=sys.stderr)
             self.last_error = message
 
-    def _claim(self, folder: Path) -> list[str]:
-        """The ids saved in `folder` by this kernel; an earlier kernel's save is first moved aside."""
+    def _claim(self, folder: Path) -> dict[str, None]:
+        """The ids saved in `folder` by this kernel, in order; an earlier kernel's save is first moved aside."""
         if folder in self._owned:
             return self._owned[folder]
         if (folder / INDEX).exists():
             self._move_aside(folder)
-        self._owned[folder] = []
-        return []
+        self._owned[folder] = {}
+        return self._owned[folder]
 
     @staticmethod
     def _move_aside(folder: Path) -> None:
@@ -154,14 +164,13 @@ class HistoryFiles:
             counter += 1
             aside = folder.with_name(f"{folder.name}@{stamp}-{counter}")
         folder.rename(aside)
-        index = aside / INDEX
-        data = json.loads(index.read_text(encoding="utf-8"))
-        data["name"] = aside.name
-        _write_atomically(index, data)
+        HistoryFiles._write_index(aside, aside.name, _saved_ids(aside))
 
     @staticmethod
     def _write_index(folder: Path, name: str, ids: list[str]) -> None:
         _write_atomically(folder / INDEX, {"format": FORMAT, "version": VERSION, "name": name, "turns": ids})
+        with contextlib.suppress(FileNotFoundError):
+            (folder / APPENDED).unlink()  # its ids are in the index now
 
     # -- loading ---------------------------------------------------------------------------------------
 
@@ -174,7 +183,7 @@ class HistoryFiles:
         if not index.exists():
             raise HistoryFileError(f"No saved conversation {name!r} in {folder.parent}")
         try:
-            ids = json.loads(index.read_text(encoding="utf-8"))["turns"]
+            ids = _saved_ids(folder)
             turns = [Turn.from_dict(json.loads((folder / TURNS / f"{turn_id}.json").read_text(encoding="utf-8")))
                      for turn_id in ids]
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -188,7 +197,7 @@ class HistoryFiles:
         folder = self.folder(name)
         if folder is not None:
             with self._lock:
-                self._owned[folder] = list(ids)
+                self._owned[folder] = dict.fromkeys(ids)
 
     def saved(self) -> list[SavedConversation]:
         """The conversations saved for this notebook, newest first."""
@@ -200,7 +209,7 @@ class HistoryFiles:
             try:
                 data = json.loads(index.read_text(encoding="utf-8"))
                 turns = [json.loads((index.parent / TURNS / f"{turn_id}.json").read_text(encoding="utf-8"))
-                         for turn_id in data["turns"]]
+                         for turn_id in _saved_ids(index.parent)]
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # a broken save is reported when someone resumes it
             costs = [turn.get("cost") for turn in turns]
@@ -210,6 +219,22 @@ class HistoryFiles:
                 output_tokens=sum(turn.get("usage", {}).get("output_tokens", 0) for turn in turns),
                 cost=None if not costs or None in costs else sum(costs), modified=index.stat().st_mtime))
         return sorted(found, key=lambda saved: -saved.modified)
+
+
+def _saved_ids(folder: Path) -> list[str]:
+    """The turn ids saved in `folder`, in order: the index's, then the appended ones whose file exists (a
+    line a crash cut short, or a turn whose file never landed, is left out)."""
+    ids = list(json.loads((folder / INDEX).read_text(encoding="utf-8"))["turns"])
+    try:
+        lines = (folder / APPENDED).read_text(encoding="utf-8").split("\n")
+    except FileNotFoundError:
+        return ids
+    known = set(ids)
+    for line in lines[:-1]:  # the last piece has no newline yet: cut short, or empty
+        if line and line not in known and (folder / TURNS / f"{line}.json").exists():
+            ids.append(line)
+            known.add(line)
+    return ids
 
 
 def check_turns(turns: list[Turn], *, where: str) -> None:
