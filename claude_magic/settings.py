@@ -23,7 +23,7 @@ from traitlets.config import Configurable
 from claude_magic.core.history import DEFAULT_CONVERSATION
 from claude_magic.core.models import DEFAULT_MODEL
 from claude_magic.core.pricing import parse_overrides
-from claude_magic.core.request import thinking_param
+from claude_magic.core.request import THINKING_OFF, thinking_param
 
 _TRUE = {"1", "true", "yes", "on"}
 DISPLAY_MODES = ("auto", "live", "final", "terminal")
@@ -141,7 +141,9 @@ class ClaudeMagic(Configurable):
     @validate("thinking")
     def _check_thinking(self, proposal: Any) -> str:
         value = str(proposal["value"]).strip().lower()
-        return _validated(lambda v: thinking_param(v, max_tokens=2**31, temperature=None) and v, value) or ""
+        # Checked on its own here; against max_tokens and temperature when a turn is asked.
+        _validated(lambda text: thinking_param(text, max_tokens=2**31, temperature=None), value)
+        return "" if value in THINKING_OFF else value
 
     @validate("prices")
     def _check_prices(self, proposal: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from claude_magic.core.client import ClientSettings, get_async_client, get_client
@@ -293,7 +293,7 @@ def _resume_paused(turn: PreparedTurn, state: TurnState, frames: Any) -> dict[st
         begin_round(state, tool_round=False)
     if not content:
         return None
-    messages = [message for message in turn.request["messages"]]
+    messages = list(turn.request["messages"])
     if messages[-1]["role"] == "assistant":  # a continuation's own prefill is replaced by the longer answer
         messages.pop()
     return {**turn.request, "messages": [*messages, {"role": "assistant", "content": content}]}
@@ -373,8 +373,7 @@ def _commit_valid(turn: PreparedTurn, user: Any) -> Placement | None:
 
 
 def _add_usage(usage: dict[str, int], more: Usage) -> dict[str, int]:
-    names = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
-    return {name: usage.get(name, 0) + getattr(more, name) for name in names}
+    return {name: usage.get(name, 0) + value for name, value in asdict(more).items()}
 
 
 def _setup_failed(turn: PreparedTurn, exc: Exception) -> TurnState:

@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Message = dict[str, Any]
-Source = Literal["cell", "panel", "code", "import"]
 
 DEFAULT_CONVERSATION = "default"
 
@@ -52,7 +51,7 @@ class Turn:
         return message_text(self.messages[-1]["content"])
 
     def to_dict(self) -> dict[str, Any]:
-        return copy.deepcopy(asdict(self))
+        return asdict(self)  # copies every list and dict on the way
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Turn:
@@ -86,7 +85,6 @@ class Conversation:
         self._turns: list[Turn] = []
         self._lock = threading.RLock()
         self._listener = listener
-        self.revision = 0  # bumped on every change
         self.rewrites = 0  # bumped on every change but an append: a surface showing the turns must redraw them
 
     # -- reading ---------------------------------------------------------------------------------------
@@ -174,11 +172,6 @@ class Conversation:
         turn = Turn([{"role": "user", "content": prompt}, {"role": "assistant", "content": assistant_content}])
         return self.commit_turn(turn) is not None
 
-    def commit_exchange(self, messages: list[Message], tools: dict[str, dict[str, Any]] | None = None) -> bool:
-        """Append a whole tool exchange (user prompt, assistant, user results, ..., assistant) as one turn,
-        with the definitions of the tools it used."""
-        return self.commit_turn(Turn(list(messages), tools=dict(tools or {}))) is not None
-
     def drop_owned_by(self, owners: Iterable[str]) -> int:
         """Remove the turns of deleted cells (an owner is the cell id, or `cell id#n` for its n-th %claude)."""
         cells = set(owners)
@@ -204,7 +197,6 @@ class Conversation:
             self._changed("reset", None)
 
     def _changed(self, change: Change, turn: Turn | None, *, appended: bool = False) -> None:
-        self.revision += 1
         if not appended:
             self.rewrites += 1
         if self._listener is not None:

@@ -472,15 +472,14 @@ class ChatPanel:
 
     def _sync_history_locked(self) -> None:
         ids = self.conversation.turn_ids
-        if ids == self._shown and self.conversation.rewrites == self._shown_rewrites:
-            pass
-        elif self.conversation.rewrites == self._shown_rewrites and ids[: len(self._shown)] == self._shown:
-            new = [turn for turn in self.conversation.turns if turn.id not in set(self._shown)]
+        appended_only = self.conversation.rewrites == self._shown_rewrites and ids[: len(self._shown)] == self._shown
+        if not appended_only:  # a turn was replaced (a re-run cell), dropped (a deleted cell), cleared or loaded
+            self._rebuild(note="The conversation was cleared." if self._shown and not ids else None)
+        elif len(ids) > len(self._shown):
+            new = self.conversation.turns[len(self._shown):]  # one snapshot: what is drawn is what is recorded
             messages = [message for turn in new for message in turn.messages]
             self.transcript.children = (*self.transcript.children, *self._message_widgets(messages))
-            self._shown = ids
-        else:  # a turn was replaced (a re-run cell), dropped (a deleted cell), cleared or loaded
-            self._rebuild(note="The conversation was cleared." if self._shown and not ids else None)
+            self._shown = [*self._shown, *(turn.id for turn in new)]
         self._update_info()
 
     def _rebuild(self, note: str | None = None) -> None:
