@@ -99,6 +99,15 @@ def stop_and_check(nb: LabNotebook, artifacts: Path) -> None:
 # -- Notebook 7 ----------------------------------------------------------------------------------------
 
 
+def run_watching(nb: LabNotebook, index: int, screenshot: Path) -> list[str]:
+    """Run cell `index` and return every text its output showed until the footer; then a screenshot."""
+    watch = nb.watch_output(index, "stop_reason: end_turn")
+    nb.run_cell(index, wait=False)
+    states = nb.watched_states(watch, timeout=TIMEOUT)
+    nb.screenshot(screenshot)
+    return states
+
+
 def test_notebook7_magic_and_raw_view_stream_live(notebook7: JupyterLab, lab_page: Any, artifacts: Path) -> None:
     write_notebook(notebook7.root_dir / "magic.ipynb",
                    ["%load_ext claude_magic", "%%claude\nExplain caching.", "%%claude --raw\nShow the protocol."])
@@ -106,20 +115,14 @@ def test_notebook7_magic_and_raw_view_stream_live(notebook7: JupyterLab, lab_pag
     assert "/notebooks/magic.ipynb" in lab_page.url
     nb.run_cell(0, timeout=TIMEOUT)
 
-    watch = nb.watch_output(1, "stop_reason: end_turn")
-    nb.run_cell(1, wait=False)
-    states = nb.watched_states(watch, timeout=TIMEOUT)
-    nb.screenshot(artifacts / "magic-final.png")
+    states = run_watching(nb, 1, artifacts / "magic-final.png")
     live = growing(states, "Paragraph", "stop_reason")
     assert len(live) >= 3, f"the answer must grow on screen before it finishes; saw {len(live)} growing states"
     assert "offline emulator, not Claude" in states[-1]
     expect(nb.output(1)).to_have_count(1)  # one clean output at the end
     assert nb.output(1).locator("strong", has_text="copies").count() == 12  # rendered Markdown
 
-    watch = nb.watch_output(2, "stop_reason: end_turn")
-    nb.run_cell(2, wait=False)
-    states = nb.watched_states(watch, timeout=TIMEOUT)
-    nb.screenshot(artifacts / "raw-final.png")
+    states = run_watching(nb, 2, artifacts / "raw-final.png")
     live = growing(states, "content_block_delta", "stop_reason:")
     assert len(live) >= 3, f"the event lines must grow on screen; saw {len(live)} growing states"
     final = states[-1]
