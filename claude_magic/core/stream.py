@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
 import anthropic
@@ -41,7 +42,7 @@ class Sink(Protocol):
 
 
 class TurnControl:
-    """Lets another thread stop a running turn (the panel's Stop button).
+    """Lets another thread stop a running turn (the panel's Stop button), and an Interrupt end it cleanly.
 
     Setting the flag alone would wait for the next event, which never comes if the server stalls.
     Closing the response from another thread does not wake a read blocked in recv() either
@@ -53,10 +54,14 @@ class TurnControl:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._stream: Any = None
+        # Plain attributes, not the Event: the SIGINT handler that sets them may run while this very
+        # thread holds any lock, so it must not take one.
+        self.interrupted = False
+        self.finishing = False
 
     @property
     def stopped(self) -> bool:
-        return self._stopped.is_set()
+        return self.interrupted or self._stopped.is_set()
 
     def stop(self) -> None:
         self._stopped.set()
@@ -82,11 +87,49 @@ class TurnControl:
         with self._lock:
             self._stream = None
 
+    def _on_interrupt(self) -> bool:
+        """SIGINT while this control's turn runs on the main thread. With a stream open, end it the way
+        Stop does (flag, socket shut down: the blocked read fails at once) and return True: no
+        KeyboardInterrupt is raised into whatever HTTP, SDK or drawing code happens to be running, where
+        it could leave a lock held or a library half-way through. Without one (connecting, between tool
+        rounds, waiting to retry) return False: the caller raises KeyboardInterrupt as Python would."""
+        if self.finishing:
+            return True  # the answer is complete and being committed: nothing left to interrupt
+        stream = self._stream  # read without the lock (see __init__)
+        if stream is None or self.interrupted:
+            return False  # a second Interrupt while the first winds down is a plain KeyboardInterrupt
+        self.interrupted = True
+        _shutdown_socket(stream)
+        return True
+
+
+@contextlib.contextmanager
+def interrupts_end_the_stream(control: TurnControl) -> Iterator[None]:
+    """On the main thread, while Python's default SIGINT handler is installed (a kernel running a cell,
+    terminal IPython), route SIGINT through `control` for the duration of the turn."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if not control._on_interrupt():
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 def _shutdown_socket(stream: Any) -> None:
     # Must come before close(), which releases the socket; other transports have no socket to reach.
+    # socket.socket's own shutdown: on a TLS socket it shuts the connection down without touching the
+    # SSL object the reading thread is using.
     with contextlib.suppress(Exception):
-        stream.response.extensions["network_stream"].get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+        sock = stream.response.extensions["network_stream"].get_extra_info("socket")
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def run_turn(
@@ -113,24 +156,26 @@ def run_turn(
     if sink is not None:
         sink.start(state)
         frames = FrameScheduler(state, sink, throttle)
-    try:
-        while True:
-            _stream_with_retries(client, request, state, frames, control, clock, max_retries)
-            if after_round is None or state.status != "complete":
-                break
-            next_request = after_round(state, frames)
-            if next_request is None:
-                break
-            request = next_request
-    except KeyboardInterrupt:
-        _mark_interrupted(state, "Interrupted", clock())
-    finally:
-        frames.close()
-    state.notice = None
-    if settle is not None:
-        settle(state)  # commit before the final draw, which says where the turn went
-    if sink is not None:
-        sink.finish(state)
+    with interrupts_end_the_stream(control):
+        try:
+            while True:
+                _stream_with_retries(client, request, state, frames, control, clock, max_retries)
+                if after_round is None or state.status != "complete":
+                    break
+                next_request = after_round(state, frames)
+                if next_request is None:
+                    break
+                request = next_request
+        except KeyboardInterrupt:
+            _mark_interrupted(state, "Interrupted", clock())
+        finally:
+            control.finishing = True
+            frames.close()
+        state.notice = None
+        if settle is not None:
+            settle(state)  # commit before the final draw, which says where the turn went
+        if sink is not None:
+            sink.finish(state)
     return state
 
 
@@ -152,7 +197,7 @@ def _stream_with_retries(
             break
         except Exception as exc:  # noqa: BLE001 - every failure becomes a state the user sees
             if control.stopped:
-                _mark_stopped(state, clock())
+                _mark_ended_by(control, state, clock())
                 break
             info, delay = _retry_plan(exc, state, attempt, max_retries)
             if delay is not None:
@@ -161,7 +206,7 @@ def _stream_with_retries(
                     _show_retry(state, info, delay, attempt, max_retries)
                     frames.force()
                 if control.wait(delay):
-                    _mark_stopped(state, clock())
+                    _mark_ended_by(control, state, clock())
                     break
                 continue
             _mark_failed(state, info, clock())
@@ -187,7 +232,7 @@ def _stream_once(
                     tap.drain(state)  # the wire events up to this one, pings included
                     _fold(state, event, clock())
                     if control.stopped:
-                        _mark_stopped(state, clock())
+                        _mark_ended_by(control, state, clock())
                         return
                     frames.after_event()
             if state.status == "complete":
@@ -378,6 +423,13 @@ def _ended_early(kind: str, what: str, state: TurnState) -> ErrorInfo:
     if state.has_content:
         return ErrorInfo(kind, f"{what} after {state.tokens_so_far} tokens").finalize(partial=True)
     return ErrorInfo(kind, f"{what} before the first token: nothing was added to history")
+
+
+def _mark_ended_by(control: TurnControl, state: TurnState, now: float) -> None:
+    if control.interrupted:
+        _mark_interrupted(state, "Interrupted", now)
+    else:
+        _mark_stopped(state, now)
 
 
 def _mark_stopped(state: TurnState, now: float) -> None:

@@ -16,10 +16,13 @@ import contextlib
 import os
 import queue
 import re
+import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import KernelManager
@@ -273,6 +276,7 @@ class KernelSession:
         self._sent: dict[str, float] = {}
         self._shell_lock = threading.Lock()
         self._stop = threading.Event()
+        self._stacks_path = ""
         self._reader: threading.Thread | None = None
         self._reader_error: BaseException | None = None
         self._started = False
@@ -302,7 +306,13 @@ class KernelSession:
         # A kernel must not inherit the parent's "I am a kernel" markers.
         env.pop("JPY_PARENT_PID", None)
         self.km = KernelManager(kernel_name=self.kernel_name)
-        kwargs: dict[str, Any] = {"env": env}
+        # If a request hangs, `collect` asks the kernel for every thread's stack (faulthandler on
+        # SIGUSR1, written to a file of this session) and puts it in the error.
+        with tempfile.NamedTemporaryFile(prefix="kernel-stacks-", suffix=".txt", delete=False) as stacks:
+            self._stacks_path = stacks.name
+        dump_on_sigusr1 = (f"__import__('faulthandler').register(__import__('signal').SIGUSR1, "
+                           f"file=open({self._stacks_path!r}, 'w'), all_threads=True)")
+        kwargs: dict[str, Any] = {"env": env, "extra_arguments": [f"--IPKernelApp.exec_lines={[dump_on_sigusr1]!r}"]}
         if self.cwd is not None:
             kwargs["cwd"] = self.cwd
         try:
@@ -337,6 +347,9 @@ class KernelSession:
                 pass
             with contextlib.suppress(Exception):
                 self.km.cleanup_resources()
+        if self._stacks_path:
+            with contextlib.suppress(OSError):
+                os.unlink(self._stacks_path)
 
     # -- IOPub reader -----------------------------------------------------------------------------------------
 
@@ -451,6 +464,7 @@ class KernelSession:
             raise TimeoutError(
                 f"execute request {msg_id} did not finish within {timeout} s "
                 f"(reply received: {msg_id in self._replies}); last IOPub messages:\n{summary}"
+                f"\nthe kernel's threads:\n{self._kernel_stacks()}"
             ) from None
         return ExecutionResult(
             msg_id=msg_id,
@@ -479,6 +493,15 @@ class KernelSession:
                 f"cell ended with status {result.status!r}:\n{result.traceback_text()}\n--- code ---\n{code}"
             )
         return result
+
+    def _kernel_stacks(self) -> str:
+        """Every thread's stack in the kernel process, as faulthandler writes it (for a hang's report)."""
+        pid = getattr(getattr(self.km, "provisioner", None), "pid", None)
+        if pid is None or not self.is_alive:
+            return "  (kernel not running)"
+        os.kill(pid, signal.SIGUSR1)
+        time.sleep(1)
+        return Path(self._stacks_path).read_text(errors="replace")[:12000] or "  (nothing written)"
 
     def interrupt(self) -> None:
         """Send SIGINT (or the kernel's interrupt mode) via ``KernelManager.interrupt_kernel()``."""
