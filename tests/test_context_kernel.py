@@ -229,7 +229,7 @@ def test_tokens_counts_with_the_api_and_the_guard_refuses_before_sending(kernel:
     counted = [r for r in emulator.requests if r.path == "/v1/messages/count_tokens"]
     assert len(counted) == 1 and counted[0].status == 200
     out = result.stdout()
-    assert out.startswith("Next request: ") and "1 exchange of history, attachments: small.png" in out
+    assert out.startswith("Next request: ") and "1 turn of history, attachments: small.png" in out
     assert "claude-sonnet-5-5: context window 1,000,000 tokens" in out
     # Normal turns pay no count: the history's tokens are known from the last turn's usage.
     emulator.clear_requests()

@@ -168,7 +168,7 @@ def test_a_refusal_is_one_line_and_not_committed(shell: Any, emu: Emulator) -> N
     reply = run(shell, "--no-raise --out r", "refuse this")
     reply = shell.user_ns["r"]
     text = reply._repr_mimebundle_()["text/plain"]
-    assert "⚠ Claude declined to answer: the exchange was not added to history" in text
+    assert "⚠ Claude declined to answer: the turn was not added to history" in text
     assert len(STORE.get()) == 0
 
 

@@ -189,7 +189,7 @@ def test_history_is_shared_with_the_magic_both_ways(
     # The magic's exchange is already on screen.
     assert "Explain HTTP caching" in transcript_html(panel)
     assert "<h2>Caching</h2>" in transcript_html(panel)
-    assert "1 exchange in history" in panel.info.value
+    assert "1 turn in history" in panel.info.value
 
     panel.send("a medium answer please")
     assert panel.wait(30).status == "complete"
@@ -202,7 +202,7 @@ def test_history_is_shared_with_the_magic_both_ways(
     assert roles(request) == ["user", "assistant", "user", "assistant", "user"]
     assert "medium answer" in json.dumps(request[2])
     # The panel picked up the magic's turn after the cell ran.
-    assert "3 exchanges in history" in panel.info.value
+    assert "3 turns in history" in panel.info.value
     assert "Explain HTTP caching once more" in transcript_html(panel)
 
 
@@ -212,7 +212,7 @@ def test_named_conversations_are_separate(emu: Emulator, make_panel: Callable[..
     notes.send("Explain HTTP caching")
     assert notes.wait(30).status == "complete"
     assert len(STORE.get("notes")) == 1 and len(STORE.get()) == 0
-    assert "0 exchanges" in other.info.value and "Caching" not in transcript_html(other)
+    assert "0 turns" in other.info.value and "Caching" not in transcript_html(other)
     other.send("a medium answer please")
     assert other.wait(30).status == "complete"
     assert roles(emu.requests[-1].messages) == ["user"]
@@ -229,7 +229,7 @@ def test_second_panel_shows_history_and_follows_commits(
     first.send("a medium answer please")
     first.wait(30)
     assert "a medium answer please" in transcript_html(second)
-    assert "2 exchanges" in second.info.value
+    assert "2 turns" in second.info.value
     # Either panel continues the same conversation.
     second.send("Explain HTTP caching again")
     second.wait(30)
@@ -237,7 +237,7 @@ def test_second_panel_shows_history_and_follows_commits(
     # New conversation clears it for both panels (and for the magic).
     first.new_conversation()
     assert len(STORE.get()) == 0
-    assert "0 exchanges" in second.info.value and "medium answer" not in transcript_html(second)
+    assert "0 turns" in second.info.value and "medium answer" not in transcript_html(second)
 
 
 def test_stop_ends_stream_fast_and_keeps_history_valid(
@@ -443,7 +443,7 @@ def test_kernel_panel_streams_and_shares_history_with_magic(
         "print(json.dumps(panel_state(p)))",
     )
     assert state["status"] == "complete" and "claude-magic-footer" in state["html"]
-    assert "2 exchanges in history" in state["info"] and not state["busy"] and not state["send_disabled"]
+    assert "2 turns in history" in state["info"] and not state["busy"] and not state["send_disabled"]
     assert roles(emulator.requests[-1].messages) == ["user", "assistant", "user"]
     # The frames reached IOPub as widget comm messages from the turn's thread.
     updates = [m for m in magic_kernel.all_messages()[msg_count:]
@@ -454,7 +454,7 @@ def test_kernel_panel_streams_and_shares_history_with_magic(
     assert roles(emulator.requests[-1].messages) == ["user", "assistant"] * 2 + ["user"]
     assert "a medium answer please" in json.dumps(emulator.requests[-1].messages[2])
     state = kernel_json(magic_kernel, "print(json.dumps(panel_state(p)))")
-    assert "3 exchanges in history" in state["info"]  # refreshed after the magic's cell
+    assert "3 turns in history" in state["info"]  # refreshed after the magic's cell
 
 
 @pytest.mark.kernel

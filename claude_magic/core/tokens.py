@@ -208,9 +208,9 @@ def refusal_line(tokens: int, limit: int, model: str) -> str:
             "%config ClaudeMagic.max_input_tokens (0 turns the check off).")
 
 
-def tokens_report(tokens: int, model: str, limit: int | None, *, exchanges: int, parts: list[str]) -> str:
+def tokens_report(tokens: int, model: str, limit: int | None, *, turns: int, parts: list[str]) -> str:
     """What `%claude tokens` prints: the count, what it holds, the window and what is left."""
-    carried = ", ".join([f"{exchanges} exchange{'s' * (exchanges != 1)} of history", *parts])
+    carried = ", ".join([f"{turns} turn{'s' * (turns != 1)} of history", *parts])
     lines = [f"Next request: {tokens:,} input tokens ({carried}; counted with messages.count_tokens), "
              "plus your prompt."]
     window = context_window(model)

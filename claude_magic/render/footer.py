@@ -10,7 +10,7 @@ from claude_magic.core.turn import TurnState
 _STOP_EXPLANATIONS = {
     "max_tokens": "cut off: the answer reached max_tokens. Continue it with %claude continue (the panel: "
                   "Continue), or raise --max-tokens",
-    "refusal": "Claude declined to answer: the exchange was not added to history",
+    "refusal": "Claude declined to answer: the turn was not added to history",
     "pause_turn": "paused: the turn was paused more often than claude_magic resumes it; %claude continue "
                   "goes on",
     "model_context_window_exceeded": "cut off: the conversation filled the model's context window. Start "

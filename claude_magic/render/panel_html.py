@@ -78,10 +78,10 @@ def assistant_history_html(content: str | list[dict[str, Any]]) -> str:
     return "".join(block_html(block_from_param(param)) for param in content)
 
 
-def info_html(name: str, exchanges: int) -> str:
-    plural = "" if exchanges == 1 else "s"
+def info_html(name: str, turns: int) -> str:
+    plural = "" if turns == 1 else "s"
     return (f'<span class="claude-panel-info">Conversation <b>{html.escape(name)}</b> · '
-            f"{exchanges} exchange{plural} in history</span>")
+            f"{turns} turn{plural} in history</span>")
 
 
 def note_html(text: str) -> str:

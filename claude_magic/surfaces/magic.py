@@ -341,7 +341,7 @@ class ClaudeMagics(Magics):
             [f"{len(request['tools'])} tools"] if request.get("tools") else []) + (
             [f"attachments: {', '.join(a.name for a in attachments)}"] if attachments else [])
         history = len(request["messages"]) // 2
-        print(tokens_report(tokens, request["model"], turn.input_limit, exchanges=history, parts=parts))
+        print(tokens_report(tokens, request["model"], turn.input_limit, turns=history, parts=parts))
         if attachments:
             print(f"   {', '.join(a.summary() for a in attachments)}")
 
