@@ -52,7 +52,8 @@ def answers() -> list[str]:
 
 def test_thinking_is_requested_shown_folded_and_kept_with_its_signature(shell: Any, emu: Emulator,
                                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    reply = run(shell, "--thinking 2048 --out r", "ponder this")
+    # A budget, on a model that takes one; then adaptive thinking on the default model.
+    reply = run(shell, "--model claude-opus-4-5 --thinking 2048 --out r", "ponder this")
     reply = shell.user_ns["r"]
     assert emu.requests[-1].body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
     html = reply._repr_mimebundle_()["text/html"]
@@ -86,8 +87,11 @@ def test_a_changed_thinking_block_is_rejected_like_the_api_does(emu: Emulator) -
 @pytest.mark.parametrize(("flags", "message"), [
     ("--thinking 100", "at least 1024"),
     ("--thinking 4096 --max-tokens 2000", "must be less than max_tokens"),
-    ("--thinking 2048 --temperature 0.5", "temperature cannot be set with thinking"),
+    ("--thinking adaptive --temperature 0.5", "temperature cannot be set with thinking"),
     ("--thinking lots", "a token budget"),
+    # The default model (Claude 5) thinks adaptively; Claude 4.5 takes only a budget.
+    ("--thinking 2048", "thinks adaptively and does not take a thinking budget: use --thinking adaptive"),
+    ("--model claude-haiku-4-5 --thinking adaptive", "does not support adaptive thinking: give it a budget"),
 ])
 def test_invalid_thinking_is_one_line_and_nothing_is_sent(shell: Any, emu: Emulator, flags: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
@@ -102,13 +106,19 @@ def test_thinking_with_forced_tool_use_is_refused_before_sending(shell: Any, emu
 
     shell.user_ns["clock"] = clock
     with pytest.raises(UsageError, match="does not allow with thinking"):
-        run(shell, "--thinking 2048 --tools clock --tool-choice any", "What time is it?")
+        run(shell, "--thinking adaptive --tools clock --tool-choice any", "What time is it?")
     assert emu.requests == []
 
 
 @pytest.mark.parametrize(("body", "message"), [
     ({"thinking": {"type": "enabled", "budget_tokens": 512}}, "greater than or equal to 1024"),
-    ({"thinking": {"type": "enabled", "budget_tokens": 2048}, "max_tokens": 1000}, "must be greater than"),
+    ({"thinking": {"type": "enabled", "budget_tokens": 2048}, "max_tokens": 1000, "model": "claude-opus-4-5"},
+     "must be greater than"),
+    # Claude 4.7 and later take no budget; Claude 4.5 and earlier no adaptive thinking (the API's messages).
+    ({"thinking": {"type": "enabled", "budget_tokens": 2048}, "model": "claude-opus-4-7"},
+     '"thinking.type.enabled" is not supported for this model. Use "thinking.type.adaptive"'),
+    ({"thinking": {"type": "adaptive"}, "model": "claude-haiku-4-5"},
+     "adaptive thinking is not supported on this model"),
     ({"thinking": {"type": "adaptive"}, "temperature": 0.3}, "may only be set to 1"),
     ({"thinking": {"type": "sometimes"}}, "does not match any of the expected tags"),
     ({"thinking": {"type": "adaptive"}, "tools": [{"name": "t", "input_schema": {"type": "object"}}],
@@ -123,6 +133,25 @@ def test_the_emulator_checks_thinking_parameters_like_the_api(emu: Emulator, bod
         client.post("/v1/messages", body=request, cast_to=object)
 
 
+@pytest.mark.parametrize(("model", "thinking"), [
+    ("claude-opus-4-6", {"type": "enabled", "budget_tokens": 1024}),  # deprecated on 4.6, still accepted
+    ("claude-opus-4-6", {"type": "adaptive"}),
+    ("claude-opus-4-5", {"type": "enabled", "budget_tokens": 1024}),
+    ("claude-mythos-preview", {"type": "enabled", "budget_tokens": 1024}),
+    ("claude-sonnet-5-5", {"type": "adaptive"}),
+    ("claude-sonnet-5-5", {"type": "disabled"}),
+])
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")  # the SDK's, for 4.6 budgets
+def test_the_emulator_accepts_the_thinking_each_model_supports(emu: Emulator, model: str,
+                                                                thinking: dict[str, Any]) -> None:
+    client = anthropic.Anthropic(base_url=emu.base_url, api_key=FAKE_API_KEY, max_retries=0)
+    message = client.messages.create(model=model, max_tokens=4096, thinking=thinking,  # type: ignore[arg-type]
+                                     messages=[{"role": "user", "content": "What is a monad?"}])
+    assert emu.requests[-1].status == 200
+    kinds = [block.type for block in message.content]
+    assert kinds == (["text"] if thinking["type"] == "disabled" else ["thinking", "text"])
+
+
 def test_with_thinking_on_a_tool_loop_must_send_the_thinking_back_first(emu: Emulator) -> None:
     client = anthropic.Anthropic(base_url=emu.base_url, api_key=FAKE_API_KEY, max_retries=0)
     messages: list[Any] = [
@@ -132,7 +161,7 @@ def test_with_thinking_on_a_tool_loop_must_send_the_thinking_back_first(emu: Emu
     ]
     with pytest.raises(anthropic.BadRequestError, match="must start with a thinking block"):
         client.messages.create(model=known_models()[0], max_tokens=4096, messages=messages,
-                               thinking={"type": "enabled", "budget_tokens": 1024},
+                               thinking={"type": "adaptive"},
                                tools=[{"name": "w", "input_schema": {"type": "object"}}])
 
 

@@ -72,7 +72,7 @@ def test_thinking_is_open_while_it_streams_then_folds(
     emulator.set_pace(tokens_per_second=60)
     lab = jupyterlab_factory(env=api_env)
     write_notebook(lab.root_dir / "think.ipynb", ["%load_ext claude_magic",
-                                                   "%%claude --thinking 2048\nponder tea or coffee"])
+                                                   "%%claude --thinking adaptive\nponder tea or coffee"])
     nb = LabNotebook(lab_page).open(lab, "think.ipynb")
     nb.run_cell(0, timeout=60)
     nb.run_cell(1, wait=False)

@@ -94,7 +94,7 @@ def test_thinking_streams_open_then_folds_when_the_answer_starts(magic_kernel: K
                                                                  emulator: Emulator) -> None:
     emulator.set_script(SCRIPT)
     emulator.set_pace(tokens_per_second=400, chunk_tokens=2)
-    result = magic_kernel.execute("%%claude --thinking 2048 --display live\nponder this")
+    result = magic_kernel.execute("%%claude --thinking adaptive --display live\nponder this")
     frames = [m["content"]["data"].get("text/html", "") for m in result.messages
               if m["msg_type"] in ("display_data", "update_display_data")]
     assert any("<details open><summary>Thinking…" in frame for frame in frames), "thinking shown open while it streams"

@@ -183,14 +183,15 @@ def _options(settings: ClaudeMagic, model: str | None, max_tokens: int | None, s
     """Call arguments over settings, each checked (ValueError with the fix)."""
     tokens = check_max_tokens(settings.max_tokens if max_tokens is None else max_tokens)
     sampling = check_temperature(settings.temperature if temperature is None else temperature)
+    model = model or settings.model
     return TurnOptions(
-        model=model or settings.model,
+        model=model,
         max_tokens=tokens,
         system=settings.system if system is None else system,
         temperature=sampling,
         prompt_caching=settings.prompt_caching,
         thinking=thinking_param(settings.thinking if thinking is None else thinking, max_tokens=tokens,
-                                temperature=sampling),
+                                temperature=sampling, model=model),
     )
 
 

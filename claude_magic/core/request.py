@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from claude_magic._model_facts import thinking_modes
+
 _EPHEMERAL = {"type": "ephemeral"}
 MIN_THINKING_BUDGET = 1024  # the API's lower bound for budget_tokens
 THINKING_OFF = ("", "off", "none", "0")
@@ -43,9 +45,11 @@ def build_request(options: TurnOptions, messages: list[dict[str, Any]]) -> dict[
     return request
 
 
-def thinking_param(value: str | int | None, *, max_tokens: int, temperature: float | None) -> dict[str, Any] | None:
+def thinking_param(value: str | int | None, *, max_tokens: int, temperature: float | None,
+                   model: str | None = None) -> dict[str, Any] | None:
     """`--thinking N` / `adaptive` / `off` as the API's `thinking` parameter, checked the way the API checks
-    it, so a bad combination is one line before anything is sent (ValueError)."""
+    it, so a bad combination is one line before anything is sent (ValueError). Without `model` (a setting
+    checked on its own) the model's thinking modes are not checked."""
     text = "" if value is None else str(value).strip().lower()
     if text in THINKING_OFF:
         return None
@@ -62,6 +66,12 @@ def thinking_param(value: str | int | None, *, max_tokens: int, temperature: flo
             raise ValueError(f"the thinking budget ({budget}) must be less than max_tokens ({max_tokens}): "
                              f"raise --max-tokens above {budget}")
         param = {"type": "enabled", "budget_tokens": budget}
+    modes = thinking_modes(model) if model else None
+    if modes is not None and param["type"] not in modes:
+        if param["type"] == "enabled":
+            raise ValueError(f"{model} thinks adaptively and does not take a thinking budget: use --thinking "
+                             "adaptive (a budget works on Claude 4.6 and earlier models)")
+        raise ValueError(f"{model} does not support adaptive thinking: give it a budget, e.g. --thinking 2048")
     if temperature is not None and temperature != 1:
         raise ValueError("temperature cannot be set with thinking (the API allows only 1): drop --temperature "
                          "or turn thinking off")

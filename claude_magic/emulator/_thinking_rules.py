@@ -3,6 +3,8 @@
 From the API's extended-thinking documentation:
 - ``thinking`` is ``{"type": "enabled", "budget_tokens": N}``, ``{"type": "adaptive"}`` or
   ``{"type": "disabled"}``; a budget is at least 1,024 tokens and less than ``max_tokens``.
+- Claude 4.7 and later reject a budget (they think adaptively); Claude 4.5 and earlier reject adaptive
+  thinking (see ``claude_magic._model_facts``).
 - With thinking on, ``temperature`` may only be 1, ``top_k`` is not allowed, and ``tool_choice`` may not
   force tool use (``any`` / ``tool``).
 - Thinking blocks go back to the API exactly as they were received: their ``signature`` verifies the
@@ -18,6 +20,7 @@ import base64
 import hashlib
 from typing import Any
 
+from .._model_facts import thinking_modes
 from ._errors import ApiError
 
 MIN_BUDGET_TOKENS = 1024
@@ -59,18 +62,13 @@ def check_thinking(body: dict[str, Any], signatures: frozenset[str] = frozenset(
         if not isinstance(thinking, dict) or thinking.get("type") not in THINKING_TYPES:
             raise _bad("thinking: Input tag does not match any of the expected tags: 'enabled', 'adaptive', "
                        "'disabled'")
-        if thinking["type"] == "enabled":
-            budget = thinking.get("budget_tokens")
-            if not isinstance(budget, int) or isinstance(budget, bool):
-                raise _bad("thinking.enabled.budget_tokens: Field required")
-            if budget < MIN_BUDGET_TOKENS:
-                raise _bad(f"thinking.enabled.budget_tokens: Input should be greater than or equal to "
-                           f"{MIN_BUDGET_TOKENS}")
-            max_tokens = body.get("max_tokens")
-            if not count_only and isinstance(max_tokens, int) and max_tokens <= budget:
-                raise _bad("`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our "
-                           "documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
-                           "#max-tokens-and-context-window-size")
+        budget = _checked_budget(thinking) if thinking["type"] == "enabled" else None
+        _check_model_supports(thinking["type"], body.get("model"))
+        max_tokens = body.get("max_tokens")
+        if budget is not None and not count_only and isinstance(max_tokens, int) and max_tokens <= budget:
+            raise _bad("`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our "
+                       "documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+                       "#max-tokens-and-context-window-size")
     messages = body.get("messages") if isinstance(body.get("messages"), list) else []
     _check_signatures(messages, signatures)
     if thinking_mode(body) is None:
@@ -86,6 +84,25 @@ def check_thinking(body: dict[str, Any], signatures: frozenset[str] = frozenset(
     if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
         raise _bad("Thinking may not be enabled when tool_choice forces tool use.")
     _check_final_assistant(messages)
+
+
+def _checked_budget(thinking: dict[str, Any]) -> int:
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        raise _bad("thinking.enabled.budget_tokens: Field required")
+    if budget < MIN_BUDGET_TOKENS:
+        raise _bad(f"thinking.enabled.budget_tokens: Input should be greater than or equal to {MIN_BUDGET_TOKENS}")
+    return budget
+
+
+def _check_model_supports(kind: str, model: Any) -> None:
+    modes = thinking_modes(model) if isinstance(model, str) else None
+    if modes is None or kind == "disabled" or kind in modes:
+        return
+    if kind == "enabled":
+        raise _bad('"thinking.type.enabled" is not supported for this model. Use "thinking.type.adaptive" and '
+                   '"output_config.effort" to control thinking behavior.')
+    raise _bad("adaptive thinking is not supported on this model")
 
 
 def _check_signatures(messages: list[Any], signatures: frozenset[str]) -> None:

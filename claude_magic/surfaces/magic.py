@@ -103,8 +103,8 @@ class ClaudeMagics(Magics):
     @argument("--out", metavar="NAME", help="Also store the reply (a claude_magic.Reply) in the variable NAME.")
     @argument("--no-raise", action="store_true", help="Do not raise when the turn fails.")
     @argument("--thinking", metavar="N|adaptive|off",
-              help="Extended thinking: a token budget (at least 1024, less than --max-tokens), adaptive, or off "
-              "(default: %%config ClaudeMagic.thinking).")
+              help="Extended thinking: adaptive (Claude 4.6 and later), a token budget (Claude 4.6 and earlier; "
+              "at least 1024, less than --max-tokens), or off (default: %%config ClaudeMagic.thinking).")
     @argument("--key", metavar="NAME",
               help="Name this cell's turn: a later cell with the same --key replaces it (by default the "
               "notebook's cell id does this; use it where the frontend sends none, e.g. nbconvert).")

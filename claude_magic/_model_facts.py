@@ -1,0 +1,38 @@
+"""What the API's documentation says about each model, shared by the client's checks and the emulator.
+
+Thinking modes, from the extended-thinking page: manual thinking (`{"type": "enabled", "budget_tokens": N}`)
+is deprecated on the Claude 4.6 models and rejected by Claude 4.7 and later, which think adaptively
+(`{"type": "adaptive"}`); Claude 4.5 and earlier support only manual thinking; Claude Mythos Preview
+supports both.
+"""
+# The emulator rejects what this table says a model does not accept, with the API's messages; the client
+# says so in one line before sending. A model missing here is sent as asked.
+
+from __future__ import annotations
+
+import re
+
+ADAPTIVE_ONLY = frozenset({"adaptive"})
+BOTH = frozenset({"enabled", "adaptive"})
+MANUAL_ONLY = frozenset({"enabled"})
+
+# claude-opus-4-7, claude-sonnet-5-5, claude-sonnet-4-20250514 (a date, not a minor version), claude-fable-5
+_MODEL_ID = re.compile(r"claude-(?P<family>[a-z]+)-(?P<major>\d+)(?:-(?P<minor>\d{1,2}))?(?![0-9])")
+
+
+def thinking_modes(model: str) -> frozenset[str] | None:
+    """The `thinking.type`s besides "disabled" that `model` accepts; None for an id this table does not
+    know (nothing is checked then)."""
+    if model.startswith("claude-mythos-preview"):
+        return BOTH
+    if model.startswith("claude-3-7-sonnet"):
+        return MANUAL_ONLY
+    match = _MODEL_ID.match(model)
+    if match is None:
+        return None
+    version = (int(match["major"]), int(match["minor"] or 0))
+    if version >= (4, 7):
+        return ADAPTIVE_ONLY
+    if version == (4, 6):
+        return BOTH
+    return MANUAL_ONLY if version >= (4, 0) else None
