@@ -1,5 +1,8 @@
 """What the API's documentation says about each model, shared by the client's checks and the emulator.
 
+Sampling, from the Claude 4.7 migration notes: Claude 4.7 and later set their own sampling and reject
+`temperature`, `top_p` and `top_k` (400 "`temperature` is deprecated for this model.").
+
 Thinking modes, from the extended-thinking page: manual thinking (`{"type": "enabled", "budget_tokens": N}`)
 is deprecated on the Claude 4.6 models and rejected by Claude 4.7 and later, which think adaptively
 (`{"type": "adaptive"}`); Claude 4.5 and earlier support only manual thinking; Claude Mythos Preview
@@ -20,6 +23,20 @@ MANUAL_ONLY = frozenset({"enabled"})
 _MODEL_ID = re.compile(r"claude-(?P<family>[a-z]+)-(?P<major>\d+)(?:-(?P<minor>\d{1,2}))?(?![0-9])")
 
 
+SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
+
+
+def _version(model: str) -> tuple[int, int] | None:
+    match = _MODEL_ID.match(model)
+    return None if match is None else (int(match["major"]), int(match["minor"] or 0))
+
+
+def takes_sampling(model: str) -> bool:
+    """Whether `model` accepts the sampling parameters; True for an id this table does not know."""
+    version = _version(model)
+    return version is None or version < (4, 7)
+
+
 def thinking_modes(model: str) -> frozenset[str] | None:
     """The `thinking.type`s besides "disabled" that `model` accepts; None for an id this table does not
     know (nothing is checked then)."""
@@ -27,10 +44,9 @@ def thinking_modes(model: str) -> frozenset[str] | None:
         return BOTH
     if model.startswith("claude-3-7-sonnet"):
         return MANUAL_ONLY
-    match = _MODEL_ID.match(model)
-    if match is None:
+    version = _version(model)
+    if version is None:
         return None
-    version = (int(match["major"]), int(match["minor"] or 0))
     if version >= (4, 7):
         return ADAPTIVE_ONLY
     if version == (4, 6):

@@ -87,7 +87,7 @@ def test_a_changed_thinking_block_is_rejected_like_the_api_does(emu: Emulator) -
 @pytest.mark.parametrize(("flags", "message"), [
     ("--thinking 100", "at least 1024"),
     ("--thinking 4096 --max-tokens 2000", "must be less than max_tokens"),
-    ("--thinking adaptive --temperature 0.5", "temperature cannot be set with thinking"),
+    ("--model claude-opus-4-6 --thinking adaptive --temperature 0.5", "temperature cannot be set with thinking"),
     ("--thinking lots", "a token budget"),
     # The default model (Claude 5) thinks adaptively; Claude 4.5 takes only a budget.
     ("--thinking 2048", "thinks adaptively and does not take a thinking budget: use --thinking adaptive"),

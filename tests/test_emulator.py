@@ -272,7 +272,8 @@ def test_count_tokens_matches_usage(emu: Emulator) -> None:
 
 def test_request_log_redacts_credentials(emu: Emulator) -> None:
     client = client_for(emu)
-    client.messages.create(model=MODEL, max_tokens=20, messages=user("logged"), extra_body={"temperature": 0.5})
+    client.messages.create(model="claude-opus-4-5", max_tokens=20, messages=user("logged"),
+                           extra_body={"temperature": 0.5})
     with httpx2.Client() as http:
         http.post(
             f"{emu.base_url}/v1/messages",
@@ -318,6 +319,10 @@ def test_missing_credentials_is_authentication_error(emu: Emulator) -> None:
         ({"messages": [{"role": "system", "content": "hi"}]}, "messages.0.role"),
         # SDK 2.11 has no `temperature` parameter any more; extra_body still sends it.
         ({"extra_body": {"temperature": 1.5}}, "temperature"),
+        # Claude 4.7 and later choose their own sampling.
+        ({"model": "claude-opus-4-7", "extra_body": {"temperature": 0.5}},
+         "`temperature` is deprecated for this model."),
+        ({"model": "claude-sonnet-5-5", "extra_body": {"top_p": 0.9}}, "`top_p` is deprecated for this model."),
         (
             {
                 "messages": [

@@ -24,7 +24,7 @@ from claude_magic.core.context import Attachment, user_content, without_images
 from claude_magic.core.history import STORE, Conversation, Placement, Turn
 from claude_magic.core.persist import install as install_saver
 from claude_magic.core.pricing import estimate_cost, parse_overrides
-from claude_magic.core.request import TurnOptions, build_request, thinking_param
+from claude_magic.core.request import TurnOptions, build_request, check_sampling, thinking_param
 from claude_magic.core.stream import SharedBackoff, Sink, TurnControl, run_turn, run_turn_async
 from claude_magic.core.throttle import Throttle
 from claude_magic.core.tokens import check_budget, check_budget_async, input_limit, remember_exchange
@@ -184,6 +184,7 @@ def _options(settings: ClaudeMagic, model: str | None, max_tokens: int | None, s
     tokens = check_max_tokens(settings.max_tokens if max_tokens is None else max_tokens)
     sampling = check_temperature(settings.temperature if temperature is None else temperature)
     model = model or settings.model
+    check_sampling(model, sampling)
     return TurnOptions(
         model=model,
         max_tokens=tokens,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from claude_magic._model_facts import thinking_modes
+from claude_magic._model_facts import takes_sampling, thinking_modes
 
 _EPHEMERAL = {"type": "ephemeral"}
 MIN_THINKING_BUDGET = 1024  # the API's lower bound for budget_tokens
@@ -43,6 +43,14 @@ def build_request(options: TurnOptions, messages: list[dict[str, Any]]) -> dict[
         # the API still takes temperature from older models, so it goes in the body as sent.
         request["extra_body"] = {"temperature": options.temperature}
     return request
+
+
+def check_sampling(model: str, temperature: float | None) -> None:
+    """A temperature for a model that sets its own sampling is one line before sending (ValueError)."""
+    if temperature is not None and not takes_sampling(model):
+        raise ValueError(f"{model} does not take a temperature (Claude 4.7 and later choose their own sampling): "
+                         "drop --temperature (or %config ClaudeMagic.temperature = None), or pick an older model "
+                         "with --model")
 
 
 def thinking_param(value: str | int | None, *, max_tokens: int, temperature: float | None,

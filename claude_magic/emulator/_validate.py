@@ -13,6 +13,7 @@ from typing import Any
 
 from anthropic.types import ModelParam
 
+from .._model_facts import SAMPLING_PARAMETERS, takes_sampling
 from ._errors import ApiError
 from ._media_blocks import check_media_block
 from ._thinking_rules import check_thinking
@@ -201,6 +202,9 @@ def validate_request(body: Any, models: Iterable[str], *, count_only: bool = Fal
         isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 1
     ):
         raise _bad("temperature: range: 0..1")
+    for name in SAMPLING_PARAMETERS:
+        if body.get(name) is not None and not takes_sampling(model):
+            raise _bad(f"`{name}` is deprecated for this model.")
     stops = body.get("stop_sequences")
     if stops is not None and (not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)):
         raise _bad("stop_sequences: Input should be a valid list of strings")
