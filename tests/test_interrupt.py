@@ -28,12 +28,13 @@ LONG_ANSWER = " ".join(f"word{n}" for n in range(400))
 
 
 class RecordingSink:
-    """Remembers the text of each frame; `first_frame` is set once text is showing. With `slow_first`, the
-    first frame with text takes half a second (the Interrupt arrives meanwhile) and then records that it
-    completed."""
+    """Remembers the text of each frame; `first_frame` is set once `words` words are showing. With
+    `slow_first`, that frame takes half a second (the Interrupt arrives meanwhile) and then records that
+    it completed."""
 
-    def __init__(self, slow_first: bool = False) -> None:
+    def __init__(self, slow_first: bool = False, words: int = 1) -> None:
         self.first_frame = threading.Event()
+        self.words = words
         self.slow_first = slow_first
         self.texts: list[str] = []
         self.slow_frame_completed = False
@@ -44,7 +45,7 @@ class RecordingSink:
 
     def frame(self, state: TurnState) -> None:
         self.texts.append(state.text)
-        if state.text and not self.first_frame.is_set():
+        if len(state.text.split()) >= self.words and not self.first_frame.is_set():
             self.first_frame.set()
             if self.slow_first:
                 time.sleep(0.5)
@@ -111,7 +112,8 @@ def test_interrupt_mid_stream_ends_the_turn_with_its_partial_answer(emulator: Em
 
 def test_interrupt_during_a_stall_ends_the_turn_at_once(emulator: Emulator) -> None:
     stall = {"kind": "stall", "after_tokens": 3, "seconds": 60}
-    state, _, seconds = stream_until_interrupted(emulator, {"content": LONG_ANSWER, "fault": stall})
+    state, _, seconds = stream_until_interrupted(emulator, {"content": LONG_ANSWER, "fault": stall},
+                                                 RecordingSink(words=3))
 
     assert state.status == "interrupted"
     assert state.text.split() == LONG_ANSWER.split()[:3]
@@ -135,3 +137,43 @@ def test_a_turn_on_another_thread_leaves_the_signal_handler_alone(emulator: Emul
     worker.join(30)
     assert states and states[0].status == "complete" and states[0].text == "short answer"
     assert handler_seen and all(handler is signal.default_int_handler for handler in handler_seen)
+
+
+def test_an_interrupt_as_a_tool_call_is_drawn_ends_the_call_shown_as_interrupted(
+    emulator: Emulator, api_env: dict[str, str]
+) -> None:
+    """The Interrupt lands while the call is being drawn, before the tool starts (the window a user hits by
+    pressing Interrupt as the call appears): the tool never runs, and the call is not left shown running."""
+    from claude_magic.core.engine import prepare_turn, run_exchange
+    from claude_magic.settings import ClaudeMagic
+
+    ran: list[float] = []
+
+    def slow(seconds: float) -> str:
+        """Sleeps."""
+        ran.append(seconds)
+        time.sleep(seconds)
+        return "slept"
+
+    call = {"type": "tool_use", "id": "toolu_s", "name": "slow", "input": {"seconds": 30}}
+    emulator.set_script({"turns": [{"match": "Sleep please", "content": [call]}]})
+
+    class InterruptAtTheCall(RecordingSink):
+        def frame(self, state: TurnState) -> None:
+            calls = [block.call for block in state.blocks if block.kind == "tool_result"]
+            if calls and calls[0].status == "running" and not self.first_frame.is_set():
+                self.first_frame.set()
+                signal.raise_signal(signal.SIGINT)  # handled before this frame returns
+
+    sink = InterruptAtTheCall()
+    turn = prepare_turn("Sleep please", ClaudeMagic(), tools=[slow], conversation="interrupt-at-call")
+    try:
+        state = run_exchange(turn, sink)
+    except KeyboardInterrupt:
+        pytest.fail("the Interrupt escaped the turn as KeyboardInterrupt")
+
+    assert sink.first_frame.is_set() and ran == []
+    assert state.status == "interrupted"
+    views = [block.call for block in state.blocks if block.kind == "tool_result"]
+    assert [view.status for view in views] == ["interrupted"]
+    assert not any(thread.name == "claude-tool-ticker" for thread in threading.enumerate())

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import FAKE_API_KEY
+from support import FAKE_API_KEY, run_coroutine
 
-from claude_magic.core.engine import prepare_turn, run_exchange
+from claude_magic.core.engine import prepare_turn, run_exchange, run_exchange_async
 from claude_magic.core.frames import NoFrames
 from claude_magic.core.history import STORE
 from claude_magic.core.tool_loop import ToolLoop, api_valid_prefix
@@ -336,3 +336,31 @@ def test_a_plain_turn_after_a_tool_turn_is_accepted(sdk_env: Emulator) -> None:
     state = run_exchange(turn, None)
     assert state.status == "complete", state.error
     assert os.environ["ANTHROPIC_API_KEY"] not in answer_bundle(state)["text/html"]
+
+
+@pytest.mark.parametrize("streaming", ["sync", "async"])
+def test_a_paused_tool_turn_goes_on_and_history_keeps_one_assistant_message(sdk_env: Emulator, streaming: str) -> None:
+    """stop_reason pause_turn after a tool round: the exchange so far goes back, ending with the paused
+    message, and what the API sends next joins that message, in the request and in history."""
+    call = {"type": "tool_use", "id": "toolu_p", "name": "get_weather", "input": {"city": "Oslo"}}
+    sdk_env.set_script({"turns": [
+        {"match": "Archive weather", "content": [call]},
+        {"match": "Oslo: 21 c", "content": "Searching the archive…", "stop_reason": "pause_turn", "times": 1},
+        {"match": "Oslo: 21 c", "content": "Oslo was 21 °C in 1887 too."},
+    ]})
+    turn = prepare_turn("Archive weather for Oslo?", ClaudeMagic(), tools=[get_weather])
+    state = run_exchange(turn, None) if streaming == "sync" else run_coroutine(run_exchange_async(turn, None))
+
+    assert state.status == "complete" and state.stop_reason == "end_turn", state.error
+    assert state.tool_rounds == 1
+    resumed = sdk_env.requests[-1]
+    assert [r.status for r in sdk_env.requests] == [200, 200, 200]
+    assert [m["role"] for m in resumed.messages] == ["user", "assistant", "user", "assistant"]
+    assert resumed.messages[-1] == {"role": "assistant",
+                                    "content": [{"type": "text", "text": "Searching the archive…"}]}
+    stored = STORE.get().messages
+    assert [m["role"] for m in stored] == ["user", "assistant", "user", "assistant"]
+    assert [b["text"] for b in stored[-1]["content"]] == ["Searching the archive…", "Oslo was 21 °C in 1887 too."]
+    # The API accepts that history back.
+    assert run_exchange(prepare_turn("Thanks.", ClaudeMagic()), None).status == "complete"
+    assert sdk_env.requests[-1].status == 200

@@ -28,7 +28,7 @@ from claude_magic.core.request import TurnOptions, build_request, check_sampling
 from claude_magic.core.stream import SharedBackoff, Sink, TurnControl, run_turn, run_turn_async
 from claude_magic.core.throttle import Throttle
 from claude_magic.core.tokens import check_budget, check_budget_async, input_limit, remember_exchange
-from claude_magic.core.tool_loop import ToolLoop, api_valid_prefix, begin_round
+from claude_magic.core.tool_loop import ToolLoop, api_valid_prefix, as_prefill, begin_round
 from claude_magic.core.tools import make_toolset, resolve_names, tool_choice_param
 from claude_magic.core.turn import ErrorInfo, TurnState, Usage, block_from_param
 from claude_magic.settings import ClaudeMagic, check_max_tokens, check_temperature
@@ -248,7 +248,7 @@ def run_exchange(turn: PreparedTurn, sink: Sink | None, *, control: TurnControl 
     def after_round(state: TurnState, frames: Any) -> dict[str, Any] | None:
         if loop is None:
             return _resume_paused(turn, state, frames)
-        return loop.after_round(state, frames)
+        return loop.after_round(state, frames) or _resume_paused_tools(turn, loop, state, frames)
 
     run_turn(client, turn.request, turn.state, sink, throttle=Throttle(turn.throttle_interval),
              max_retries=turn.max_retries, control=control, after_round=after_round,
@@ -276,7 +276,7 @@ async def run_exchange_async(turn: PreparedTurn, sink: Sink | None, *,
     async def after_round(state: TurnState, frames: Any) -> dict[str, Any] | None:
         if loop is None:
             return _resume_paused(turn, state, frames)
-        return await loop.after_round_async(state, frames)
+        return await loop.after_round_async(state, frames) or _resume_paused_tools(turn, loop, state, frames)
 
     await run_turn_async(client, turn.request, turn.state, sink, throttle=Throttle(turn.throttle_interval),
                          max_retries=turn.max_retries, backoff=backoff, after_round=after_round,
@@ -291,7 +291,7 @@ def _resume_paused(turn: PreparedTurn, state: TurnState, frames: Any) -> dict[st
         return None
     turn.pauses += 1
     with frames.lock:
-        content = _as_prefill(state.assistant_content())
+        content = as_prefill(state.assistant_content())
         begin_round(state, tool_round=False)
     if not content:
         return None
@@ -301,23 +301,19 @@ def _resume_paused(turn: PreparedTurn, state: TurnState, frames: Any) -> dict[st
     return {**turn.request, "messages": [*messages, {"role": "assistant", "content": content}]}
 
 
-def _as_prefill(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """An answer so far as the final assistant message of a request: the API rejects trailing whitespace."""
-    content = list(content)
-    while content and content[-1].get("type") == "text":
-        text = content[-1]["text"].rstrip()
-        if text:
-            content[-1] = {**content[-1], "text": text}
-            break
-        content.pop()
-    return content
+def _resume_paused_tools(turn: PreparedTurn, loop: ToolLoop, state: TurnState, frames: Any) -> dict[str, Any] | None:
+    """`_resume_paused` for a turn with tools, whose messages so far the tool loop keeps."""
+    if state.status != "complete" or state.stop_reason != "pause_turn" or turn.pauses >= MAX_PAUSES:
+        return None
+    turn.pauses += 1
+    return loop.resume_paused(state, frames)
 
 
 def _commit(turn: PreparedTurn) -> None:
     """Runs when the stream has ended, before the final draw, so the footer can say where the turn went.
     Only whole, completed exchanges enter history: a failed or stopped one would break alternation."""
     state = turn.state
-    _mark_cut_off_calls(state)
+    _settle_tool_calls(state)
     total = state.total_usage
     if (total.input_tokens or total.output_tokens) and not state.offline:  # an emulated answer costs nothing
         state.cost = estimate_cost(state.model, total, turn.prices)
@@ -336,10 +332,15 @@ def _commit(turn: PreparedTurn) -> None:
         remember_exchange(turn.conversation.messages, turn.request, state.usage)
 
 
-def _mark_cut_off_calls(state: TurnState) -> None:
-    for block in state.blocks:  # a tool call whose input JSON max_tokens cut off is shown as such
+def _settle_tool_calls(state: TurnState) -> None:
+    """A tool call whose input JSON max_tokens cut off is shown as such; one still shown running when the
+    turn ended (an Interrupt can land between drawing a call and starting it) ended the way the turn did."""
+    for block in state.blocks:
         if block.kind == "tool_use" and block.to_param() is None:
             block.cut_off = True
+        elif block.kind == "tool_result" and block.call is not None and block.call.status == "running":
+            block.call.status = "interrupted" if state.status == "interrupted" else "stopped"
+            block.call.elapsed = (state.finished_at or time.monotonic()) - block.call.started_at
 
 
 def _commit_valid(turn: PreparedTurn, user: Any) -> Placement | None:

@@ -53,6 +53,7 @@ class ToolLoop:
         self.control = control
         self.clock = clock
         self.exchange: list[Message] = []  # the messages after the prompt, as they happened
+        self._resuming = False  # the message streaming now goes on with the paused one last in `exchange`
 
     # -- the hook ---------------------------------------------------------------------------------------
 
@@ -92,6 +93,19 @@ class ToolLoop:
             results.append(result_param(block.tool_id, outcome))
         return self._next_request(state, frames, results, len(calls))
 
+    def resume_paused(self, state: TurnState, frames: Any) -> dict[str, Any] | None:
+        """stop_reason pause_turn in a turn with tools: send the exchange so far back, ending with the paused
+        assistant message, and the API goes on with it; what it sends joins that message (see
+        `_close_message`). None when the paused message was empty: there is nothing to go on from."""
+        if not self.exchange or self.exchange[-1]["role"] != "assistant":
+            return None
+        self._resuming = True
+        with frames.lock:
+            begin_round(state, tool_round=False)
+        *before, paused = self.exchange
+        return {**self.request, "messages": [*self.request["messages"], *before,
+                                             {"role": "assistant", "content": as_prefill(paused["content"])}]}
+
     # -- history ----------------------------------------------------------------------------------------
 
     def committable(self, prompt: Any) -> list[Message] | None:
@@ -118,7 +132,10 @@ class ToolLoop:
                 else:
                     calls.append(block)
             content = [param for block in blocks if (param := block.to_param()) is not None]
-        if content:
+        if self._resuming:  # the rest of a paused message: one assistant message in history, as the API sees it
+            self._resuming = False
+            self.exchange[-1] = {"role": "assistant", "content": [*self.exchange[-1]["content"], *content]}
+        elif content:
             self.exchange.append({"role": "assistant", "content": content})
         if state.stop_reason != "tool_use" or not calls or not content:
             return None
@@ -161,19 +178,19 @@ class ToolLoop:
             # the elapsed time meanwhile.
             done = threading.Event()
             ticker = None
-            if not isinstance(frames, NoFrames):
-                ticker = threading.Thread(target=contextvars.copy_context().run,
-                                          args=(self._tick, state, frames, view, done), daemon=True,
-                                          name="claude-tool-ticker")
-                ticker.start()
-            try:
+            try:  # from before the ticker starts: an Interrupt while it starts must still stop it
+                if not isinstance(frames, NoFrames):
+                    ticker = threading.Thread(target=contextvars.copy_context().run,
+                                              args=(self._tick, state, frames, view, done), daemon=True,
+                                              name="claude-tool-ticker")
+                    ticker.start()
                 return call_tool(tool, block.tool_name, tool_input, self.result_limit)
             except BaseException:
                 view.status = "interrupted"
                 raise
             finally:
                 done.set()
-                if ticker is not None:
+                if ticker is not None and ticker.is_alive():  # not when an Interrupt cut its start short
                     ticker.join()
         # The panel: the tool runs in a thread of its own and this thread waits, redraws and watches Stop.
         # A stopped turn drops the result when the tool returns (a thread cannot be killed).
@@ -245,6 +262,18 @@ def begin_round(state: TurnState, *, tool_round: bool = True) -> None:
     state.stop_sequence = None
     state.finished_at = None
     state.revision += 1
+
+
+def as_prefill(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An answer so far as the final assistant message of a request: the API rejects trailing whitespace."""
+    content = list(content)
+    while content and content[-1].get("type") == "text":
+        text = content[-1]["text"].rstrip()
+        if text:
+            content[-1] = {**content[-1], "text": text}
+            break
+        content.pop()
+    return content
 
 
 def _tool_input(block: Block) -> Any:
