@@ -491,3 +491,28 @@ def test_kernel_stays_usable_and_stop_is_fast(magic_kernel: KernelSession, emula
     )
     assert after["status"] == "complete" and after["threads"] == []
     assert roles(emulator.requests[-1].messages) == ["user"]
+
+
+def test_raw_events_box_draws_the_next_answer_as_its_stream_events(
+    emu: Emulator, make_panel: Callable[..., ChatPanel]
+) -> None:
+    panel = make_panel()
+    assert panel.raw_events.value is False and panel.raw_events in panel.widget.children[1].children
+    panel.raw_events.value = True
+    assert panel.send("a medium answer please")
+    state = panel.wait(30)
+    assert state is not None and state.status == "complete"
+    html = answer_html(panel)
+    lines = re.findall(r"^.*$", html, flags=re.M)
+    # The event lines in the order the API sends them, then the same footer as an answer's.
+    order = [next(i for i, line in enumerate(lines) if kind in line)
+             for kind in ("message_start", "content_block_start", "content_block_delta", "content_block_stop",
+                          "message_delta", "message_stop")]
+    assert order == sorted(order)
+    assert "claude-magic-events" in html and "stop_reason: end_turn" in html
+    # History is the same as without the raw view: the answer's text, and the box unticked draws text again.
+    assert STORE.get().turns[-1].answer_text == state.text
+    panel.raw_events.value = False
+    assert panel.send("a medium answer please")
+    assert panel.wait(30) is not None
+    assert "claude-magic-events" not in answer_html(panel) and "message_start" not in answer_html(panel)

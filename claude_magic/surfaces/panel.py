@@ -47,7 +47,9 @@ from claude_magic.core.history import STORE, Conversation
 from claude_magic.core.models import known_models
 from claude_magic.core.stream import TurnControl
 from claude_magic.core.turn import ErrorInfo, TurnState
+from claude_magic.core.wire_events import ask_for_events
 from claude_magic.render.budget import ENVELOPE_BYTES, FrameBudget, utf8_size
+from claude_magic.render.events_view import EventsView, events_bundle
 from claude_magic.render.panel_html import (
     INPUT_CLASS,
     PANEL_CLASS,
@@ -114,11 +116,14 @@ class _TurnView:
     GROUP_SIZE = 32
     _NEW_WIDGET_BYTES = 1400  # a piece's comm_open: envelope and widget state besides its HTML
 
-    def __init__(self, on_first_content: Callable[[], None] | None = None) -> None:
+    def __init__(self, on_first_content: Callable[[], None] | None = None, *, events: bool = False) -> None:
         self._layout = widgets.Layout(width="100%", flex="0 0 auto")
         self.box = widgets.VBox(layout=self._layout)
         self.box.add_class(_ANSWER_CLASS)
-        self._view = IncrementalView()
+        # `events`: the raw view (the stream's event lines, then the footer), drawn through the same pieces.
+        self._events = EventsView() if events else None
+        self._view: IncrementalView | EventsView = self._events or IncrementalView()
+        self._final = events_bundle if events else answer_bundle
         self._tail = widgets.HTML("", layout=self._layout)
         self._style = self._tail.style  # shared by every piece
         self._group: widgets.VBox | None = None
@@ -132,11 +137,13 @@ class _TurnView:
         return widgets.HTML(value, layout=self._layout, style=self._style)
 
     def start(self, state: TurnState) -> None:
+        if self._events is not None:
+            ask_for_events(state)
         self.box.children = (self._tail,)
         self.frame(state)
 
     def affords(self, state: TurnState) -> bool:
-        return self.budget.affords(state.chars)
+        return self.budget.affords(state.chars if self._events is None else self._events.chars)
 
     def frame(self, state: TurnState) -> None:
         if self._on_first_content is not None and state.has_content:
@@ -176,7 +183,7 @@ class _TurnView:
         # The last tokens first, cheaply, in the tail; then the one rendering of the whole turn.
         frozen, tail = self._view.advance(state)
         self._set_tail("".join(self._pending) + (frozen.html if frozen else "") + tail.html)
-        self.show_final(answer_bundle(state)["text/html"], state.status)
+        self.show_final(self._final(state)["text/html"], state.status)
 
     def show_final(self, value: str, status: str) -> None:
         old = self.box.children
@@ -194,6 +201,7 @@ class ChatPanel:
         panel.send("Explain HTTP caching")   # same as typing it and pressing Send; returns at once
         state = panel.wait(60)           # the finished TurnState (None if still running after 60 s)
         panel.stop()                     # Stop button: ends the running answer, keeps it marked
+        ChatPanel(raw=True)              # answers drawn as their stream events (the "Raw events" box)
 
     Settings (max_tokens, system, temperature, throttle_interval, max_retries, timeouts, offline,
     prompt_caching) come from `%config ClaudeMagic.*` when the extension is loaded, else from the same
@@ -201,7 +209,7 @@ class ChatPanel:
     """
 
     def __init__(self, conversation: str | None = None, *, model: str | None = None,
-                 tools: Iterable[Any] | None = None, tool_choice: str | None = None) -> None:
+                 tools: Iterable[Any] | None = None, tool_choice: str | None = None, raw: bool = False) -> None:
         self._fallback_settings: ClaudeMagic | None = None
         # Tools Claude may call from this panel (default: %config ClaudeMagic.tools). They run in a worker
         # thread of the turn's, never in the widget callback; Stop ends the turn without waiting for them.
@@ -227,6 +235,9 @@ class ChatPanel:
                                          layout=widgets.Layout(width="auto", flex="0 0 auto"),
                                          tooltip="Clear this conversation's history (shared with %%claude)")
         self.info = widgets.HTML(layout=widgets.Layout(flex="1 1 auto", margin="0 0 0 8px"))
+        # The raw view for learning: the next answers are drawn as the stream's events (like %%claude --raw).
+        self.raw_events = widgets.Checkbox(value=raw, description="Raw events", indent=False,
+                                           layout=widgets.Layout(width="auto", flex="0 0 auto"))
         self.transcript = widgets.VBox(layout=widgets.Layout(width="100%", flex="0 0 auto"))
         # A column-reverse scroller keeps the view pinned to the newest text while it streams,
         # without any front-end code; its one child keeps the normal top-to-bottom order (and must
@@ -246,7 +257,7 @@ class ChatPanel:
                                               tooltip="Go on with the answer max_tokens cut off",
                                               layout=widgets.Layout(display="none"))
         self.continue_button.add_class("claude-magic-continue")
-        header = widgets.HBox([self.model_picker, self.new_button, self.info],
+        header = widgets.HBox([self.model_picker, self.new_button, self.raw_events, self.info],
                               layout=widgets.Layout(align_items="center"))
         buttons = widgets.VBox([self.send_button, self.stop_button, self.continue_button])
         self.widget = widgets.VBox([_html(PANEL_CSS), header, scroller,
@@ -392,7 +403,7 @@ class ChatPanel:
         # A prompt typed in the box leaves it at once, and the box stays locked until the first token:
         # a failure before then puts the prompt back without overwriting a new draft (the box's text
         # reaches the kernel only on blur or send, so the kernel cannot tell that a draft exists).
-        view = _TurnView(on_first_content=self._unlock_input if from_box else None)
+        view = _TurnView(on_first_content=self._unlock_input if from_box else None, events=self.raw_events.value)
         turn = _Turn(prompt, from_box, exchange, exchange.state, TurnControl(), view, shown_before=list(self._shown))
         children = self.transcript.children
         if continuation:
