@@ -548,7 +548,9 @@ def test_cli_serves_until_interrupted(tmp_path: Path) -> None:
     script = tmp_path / "s.yaml"
     script.write_text("turns:\n  - match: ping\n    content: pong from CLI\n", encoding="utf-8")
     command = [sys.executable, "-m", "claude_magic.emulator", "--port", "0", "--script", str(script)]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+    # Ctrl+C's default action, even when this run was started where SIGINT is ignored (a background job).
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as process:
         try:
             assert process.stdout is not None
             line = process.stdout.readline()

@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -25,6 +26,15 @@ from claude_magic.core.turn import TurnState
 from claude_magic.emulator import Emulator
 
 LONG_ANSWER = " ".join(f"word{n}" for n in range(400))
+
+
+@pytest.fixture(autouse=True)
+def python_sigint_handler() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt, as in a kernel running a cell (ipykernel installs Python's handler for
+    each execution), even when this run was started where SIGINT is ignored (a background job)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 class RecordingSink:

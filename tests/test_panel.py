@@ -493,7 +493,7 @@ def test_kernel_stays_usable_and_stop_is_fast(magic_kernel: KernelSession, emula
     assert roles(emulator.requests[-1].messages) == ["user"]
 
 
-def test_raw_events_box_draws_the_next_answer_as_its_stream_events(
+def test_raw_events_toggle_draws_the_next_answer_as_its_stream_events(
     emu: Emulator, make_panel: Callable[..., ChatPanel]
 ) -> None:
     panel = make_panel()
@@ -510,7 +510,7 @@ def test_raw_events_box_draws_the_next_answer_as_its_stream_events(
                           "message_delta", "message_stop")]
     assert order == sorted(order)
     assert "claude-magic-events" in html and "stop_reason: end_turn" in html
-    # History is the same as without the raw view: the answer's text, and the box unticked draws text again.
+    # History is the same as without the raw view: the answer's text; toggled off, answers are text again.
     assert STORE.get().turns[-1].answer_text == state.text
     panel.raw_events.value = False
     assert panel.send("a medium answer please")

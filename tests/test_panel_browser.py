@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -204,3 +205,24 @@ def test_kernel_stays_usable_while_answer_streams(
     save_timings(artifacts, {"other_cell_s": other_cell, "stop_mark_ms": timings["stop_mark_ms"],
                              "last_text_change_ms": timings["last_text_change_ms"]})
     assert other_cell < 5
+
+
+def test_raw_events_toggle_shows_the_stream_events_on_screen(
+    default_lab: JupyterLab, open_panel: Callable[[JupyterLab, str], LabNotebook], artifacts: Path
+) -> None:
+    nb = open_panel(default_lab, "panel_raw.ipynb")
+    toggle = nb.output(0).get_by_role("button", name="Raw events")
+    toggle.click()
+    expect(toggle).to_have_class(re.compile(r"\bmod-active\b"), timeout=10_000)
+    ask(nb, "Please give a short answer")
+    events = answer(nb).locator(".claude-magic-events")
+    events.first.wait_for(timeout=30_000)
+    nb.screenshot(artifacts / "1-raw-streaming.png")
+    answer(nb).locator(".claude-magic-footer").wait_for(timeout=30_000)
+    text = answer_text(nb)
+    nb.screenshot(artifacts / "2-raw-complete.png")
+    # The six event types, in the order the API sends them, as lines a person reads; then the footer.
+    positions = [text.find(kind) for kind in ("message_start", "content_block_start", "content_block_delta",
+                                              "content_block_stop", "message_delta", "message_stop")]
+    assert -1 not in positions and positions == sorted(positions), text[:500]
+    assert "stop_reason: end_turn" in text

@@ -201,7 +201,7 @@ class ChatPanel:
         panel.send("Explain HTTP caching")   # same as typing it and pressing Send; returns at once
         state = panel.wait(60)           # the finished TurnState (None if still running after 60 s)
         panel.stop()                     # Stop button: ends the running answer, keeps it marked
-        ChatPanel(raw=True)              # answers drawn as their stream events (the "Raw events" box)
+        ChatPanel(raw=True)              # answers drawn as their stream events (the "Raw events" button)
 
     Settings (max_tokens, system, temperature, throttle_interval, max_retries, timeouts, offline,
     prompt_caching) come from `%config ClaudeMagic.*` when the extension is loaded, else from the same
@@ -236,8 +236,9 @@ class ChatPanel:
                                          tooltip="Clear this conversation's history (shared with %%claude)")
         self.info = widgets.HTML(layout=widgets.Layout(flex="1 1 auto", margin="0 0 0 8px"))
         # The raw view for learning: the next answers are drawn as the stream's events (like %%claude --raw).
-        self.raw_events = widgets.Checkbox(value=raw, description="Raw events", indent=False,
-                                           layout=widgets.Layout(width="auto", flex="0 0 auto"))
+        self.raw_events = widgets.ToggleButton(value=raw, description="Raw events", icon="list",
+                                               tooltip="Draw the next answers as the stream's events",
+                                               layout=widgets.Layout(width="auto", flex="0 0 auto"))
         self.transcript = widgets.VBox(layout=widgets.Layout(width="100%", flex="0 0 auto"))
         # A column-reverse scroller keeps the view pinned to the newest text while it streams,
         # without any front-end code; its one child keeps the normal top-to-bottom order (and must
