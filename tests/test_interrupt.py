@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -72,26 +74,32 @@ def new_state() -> TurnState:
     return TurnState(model=DEFAULT_MODEL, prompt="hi", started_at=time.monotonic(), error_raised=True)
 
 
-def interrupt_when(event: threading.Event, sent_at: list[float]) -> threading.Thread:
+def interrupt_when(event: threading.Event, sent_at: list[float], to_thread: bool) -> threading.Thread:
+    """Once `event` is set, SIGINT this process from another process (as Jupyter interrupts a kernel), or,
+    with `to_thread`, deliver it to a thread that is not the main one (the OS may choose any thread)."""
     def send() -> None:
         if event.wait(30):
             sent_at.append(time.monotonic())
-            os.kill(os.getpid(), signal.SIGINT)
+            if to_thread:
+                signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+            else:
+                subprocess.run([sys.executable, "-c", f"import os, signal; os.kill({os.getpid()}, signal.SIGINT)"],
+                               check=True)
 
     thread = threading.Thread(target=send, daemon=True)
     thread.start()
     return thread
 
 
-def stream_until_interrupted(emulator: Emulator, turn: dict[str, Any],
-                             sink: RecordingSink | None = None) -> tuple[TurnState, RecordingSink, float]:
+def stream_until_interrupted(emulator: Emulator, turn: dict[str, Any], sink: RecordingSink | None = None, *,
+                             to_thread: bool = False) -> tuple[TurnState, RecordingSink, float]:
     """Run a turn on this (the main) thread, SIGINT once text shows; the state, the sink and the seconds
     from the signal to run_turn's return."""
     emulator.set_script({"turns": [turn]})
     client = anthropic.Anthropic(base_url=emulator.base_url, api_key=FAKE_API_KEY, max_retries=0)
     request = {"model": DEFAULT_MODEL, "max_tokens": 2000, "messages": [{"role": "user", "content": "hi"}]}
     sink, sent_at = sink or RecordingSink(), []
-    sender = interrupt_when(sink.first_frame, sent_at)
+    sender = interrupt_when(sink.first_frame, sent_at, to_thread)
     try:
         state = run_turn(client, request, new_state(), sink, throttle=Throttle(0.0), control=TurnControl())
     except KeyboardInterrupt:
@@ -122,12 +130,15 @@ def test_interrupt_mid_stream_ends_the_turn_with_its_partial_answer(emulator: Em
 
 def test_interrupt_during_a_stall_ends_the_turn_at_once(emulator: Emulator) -> None:
     stall = {"kind": "stall", "after_tokens": 3, "seconds": 60}
+    # Delivered to another thread, the signal does not interrupt the main thread's blocked read: the
+    # handler alone would run only when the stall ends. The turn must end at once all the same.
     state, _, seconds = stream_until_interrupted(emulator, {"content": LONG_ANSWER, "fault": stall},
-                                                 RecordingSink(words=3))
+                                                 RecordingSink(words=3), to_thread=True)
 
-    assert state.status == "interrupted"
-    assert state.text.split() == LONG_ANSWER.split()[:3]
-    assert seconds < 5  # not the 60 s stall, nor the SDK's read timeout
+    seen = f"{state.status}, {state.error}, {state.text!r}, {seconds:.2f} s"
+    assert state.status == "interrupted", seen
+    assert state.text.split() == LONG_ANSWER.split()[:3], seen
+    assert seconds < 5, seen  # not the 60 s stall, nor the SDK's read timeout
 
 
 def test_a_turn_on_another_thread_leaves_the_signal_handler_alone(emulator: Emulator) -> None:

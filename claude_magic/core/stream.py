@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import threading
@@ -54,10 +55,13 @@ class TurnControl:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._stream: Any = None
-        # Plain attributes, not the Event: the SIGINT handler that sets them may run while this very
-        # thread holds any lock, so it must not take one.
+        # Set by an Interrupt (see interrupts_end_the_stream), under a lock of their own that nothing else
+        # takes: the SIGINT handler may run while the main thread holds any other lock. Reentrant, as a
+        # second signal's handler can run inside the first's.
         self.interrupted = False
         self.finishing = False
+        self._interrupt_lock = threading.RLock()
+        self._ended_by_watcher = 0  # Interrupts the wakeup watcher acted on before their handler ran
 
     @property
     def stopped(self) -> bool:
@@ -87,15 +91,31 @@ class TurnControl:
         with self._lock:
             self._stream = None
 
-    def _on_interrupt(self) -> bool:
-        """SIGINT while this control's turn runs on the main thread. With a stream open, end it the way
-        Stop does (flag, socket shut down: the blocked read fails at once) and return True: no
-        KeyboardInterrupt is raised into whatever HTTP, SDK or drawing code happens to be running, where
-        it could leave a lock held or a library half-way through. Without one (connecting, between tool
-        rounds, waiting to retry) return False: the caller raises KeyboardInterrupt as Python would."""
+    def _on_interrupt_signal(self) -> bool:
+        """SIGINT's handler, on the main thread: True if the Interrupt was taken care of, False if the caller
+        should raise KeyboardInterrupt (as Python would)."""
+        with self._interrupt_lock:
+            if self._ended_by_watcher:  # this Interrupt already ended the stream, from the watcher
+                self._ended_by_watcher -= 1
+                return True
+            return self._end_for_interrupt()
+
+    def _on_interrupt_wakeup(self) -> None:
+        """The same Interrupt seen by the watcher thread, which acts at once even when the main thread is
+        blocked in a read the signal did not interrupt. Without a stream to end it leaves the Interrupt to
+        the handler."""
+        with self._interrupt_lock:
+            if self._end_for_interrupt():
+                self._ended_by_watcher += 1
+
+    def _end_for_interrupt(self) -> bool:
+        """With a stream open, end it the way Stop does (flag, socket shut down: the blocked read fails at
+        once) and return True: no KeyboardInterrupt is raised into whatever HTTP, SDK or drawing code
+        happens to be running, where it could leave a lock held or a library half-way through. Without one
+        (connecting, between tool rounds, waiting to retry) return False."""
         if self.finishing:
             return True  # the answer is complete and being committed: nothing left to interrupt
-        stream = self._stream  # read without the lock (see __init__)
+        stream = self._stream  # read without self._lock, which the main thread may hold
         if stream is None or self.interrupted:
             return False  # a second Interrupt while the first winds down is a plain KeyboardInterrupt
         self.interrupted = True
@@ -103,24 +123,58 @@ class TurnControl:
         return True
 
 
+_WATCHER_DONE = b"\0"  # no signal has number 0
+
+
 @contextlib.contextmanager
 def interrupts_end_the_stream(control: TurnControl) -> Iterator[None]:
     """On the main thread, while Python's default SIGINT handler is installed (a kernel running a cell,
-    terminal IPython), route SIGINT through `control` for the duration of the turn."""
+    terminal IPython), route SIGINT through `control` for the duration of the turn.
+
+    Python runs a signal's handler on the main thread, but the OS may deliver the signal to any thread;
+    then a read blocked in the main thread is not interrupted, and the handler waits for the next byte
+    from the server (seen: a whole 60 s stall). So a watcher thread also reads the signal's wakeup fd,
+    which CPython writes whichever thread received it, and ends the stream at once.
+    """
     if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield
         return
 
     def on_sigint(signum: int, frame: Any) -> None:
-        if not control._on_interrupt():
+        if not control._on_interrupt_signal():
             raise KeyboardInterrupt
 
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    watcher = threading.Thread(target=_watch_wakeups, args=(reader, previous_fd, control), daemon=True,
+                               name="claude-interrupt-watcher")
+    watcher.start()
     signal.signal(signal.SIGINT, on_sigint)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.set_wakeup_fd(previous_fd)
+        writer.send(_WATCHER_DONE)
+        watcher.join()
+        reader.close()
+        writer.close()
+
+
+def _watch_wakeups(reader: socket.socket, forward_fd: int, control: TurnControl) -> None:
+    """The watcher: each byte is a signal's number. SIGINT ends the stream; every byte is passed on to the
+    wakeup fd that was set before the turn (an event loop's), so no one else misses a signal."""
+    while data := reader.recv(256):
+        signals, done = data.partition(_WATCHER_DONE)[0], _WATCHER_DONE in data
+        if signal.SIGINT in signals:
+            control._on_interrupt_wakeup()
+        if signals and forward_fd != -1:
+            with contextlib.suppress(OSError):
+                os.write(forward_fd, signals)
+        if done:
+            return
 
 
 def _shutdown_socket(stream: Any) -> None:
@@ -160,6 +214,9 @@ def run_turn(
         try:
             while True:
                 _stream_with_retries(client, request, state, frames, control, clock, max_retries)
+                if control.interrupted and state.status == "complete":
+                    # Interrupted as the message ended: no tool round or resumption starts after it.
+                    _mark_interrupted(state, "Interrupted", clock())
                 if after_round is None or state.status != "complete":
                     break
                 next_request = after_round(state, frames)
