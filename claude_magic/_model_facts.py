@@ -7,9 +7,10 @@ Thinking modes, from the extended-thinking page: manual thinking (`{"type": "ena
 is deprecated on the Claude 4.6 models and rejected by Claude 4.7 and later, which think adaptively
 (`{"type": "adaptive"}`); Claude 4.5 and earlier support only manual thinking; Claude Mythos Preview
 supports both.
+
+The emulator rejects what this says a model does not accept, with the API's messages; the client says
+so in one line before sending. A model id it does not recognise is sent as asked.
 """
-# The emulator rejects what this table says a model does not accept, with the API's messages; the client
-# says so in one line before sending. A model missing here is sent as asked.
 
 from __future__ import annotations
 
@@ -20,8 +21,7 @@ BOTH = frozenset({"enabled", "adaptive"})
 MANUAL_ONLY = frozenset({"enabled"})
 
 # claude-opus-4-7, claude-sonnet-5-5, claude-sonnet-4-20250514 (a date, not a minor version), claude-fable-5
-_MODEL_ID = re.compile(r"claude-(?P<family>[a-z]+)-(?P<major>\d+)(?:-(?P<minor>\d{1,2}))?(?![0-9])")
-
+_MODEL_ID = re.compile(r"claude-[a-z]+-(?P<major>\d+)(?:-(?P<minor>\d{1,2}))?(?![0-9])")
 
 SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
 

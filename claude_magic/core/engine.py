@@ -246,9 +246,8 @@ def run_exchange(turn: PreparedTurn, sink: Sink | None, *, control: TurnControl 
         loop.control, loop.in_worker = control, control is not None
 
     def after_round(state: TurnState, frames: Any) -> dict[str, Any] | None:
-        if loop is None:
-            return _resume_paused(turn, state, frames)
-        return loop.after_round(state, frames) or _resume_paused_tools(turn, loop, state, frames)
+        next_request = loop.after_round(state, frames) if loop is not None else None
+        return next_request or _resume_paused(turn, state, frames)
 
     run_turn(client, turn.request, turn.state, sink, throttle=Throttle(turn.throttle_interval),
              max_retries=turn.max_retries, control=control, after_round=after_round,
@@ -274,9 +273,8 @@ async def run_exchange_async(turn: PreparedTurn, sink: Sink | None, *,
     loop = turn.tool_loop
 
     async def after_round(state: TurnState, frames: Any) -> dict[str, Any] | None:
-        if loop is None:
-            return _resume_paused(turn, state, frames)
-        return await loop.after_round_async(state, frames) or _resume_paused_tools(turn, loop, state, frames)
+        next_request = await loop.after_round_async(state, frames) if loop is not None else None
+        return next_request or _resume_paused(turn, state, frames)
 
     await run_turn_async(client, turn.request, turn.state, sink, throttle=Throttle(turn.throttle_interval),
                          max_retries=turn.max_retries, backoff=backoff, after_round=after_round,
@@ -286,10 +284,13 @@ async def run_exchange_async(turn: PreparedTurn, sink: Sink | None, *,
 
 def _resume_paused(turn: PreparedTurn, state: TurnState, frames: Any) -> dict[str, Any] | None:
     """stop_reason pause_turn (a long server-side step paused): send the answer so far back as the
-    assistant's message, and the API goes on with it; at most MAX_PAUSES times a turn."""
-    if state.stop_reason != "pause_turn" or turn.pauses >= MAX_PAUSES:
+    assistant's message, and the API goes on with it; at most MAX_PAUSES times a turn. In a turn with
+    tools the tool loop, which keeps the turn's messages so far, builds that request."""
+    if state.status != "complete" or state.stop_reason != "pause_turn" or turn.pauses >= MAX_PAUSES:
         return None
     turn.pauses += 1
+    if turn.tool_loop is not None:
+        return turn.tool_loop.resume_paused(state, frames)
     with frames.lock:
         content = as_prefill(state.assistant_content())
         begin_round(state, tool_round=False)
@@ -299,14 +300,6 @@ def _resume_paused(turn: PreparedTurn, state: TurnState, frames: Any) -> dict[st
     if messages[-1]["role"] == "assistant":  # a continuation's own prefill is replaced by the longer answer
         messages.pop()
     return {**turn.request, "messages": [*messages, {"role": "assistant", "content": content}]}
-
-
-def _resume_paused_tools(turn: PreparedTurn, loop: ToolLoop, state: TurnState, frames: Any) -> dict[str, Any] | None:
-    """`_resume_paused` for a turn with tools, whose messages so far the tool loop keeps."""
-    if state.status != "complete" or state.stop_reason != "pause_turn" or turn.pauses >= MAX_PAUSES:
-        return None
-    turn.pauses += 1
-    return loop.resume_paused(state, frames)
 
 
 def _commit(turn: PreparedTurn) -> None:

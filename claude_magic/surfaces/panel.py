@@ -47,9 +47,7 @@ from claude_magic.core.history import STORE, Conversation
 from claude_magic.core.models import known_models
 from claude_magic.core.stream import TurnControl
 from claude_magic.core.turn import ErrorInfo, TurnState
-from claude_magic.core.wire_events import ask_for_events
 from claude_magic.render.budget import ENVELOPE_BYTES, FrameBudget, utf8_size
-from claude_magic.render.events_view import EventsView, events_bundle
 from claude_magic.render.panel_html import (
     INPUT_CLASS,
     PANEL_CLASS,
@@ -62,9 +60,8 @@ from claude_magic.render.panel_html import (
     setup_error_html,
     user_html,
 )
-from claude_magic.render.view import IncrementalView, answer_bundle
 from claude_magic.settings import ClaudeMagic, registered_settings
-from claude_magic.surfaces.sinks import LiveCellSink, flush_iopub
+from claude_magic.surfaces.sinks import Drawing, LiveCellSink, flush_iopub
 
 __all__ = ["ChatPanel"]
 
@@ -121,9 +118,8 @@ class _TurnView:
         self.box = widgets.VBox(layout=self._layout)
         self.box.add_class(_ANSWER_CLASS)
         # `events`: the raw view (the stream's event lines, then the footer), drawn through the same pieces.
-        self._events = EventsView() if events else None
-        self._view: IncrementalView | EventsView = self._events or IncrementalView()
-        self._final = events_bundle if events else answer_bundle
+        self._drawing = Drawing(events)
+        self._view = self._drawing.view
         self._tail = widgets.HTML("", layout=self._layout)
         self._style = self._tail.style  # shared by every piece
         self._group: widgets.VBox | None = None
@@ -137,13 +133,12 @@ class _TurnView:
         return widgets.HTML(value, layout=self._layout, style=self._style)
 
     def start(self, state: TurnState) -> None:
-        if self._events is not None:
-            ask_for_events(state)
+        self._drawing.start(state)
         self.box.children = (self._tail,)
         self.frame(state)
 
     def affords(self, state: TurnState) -> bool:
-        return self.budget.affords(state.chars if self._events is None else self._events.chars)
+        return self.budget.affords(self._drawing.chars(state))
 
     def frame(self, state: TurnState) -> None:
         if self._on_first_content is not None and state.has_content:
@@ -183,7 +178,7 @@ class _TurnView:
         # The last tokens first, cheaply, in the tail; then the one rendering of the whole turn.
         frozen, tail = self._view.advance(state)
         self._set_tail("".join(self._pending) + (frozen.html if frozen else "") + tail.html)
-        self.show_final(self._final(state)["text/html"], state.status)
+        self.show_final(self._drawing.bundle(state)["text/html"], state.status)
 
     def show_final(self, value: str, status: str) -> None:
         old = self.box.children

@@ -27,6 +27,25 @@ def flush_iopub() -> None:
     sys.stdout.flush()
 
 
+class Drawing:
+    """What a sink draws a turn as: the answer (Markdown), or with `events` the raw view (the stream's event
+    lines, `render.events_view`). Both hand out frozen pieces and a tail (`view.advance`) and end with one
+    whole rendering (`bundle`); every sink that can show either picks it here."""
+
+    def __init__(self, events: bool) -> None:
+        self._events = EventsView() if events else None
+        self.view: IncrementalView | EventsView = self._events or IncrementalView()
+        self.bundle = events_bundle if events else answer_bundle
+
+    def start(self, state: TurnState) -> None:
+        if self._events is not None:
+            ask_for_events(state)  # the stream records its events for this turn only when asked
+
+    def chars(self, state: TurnState) -> int:
+        """What the frame budget measures: the raw view's frames carry event lines, not the answer."""
+        return state.chars if self._events is None else self._events.chars
+
+
 class DisplayPublisher(Protocol):
     """The three IPython display calls a cell sink needs (injectable for tests)."""
 
@@ -96,9 +115,8 @@ class LiveCellSink:
         self._publisher = publisher
         self._id_prefix = id_prefix
         self.budget = budget or FrameBudget()
-        self._events = EventsView() if events else None
-        self._view: IncrementalView | EventsView = self._events or IncrementalView()
-        self._final = events_bundle if events else answer_bundle
+        self._drawing = Drawing(events)
+        self._view = self._drawing.view
         self._slots: list[_Slot] = []  # displays created so far, in output order
         self._live = 0  # the slot showing the tail; slots after it are empty
         self._pending: list[str] = []  # frozen HTML shown in the live slot, not yet sealed
@@ -108,13 +126,11 @@ class LiveCellSink:
         self._showed_content = False
 
     def start(self, state: TurnState) -> None:
-        if self._events is not None:
-            ask_for_events(state)
+        self._drawing.start(state)
         self._show(self._view.advance(state)[1].html)
 
     def affords(self, state: TurnState) -> bool:
-        # The raw view's frames carry event lines, so it spends in proportion to those, not to the answer.
-        return self.budget.affords(state.chars if self._events is None else self._events.chars)
+        return self.budget.affords(self._drawing.chars(state))
 
     def frame(self, state: TurnState) -> None:
         frozen, tail = self._view.advance(state)
@@ -168,13 +184,13 @@ class LiveCellSink:
 
     def finish(self, state: TurnState) -> None:
         if len(self._slots) == 1:
-            self._publisher.update(self._final(state), self._slots[0].display_id)
+            self._publisher.update(self._drawing.bundle(state), self._slots[0].display_id)
             return
         # The last tokens first, cheaply, where the tail is; then the one clean rendering.
         frozen, tail = self._view.advance(state)
         self._show("".join(self._pending) + (frozen.html if frozen else "") + tail.html)
         self._publisher.flush()  # sent before the whole answer is rendered below
-        final = self._final(state)
+        final = self._drawing.bundle(state)
         self._publisher.clear()
         self._publisher.display(final)
 
@@ -194,11 +210,10 @@ class FinalCellSink:
 
     def __init__(self, publisher: DisplayPublisher, *, events: bool = False) -> None:
         self._publisher = publisher
-        self._events = events
+        self._drawing = Drawing(events)
 
     def start(self, state: TurnState) -> None:
-        if self._events:
-            ask_for_events(state)
+        self._drawing.start(state)
 
     def frame(self, state: TurnState) -> None:
         pass
@@ -207,7 +222,7 @@ class FinalCellSink:
         return True
 
     def finish(self, state: TurnState) -> None:
-        self._publisher.display(events_bundle(state) if self._events else answer_bundle(state))
+        self._publisher.display(self._drawing.bundle(state))
 
 
 def make_cell_sink(mode: str, publisher: Any, id_prefix: str, *, events: bool = False) -> LiveCellSink | FinalCellSink:
