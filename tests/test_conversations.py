@@ -80,7 +80,7 @@ def test_a_changed_thinking_block_is_rejected_like_the_api_does(emu: Emulator) -
                                            "signature": "c2lnbmF0dXJl"}, {"type": "text", "text": "Tea."}]},
         {"role": "user", "content": "and?"},
     ]
-    with pytest.raises(anthropic.BadRequestError, match="Invalid `signature` in `thinking` block"):
+    with pytest.raises(anthropic.APIStatusError, match="Invalid `signature` in `thinking` block"):
         client.messages.create(model=known_models()[0], max_tokens=50, messages=messages)
 
 
@@ -129,7 +129,7 @@ def test_the_emulator_checks_thinking_parameters_like_the_api(emu: Emulator, bod
     request = {"model": known_models()[0], "max_tokens": 4096, "messages": [{"role": "user", "content": "hi"}],
                **body}
     client = anthropic.Anthropic(base_url=emu.base_url, api_key=FAKE_API_KEY, max_retries=0)
-    with pytest.raises(anthropic.BadRequestError, match=message):
+    with pytest.raises(anthropic.APIStatusError, match=message):
         client.post("/v1/messages", body=request, cast_to=object)
 
 
@@ -159,7 +159,7 @@ def test_with_thinking_on_a_tool_loop_must_send_the_thinking_back_first(emu: Emu
         {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "w", "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sunny"}]},
     ]
-    with pytest.raises(anthropic.BadRequestError, match="must start with a thinking block"):
+    with pytest.raises(anthropic.APIStatusError, match="must start with a thinking block"):
         client.messages.create(model=known_models()[0], max_tokens=4096, messages=messages,
                                thinking={"type": "adaptive"},
                                tools=[{"name": "w", "input_schema": {"type": "object"}}])

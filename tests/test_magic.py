@@ -203,8 +203,9 @@ def test_debug_mode_raises_the_original_exception(shell: Any, emulator: Emulator
     with pytest.raises(UsageError, match="Bad request"):
         run(shell, "%%claude\nhi")
     run(shell, "%config ClaudeMagic.debug = True")
-    with pytest.raises(anthropic.BadRequestError):
+    with pytest.raises(anthropic.APIStatusError) as raised:  # the SDK's own exception, not the one line
         run(shell, "%%claude\nhi")
+    assert raised.value.status_code == 400 and "nope" in raised.value.message
 
 
 def test_no_raise_keeps_going(shell: Any, emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -126,7 +127,7 @@ RAW_SDK_ECHO = (
     "try:\n"
     "    anthropic.Anthropic(max_retries=0).messages.create(\n"
     "        model=DEFAULT_MODEL, max_tokens=10, messages=[{'role': 'user', 'content': 'echo 400'}])\n"
-    "except anthropic.BadRequestError as _exc:\n"
+    "except anthropic.APIStatusError as _exc:\n"
     "    print('RAW_ECHO_HAS_KEY', os.environ['ANTHROPIC_API_KEY'] in str(_exc.body))"
 )
 PANEL_CELLS = [
@@ -221,7 +222,8 @@ def test_key_never_leaks_from_a_kernel(
     # Positive controls: the key was really there to leak, and redaction (not luck) removed it.
     assert "RAW_ECHO_HAS_KEY True" in results[cells.index(RAW_SDK_ECHO)][1].stdout()
     assert iopub.count(REDACTED) >= 8, "the echoed key must show up redacted in the error lines"
-    assert "anthropic._base_client" in places["anthropic/httpx2/claude_magic DEBUG log"]  # logging did run
+    # Logging did run: some logger of the SDK wrote DEBUG lines (which module of the SDK logs is its own business).
+    assert re.search(r"^anthropic[.\w]* DEBUG ", places["anthropic/httpx2/claude_magic DEBUG log"], re.M)
     assert secret_emulator.requests and all(
         r.headers.get("authorization", r.headers.get("x-api-key")) == "<redacted>" for r in secret_emulator.requests)
     assert PROCESS_MARKER in places["kernel stdout/stderr"]  # the process's own output was captured
@@ -309,7 +311,7 @@ def widget_values(widget: Any) -> list[str]:
 def test_emulator_echo_fault_really_carries_the_key(secret_emulator: Emulator) -> None:
     """Premise of the tests above: what the client receives contains the key before we redact it."""
     client = anthropic.Anthropic(max_retries=0)
-    with pytest.raises(anthropic.BadRequestError) as raised:
+    with pytest.raises(anthropic.APIStatusError) as raised:
         client.messages.create(model=DEFAULT_MODEL, max_tokens=10,
                                messages=[{"role": "user", "content": "echo 400"}])
     assert hits(str(raised.value.body))
@@ -348,5 +350,5 @@ def test_debug_mode_does_not_print_the_key(
     shell.run_cell("%config ClaudeMagic.debug = True")
     shell.run_cell("%%claude\necho 400")
     captured = capsys.readouterr()
-    assert "BadRequestError" in captured.out + captured.err
+    assert "Traceback (most recent call last)" in captured.out + captured.err  # the original exception, in full
     assert not hits(captured.out + captured.err)
