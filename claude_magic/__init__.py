@@ -13,8 +13,12 @@ __version__ = "0.1.0"
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register %%claude / %claude (called by `%load_ext claude_magic`)."""
+    """Register %%claude / %claude (called by `%load_ext claude_magic`).
+
+    Quick: the SDK and the renderers are imported by a background warm-up that starts here
+    (`claude_magic/surfaces/warm_up.py`), not before this returns."""
     from claude_magic.settings import register_settings
+    from claude_magic.surfaces import warm_up
     from claude_magic.surfaces.magic import ClaudeMagics, keep_question_marks
 
     # The settings go in the shell's `configurables` (what %config searches); every surface reads them.
@@ -27,6 +31,7 @@ def load_ipython_extension(ipython: Any) -> None:
     from claude_magic.core.persist import install
 
     install(lambda: settings.history_dir)  # every committed turn is saved from now on
+    warm_up.start()
 
 
 def _follow_deleted_cells(ipython: Any) -> None:
@@ -80,6 +85,9 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'claude_magic' has no attribute {name!r}")
     import importlib
 
+    from claude_magic.surfaces import warm_up
+
+    warm_up.wait()  # these modules import what a running warm-up is importing: never both threads at once
     return getattr(importlib.import_module(f".{module}", __name__), name)
 
 

@@ -38,7 +38,7 @@ from claude_magic.core.turn import Block, ErrorInfo, TurnState
 from claude_magic.emulator import Emulator
 from claude_magic.render.panel_html import PANEL_CSS, assistant_history_html, user_html
 from claude_magic.render.view import IncrementalView, answer_bundle, block_html
-from claude_magic.surfaces.magic import HistoryView
+from claude_magic.surfaces.history_view import HistoryView
 
 CORPUS_PATH = Path(__file__).parent / "fixtures" / "xss_payloads.json"
 CORPUS: list[dict[str, Any]] = json.loads(CORPUS_PATH.read_text(encoding="utf-8"))["payloads"]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import typing
 
-from anthropic.types import ModelParam
-
 DEFAULT_MODEL = "claude-sonnet-5-5"
 
 
 def known_models() -> list[str]:
     """Model ids the installed SDK knows about (its `ModelParam` literals), newest first."""
+    # Imported here, not at the top: the settings read DEFAULT_MODEL at `%load_ext`, which must not wait
+    # for the SDK's import (most of the extension's load time otherwise).
+    from anthropic.types import ModelParam
+
     literals = [arg for arg in typing.get_args(ModelParam) if typing.get_origin(arg) is typing.Literal]
     return [name for literal in literals for name in typing.get_args(literal)]
 

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from claude_magic.core.history import STORE, Change, Conversation, Turn, message_text
-from claude_magic.emulator import history_problem
 
 FORMAT = "claude_magic.conversation"
 VERSION = 1
@@ -253,6 +252,10 @@ def check_turns(turns: list[Turn], *, where: str) -> None:
         tools.update(turn.tools or {})
     if not messages:
         return
+    # The emulator's request checks (and with them the SDK's model list) are loaded only when a file is read:
+    # `%load_ext` installs the saver, and must stay quick.
+    from claude_magic.emulator import history_problem
+
     problem = history_problem(messages, list(tools.values()))
     if problem is not None:
         raise HistoryFileError(f"{where}: the API would reject this history: {problem}")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from claude_magic.core.stream import Sink
-from claude_magic.surfaces.sinks import IPythonDisplay, TerminalSink, make_cell_sink
-from claude_magic.surfaces.terminal import TerminalEventsSink
+if TYPE_CHECKING:
+    from claude_magic.core.stream import Sink
 
 DISPLAYS = ("auto", "live", "final", "terminal", "none")
 
@@ -42,6 +41,10 @@ def make_sink(mode: str, *, events: bool = False) -> Sink | None:
     mode = resolve_display(mode)
     if mode == "none":
         return None
+    # The sinks bring the SDK and the renderers along; `%load_ext` reads this module for the cell ids only.
+    from claude_magic.surfaces.sinks import IPythonDisplay, TerminalSink, make_cell_sink
+    from claude_magic.surfaces.terminal import TerminalEventsSink
+
     if mode == "terminal":
         return TerminalEventsSink() if events else TerminalSink()
     return make_cell_sink(mode, IPythonDisplay(), f"claude-{uuid.uuid4().hex[:12]}", events=events)

@@ -18,26 +18,28 @@ import re
 import shlex
 from argparse import Namespace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, magic_arguments
 
-from claude_magic.core.client import get_client
-from claude_magic.core.context import ERRORS, Attachment, ContextError, interpolate, resolve_attachments, split_names
-from claude_magic.core.engine import PreparedTurn, prepare_continuation, prepare_turn, run_exchange
-from claude_magic.core.errors import redacted_exception, user_error
+from claude_magic.core.context import ERRORS, ContextError, interpolate, resolve_attachments, split_names
 from claude_magic.core.history import STORE, Conversation
 from claude_magic.core.persist import HistoryFileError, export_json, export_markdown, read_export
 from claude_magic.core.persist import install as install_saver
-from claude_magic.core.tokens import count_exactly, tokens_report
-from claude_magic.core.turn import TurnState
 from claude_magic.settings import DISPLAY_MODES, ClaudeMagic
-from claude_magic.surfaces.context_line import show_attachments
-from claude_magic.surfaces.display import current_cell, make_sink, notebook_cell_id
-from claude_magic.surfaces.history_view import HistoryView, conversations_report
-from claude_magic.surfaces.reply import Reply, last_reply, remember_last
+from claude_magic.surfaces import warm_up
+from claude_magic.surfaces.display import notebook_cell_id
+
+# `%load_ext` imports this module: what brings the SDK (the engine, the client, the error texts) or the
+# renderers is imported where a turn needs it, after the extension's background warm-up has loaded it
+# (claude_magic/surfaces/warm_up.py), so that loading the extension never waits for `import anthropic`.
+if TYPE_CHECKING:
+    from claude_magic.core.context import Attachment
+    from claude_magic.core.engine import PreparedTurn
+    from claude_magic.core.turn import TurnState
+    from claude_magic.surfaces.reply import Reply
 
 _SUBCOMMANDS = ("history", "reset", "panel", "last", "tokens", "continue", "conversations", "resume")
 # Subcommands that take one argument; "export notes" (no file suffix) stays a question.
@@ -139,6 +141,7 @@ class ClaudeMagics(Magics):
         reply (`answer = %claude ...`), which is not drawn a second time on the cell's last line.
         """
         args, prompt = self._parse(line, cell)
+        warm_up.wait()  # the SDK and the renderers are loaded (or being loaded) in the background
         command = subcommand(prompt) if cell is None else None
         if command is not None:
             return self._subcommand(*command, args)
@@ -184,6 +187,8 @@ class ClaudeMagics(Magics):
                                    budget=self.settings.attachment_chars)
 
     def _ask(self, prompt: str, args: Namespace, attachments: list[Attachment] | None = None) -> Reply:
+        from claude_magic.core.engine import prepare_turn
+
         settings = self.settings
         raising = settings.raise_on_error and not args.no_raise
         try:
@@ -212,6 +217,8 @@ class ClaudeMagics(Magics):
 
     def _continue(self, args: Namespace) -> Reply:
         """`%claude continue`: the cut-off answer goes on, streamed below its first part."""
+        from claude_magic.core.engine import prepare_continuation
+
         settings = self.settings
         raising = settings.raise_on_error and not args.no_raise
         try:
@@ -222,6 +229,12 @@ class ClaudeMagics(Magics):
         return self._run(turn, args, [], raising)
 
     def _run(self, turn: PreparedTurn, args: Namespace, attachments: list[Attachment], raising: bool) -> Reply:
+        from claude_magic.core.engine import run_exchange
+        from claude_magic.core.errors import redacted_exception, user_error
+        from claude_magic.surfaces.context_line import show_attachments
+        from claude_magic.surfaces.display import current_cell, make_sink
+        from claude_magic.surfaces.reply import Reply, remember_last
+
         settings = self.settings
         self.last_turn = turn.state
         display = args.display or settings.display_mode
@@ -275,8 +288,12 @@ class ClaudeMagics(Magics):
             print(f"Conversation {conversation.name!r} cleared ({turns} turn{'s' * (turns != 1)} removed).")
             return None
         if name == "history":
+            from claude_magic.surfaces.history_view import HistoryView
+
             return HistoryView(conversation)
         if name == "last":
+            from claude_magic.surfaces.reply import last_reply
+
             reply = last_reply()
             if reply is None:
                 print("No reply yet in this kernel.")
@@ -292,6 +309,8 @@ class ClaudeMagics(Magics):
         """resume, import, export, conversations: conversations on disk."""
         saver = install_saver(lambda: self.settings.history_dir)
         if name == "conversations":
+            from claude_magic.surfaces.history_view import conversations_report
+
             print(conversations_report(STORE.conversations(), saver.saved(), saver.root()))
             return
         if name == "export":
@@ -322,6 +341,11 @@ class ClaudeMagics(Magics):
 
     def _tokens(self, args: Namespace) -> None:
         """Count the next request exactly (history, system, tools, attachments) with messages.count_tokens."""
+        from claude_magic.core.client import get_client
+        from claude_magic.core.engine import prepare_turn
+        from claude_magic.core.errors import redacted_exception, user_error
+        from claude_magic.core.tokens import count_exactly, tokens_report
+
         try:
             attachments = self._attachments(args)
         except ContextError as exc:
