@@ -31,7 +31,7 @@ def load_ipython_extension(ipython: Any) -> None:
     from claude_magic.core.persist import install
 
     install(lambda: settings.history_dir)  # every committed turn is saved from now on
-    warm_up.start()
+    warm_up.start(settings)
 
 
 def _follow_deleted_cells(ipython: Any) -> None:

@@ -1,10 +1,12 @@
 """Load the SDK and the answer path in a background thread right after `%load_ext claude_magic`.
 
 `import anthropic` is most of what a first answer would otherwise wait for (its types alone take a second
-or two on a busy machine), and ten times what loading the extension itself costs. So `%load_ext` imports
+or two on a busy machine), many times what loading the extension itself costs. So `%load_ext` imports
 only the magic, its settings and the history, starts this warm-up and returns; by the time the first
 question is typed the SDK, the engine and the renderers are loaded, and the first answer in a fresh kernel
-starts as soon as one in a warm kernel does.
+starts as soon as one in a warm kernel does. Two more things a first answer does once per process are done
+here too: the client for the session's settings is built (its connection pool and TLS context), and the
+SDK's types that every stream parses build their validators (pydantic builds them on first use).
 
 Every surface calls `wait()` before it imports what the warm-up imports: a thread that imports a module
 another thread is importing blocks on that module's import lock until it is done, which is what we want,
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from typing import Any
 
 # What the first %%claude answer (and `ask`, and the panel's first turn) imports: the engine brings the SDK
 # (client, stream, error texts), the display the sinks and renderers (markdown-it, nh3, Pygments, rich).
@@ -29,28 +32,56 @@ MODULES = (
     "claude_magic.surfaces.history_view",
     "claude_magic.core.tokens",
 )
+# The SDK's types a streamed text answer is parsed into; a name the installed SDK lacks is skipped.
+SDK_TYPES = (
+    "RawMessageStartEvent", "RawContentBlockStartEvent", "RawContentBlockDeltaEvent", "RawContentBlockStopEvent",
+    "RawMessageDeltaEvent", "RawMessageStopEvent", "Message", "Usage", "TextBlock", "ParsedMessage",
+    "ParsedTextBlock",
+)
 THREAD_NAME = "claude-magic-warm-up"
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 
 
-def start() -> None:
-    """Begin importing MODULES in a daemon thread (once per process; later calls do nothing)."""
+def start(settings: Any = None) -> None:
+    """Begin importing MODULES in a daemon thread, then prepare the SDK's types and the client for
+    `settings` (a `ClaudeMagic`, optional). Once per process; later calls do nothing."""
     global _thread
     with _lock:
         if _thread is not None:
             return
-        _thread = threading.Thread(target=_import_all, name=THREAD_NAME, daemon=True)
+        _thread = threading.Thread(target=_warm_up, args=(settings,), name=THREAD_NAME, daemon=True)
         _thread.start()
 
 
-def _import_all() -> None:
-    for name in MODULES:
-        try:
+def _warm_up(settings: Any) -> None:
+    try:
+        for name in MODULES:
             importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - the surface's own import raises it again, with its traceback, in its cell
-            return
+        _build_validators()
+        if settings is not None:
+            _build_client(settings)
+    except Exception:  # noqa: BLE001 - the cell that needs it does the same again and reports the failure there
+        return
+
+
+def _build_validators() -> None:
+    from anthropic import types
+
+    for name in SDK_TYPES:
+        model = getattr(types, name, None)
+        if model is not None:
+            model.model_rebuild(force=True)  # pydantic's public way to build a deferred model's validator now
+
+
+def _build_client(settings: Any) -> None:
+    """The client the first answer will take from the cache (the same settings and environment make the same
+    cache key); without an API key this raises the usual one line, which is the first cell's to show."""
+    from claude_magic.core.client import get_client
+    from claude_magic.core.engine import _client_settings
+
+    get_client(_client_settings(settings))
 
 
 def wait() -> None:
@@ -61,4 +92,4 @@ def wait() -> None:
         thread.join()
 
 
-__all__ = ["MODULES", "THREAD_NAME", "start", "wait"]
+__all__ = ["MODULES", "SDK_TYPES", "THREAD_NAME", "start", "wait"]
