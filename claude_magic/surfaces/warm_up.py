@@ -16,6 +16,7 @@ main thread never imports them while the warm-up runs. `wait()` returns at once 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 from typing import Any
@@ -32,6 +33,10 @@ MODULES = (
     "claude_magic.surfaces.history_view",
     "claude_magic.core.tokens",
 )
+# Modules the SDK itself imports on its first request, not on `import anthropic`: SDK 2.17 loads its
+# tracing propagators then (and with them the installed packages' entry points). A module the installed
+# SDK does not bring is skipped.
+SDK_FIRST_REQUEST_MODULES = ("opentelemetry.propagate",)
 # The SDK's types a streamed text answer is parsed into; a name the installed SDK lacks is skipped.
 SDK_TYPES = (
     "RawMessageStartEvent", "RawContentBlockStartEvent", "RawContentBlockDeltaEvent", "RawContentBlockStopEvent",
@@ -59,6 +64,9 @@ def _warm_up(settings: Any) -> None:
     try:
         for name in MODULES:
             importlib.import_module(name)
+        for name in SDK_FIRST_REQUEST_MODULES:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
         _build_validators()
         if settings is not None:
             _build_client(settings)
