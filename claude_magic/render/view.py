@@ -21,6 +21,7 @@ LIVE_PREVIEW_CHARS = 800  # thinking and tool input shown while streaming: the t
 WAITING_TEXT = "Waiting for Claude…"
 CURSOR = '<span class="claude-magic-cursor">▍</span>'
 _STATUS_STYLE = "color:#777;font-style:italic"
+_QUIET_STYLE = "color:#888;font-size:0.9em"  # omitted/redacted thinking markers, between-tools narration
 _CLOSING_TAG = re.compile(r"</([a-z][a-z0-9]*)>")
 # The cursor goes inside every element still open at the end, except a highlighted token's span (so it
 # keeps the code's own colour) and a link (so it is not underlined or clickable): right after the text.
@@ -55,18 +56,33 @@ def _escape_pre(text: str) -> str:
     return f"<pre>{html.escape(text)}</pre>"
 
 
+def _quiet(text: str) -> str:
+    return f'<div class="claude-magic-quiet" style="{_QUIET_STYLE}">{html.escape(text)}</div>'
+
+
 def block_html(block: Block, *, live: bool = False) -> str:
-    """One content block as HTML; `live` shows only the tail of long non-text blocks."""
+    """One content block as HTML; `live` shows only the tail of long non-text blocks.
+
+    Thinking streams in an open fold while it is written and folds away once the answer goes on. A block
+    without text (`display: "omitted"`, the default from Claude 4.7 on when not asked for `summarized`)
+    is a quiet "Thinking…" line while it streams and nothing after: never an empty fold. On the models
+    that send the text they write between tool calls as thinking (`Block.between_tools`), it is shown in
+    its place in the tool flow, as the narration it is.
+    """
     if block.kind == "text":
         return render_markdown(block.text)
     if block.kind == "thinking":
         text = block.text
+        if not text:
+            return _quiet("Thinking…") if live and not block.complete else ""
+        if block.between_tools:
+            return f'<div class="claude-magic-between-tools" style="{_QUIET_STYLE}">{render_markdown(text)}</div>'
         shown = text[-LIVE_PREVIEW_CHARS:] if live else text
         label = "Thinking…" if live else "Thinking"
         return (f"<details{' open' if live else ''}><summary>{label} ({len(text):,} characters)</summary>"
                 f"{_escape_pre(shown)}</details>")
     if block.kind == "redacted_thinking":
-        return "<details><summary>Redacted thinking</summary></details>"
+        return _quiet("(some reasoning was redacted)")
     if block.kind in ("tool_use", "server_tool_use"):
         return tool_use_html(block, live=live)
     if block.kind == "tool_result":
@@ -78,9 +94,13 @@ def block_text(block: Block) -> str:
     if block.kind == "text":
         return block.text
     if block.kind == "thinking":
+        if not block.text:
+            return ""  # omitted: only a signature, nothing to read
+        if block.between_tools:
+            return f"{block.text}\n"
         return f"[thinking]\n{block.text}\n[/thinking]\n"
     if block.kind == "redacted_thinking":
-        return "[redacted thinking]\n"
+        return "(some reasoning was redacted)\n"
     if block.kind in ("tool_use", "server_tool_use"):
         return tool_use_text(block)
     if block.kind == "tool_result":
