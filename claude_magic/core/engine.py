@@ -180,8 +180,9 @@ def prepare_continuation(settings: ClaudeMagic, *, conversation: str = _USE_SETT
     both parts. The later models reject a prefill, so the request ends with a user message asking Claude
     to go on, and the turn is replaced by the whole exchange (prompt, cut-off answer, that request, the rest):
     one turn the API accepts back, every thinking block bound to what came before it.
-    `redraw`: the new state starts with the cut-off answer, so a view that replaces the old one (the panel)
-    shows the whole answer growing; without it (a new cell) only what follows is drawn.
+    The new state starts with the cut-off answer (the reply's text is the whole answer). `redraw`: a view that
+    replaces the old one (the panel) draws it all, growing; without it (a new cell below the cut-off one)
+    only what follows is drawn (`TurnState.drawn_from`).
     ValueError (one line) when there is nothing to continue.
     """
     install_saver(lambda: settings.history_dir)
@@ -226,11 +227,12 @@ def prepare_continuation(settings: ClaudeMagic, *, conversation: str = _USE_SETT
                       offline=settings.offline, error_raised=error_raised,
                       narrates_in_thinking=_narrates_in_thinking(options.model))
     state.thinking_note = describe(carried, options.model)
-    if redraw:
-        state.blocks = [block_from_param(block) for block in shown]
-        state.kept_blocks = len(state.blocks)
-        state.seam = prefill and state.blocks[-1].kind == "text"
-        state.round_start = len(state.blocks) - 1 if state.seam else len(state.blocks)
+    state.blocks = [block_from_param(block) for block in shown]
+    state.kept_blocks = len(state.blocks)
+    state.seam = prefill and bool(state.blocks) and state.blocks[-1].kind == "text"
+    state.round_start = len(state.blocks) - 1 if state.seam else len(state.blocks)
+    if not redraw:  # the text goes on inside the last block: drawn from its next part
+        state.drawn_from = (state.round_start, 1) if state.seam else (state.round_start, 0)
     last.messages = sent_turn
     return PreparedTurn(
         prompt=last.prompt_text, conversation=history, request=request, state=state,
@@ -418,8 +420,7 @@ def _commit_valid(turn: PreparedTurn, user: Any) -> Placement | None:
         rest = [param for param in added if param is not None]
         exchange: list[dict[str, Any]] | None
         if turn.prefill:
-            answer = state.assistant_content() if state.kept_blocks else _joined(earlier.messages[-1]["content"], rest)
-            exchange = [*earlier.messages[:-1], {"role": "assistant", "content": answer}]
+            exchange = [*earlier.messages[:-1], {"role": "assistant", "content": state.assistant_content()}]
         else:
             exchange = [*earlier.messages, {"role": "user", "content": CONTINUE_PROMPT},
                         {"role": "assistant", "content": rest}] if rest else None
@@ -451,18 +452,6 @@ def _commit_valid(turn: PreparedTurn, user: Any) -> Placement | None:
     if placement is not None:
         turn.committed_id = turn.replaces if placement.replaced else committed.id
     return placement
-
-
-def _joined(partial: list[dict[str, Any]], rest: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A prefilled answer and what the API wrote after it, as one answer: the first new text goes on in the
-    last text block of the answer (trimmed as it was sent, so the two parts meet where the API went on)."""
-    answer = [dict(block) for block in partial]
-    if answer and answer[-1].get("type") == "text":
-        answer[-1]["text"] = answer[-1]["text"].rstrip()
-        if rest and rest[0].get("type") == "text":
-            answer[-1]["text"] += rest[0]["text"]
-            rest = rest[1:]
-    return [*answer, *rest]
 
 
 def _add_usage(usage: dict[str, int], more: Usage) -> dict[str, int]:

@@ -158,6 +158,9 @@ class TurnState:
     # Where the committed turn went in its conversation ("replaced turn 2 of 5"), or why it was not added.
     history_note: str | None = None
     cost: float | None = None  # estimated US dollars for this turn (core.pricing)
+    # Where a cell draws the turn from (block index, part index): a continuation drawn below the cut-off
+    # answer shows only what follows it. None: all of it.
+    drawn_from: tuple[int, int] | None = None
     # A cut-off answer that `%claude continue` has since continued: its warning is resolved.
     continued_later: bool = False
     # The model sends the text it writes between tool calls as thinking blocks (from the contract table).

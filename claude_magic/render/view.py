@@ -117,10 +117,23 @@ def status_html(state: TurnState) -> str:
     return ""
 
 
+def drawn_blocks(state: TurnState) -> list[Block]:
+    """The blocks a cell draws: all of them, or those from `state.drawn_from` on (a continuation)."""
+    if state.drawn_from is None:
+        return state.blocks
+    index, part = state.drawn_from
+    blocks = state.blocks[index:]
+    if blocks and part:
+        first = blocks[0]
+        blocks = [Block(first.kind, parts=first.parts[part:], complete=first.complete), *blocks[1:]]
+    return blocks
+
+
 def answer_bundle(state: TurnState) -> Bundle:
     """The whole turn, rendered once: answer, then warning and footer when finished."""
-    body = "".join(block_html(block) for block in state.blocks)
-    text = "".join(block_text(block) for block in state.blocks)
+    blocks = drawn_blocks(state)
+    body = "".join(block_html(block) for block in blocks)
+    text = "".join(block_text(block) for block in blocks)
     if state.finished:
         body += footer_html(state)
         text = f"{text.rstrip()}\n\n{footer_text(state)}" if text else footer_text(state)
@@ -148,6 +161,7 @@ class IncrementalView:
         self._block = 0
         self._part = 0
         self._offset = 0
+        self._fresh = True  # no frame drawn yet
 
     def _rest(self, block: Block) -> str:
         return "".join(block.parts[self._part :])[self._offset :]
@@ -164,6 +178,9 @@ class IncrementalView:
         frozen_html: list[str] = []
         frozen_text: list[str] = []
         blocks = state.blocks
+        if self._fresh and state.drawn_from is not None:  # a continuation: drawn from where it goes on
+            self._block, self._part = state.drawn_from
+        self._fresh = False
         while self._block < len(blocks) - 1:
             block = blocks[self._block]
             if block.kind == "text":
