@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from claude_magic._model_facts import contract
+from claude_magic._model_facts import contract, family_of
 from claude_magic.core.client import ClientSettings, get_async_client, get_client
 from claude_magic.core.context import Attachment, user_content, without_images
 from claude_magic.core.history import STORE, Conversation, Placement, Turn
@@ -32,6 +32,7 @@ from claude_magic.core.request import (
     check_max_output,
     check_prefill,
     check_sampling,
+    check_thinking_effort,
     check_tool_choice,
     default_max_tokens,
     effort_param,
@@ -167,7 +168,7 @@ def _carried(request: dict[str, Any], settings: ClaudeMagic, turns: list[Turn]) 
     checks = facts is None or facts.preserved_thinking  # an unknown model: be safe, drop what changed
     readers = facts.reads_thinking_from if facts is not None and facts.preserved_thinking else None
     return carry(turns, system=request.get("system"), tools=request.get("tools"), model=model, checks_prefix=checks,
-                 readable=None if readers is None else readers.__contains__,
+                 readable=None if readers is None else (lambda producer: family_of(producer) in readers),
                  prepare=None if settings.history_images else without_images)
 
 
@@ -253,16 +254,19 @@ def _options(settings: ClaudeMagic, model: str | None, max_tokens: int | None, s
     check_max_output(model, tokens)
     sampling = check_temperature(settings.temperature if temperature is None else temperature)
     check_sampling(model, sampling)
+    thinking_options = thinking_param(settings.thinking if thinking is None else thinking, max_tokens=tokens,
+                                      temperature=sampling, model=model,
+                                      display=(display or settings.thinking_display or None))
+    chosen_effort = effort_param(settings.effort if effort is None else effort, model)
+    check_thinking_effort(thinking_options, chosen_effort, model)
     return TurnOptions(
         model=model,
         max_tokens=tokens,
         system=settings.system if system is None else system,
         temperature=sampling,
         prompt_caching=settings.prompt_caching,
-        thinking=thinking_param(settings.thinking if thinking is None else thinking, max_tokens=tokens,
-                                temperature=sampling, model=model,
-                                display=(display or settings.thinking_display or None)),
-        effort=effort_param(settings.effort if effort is None else effort, model),
+        thinking=thinking_options,
+        effort=chosen_effort,
     )
 
 

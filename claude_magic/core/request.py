@@ -164,6 +164,19 @@ def effort_param(value: str | None, model: str | None) -> str | None:
     return text
 
 
+def check_thinking_effort(thinking: dict[str, Any] | None, effort: str | None, model: str) -> None:
+    """Thinking turned off (`disabled`, `between_tools`) at an effort the model does not allow it at (e.g.
+    Sonnet 5.5 above high) is one line before sending (ValueError)."""
+    facts = contract(model)
+    if facts is None or thinking is None or thinking.get("type") not in ("disabled", "between_tools"):
+        return
+    allowed = facts.thinking_off_efforts
+    used = effort or facts.effort_default
+    if allowed is not None and used is not None and used not in allowed:
+        raise ValueError(f"{model} turns thinking off (--thinking {thinking['type']}) only at --effort "
+                         f"{', '.join(allowed)}; got {used}")
+
+
 def thinks(request: dict[str, Any]) -> bool:
     """Whether the model will think in this request: thinking asked for, or on by the model's default."""
     thinking = request.get("thinking")
