@@ -191,7 +191,7 @@ def test_switching_to_a_model_that_cannot_read_the_blocks_says_so(shell: Any, em
 
 def test_continue_without_prefill_asks_in_a_user_message_and_draws_only_the_rest(shell: Any,
                                                                                  emu: Emulator) -> None:
-    first = run(shell, f"--model {DEFAULT_MODEL} --thinking-display omitted --max-tokens 40 --out first", "count for me")
+    run(shell, f"--model {DEFAULT_MODEL} --thinking-display omitted --max-tokens 40 --out first", "count for me")
     first = shell.user_ns["first"]
     assert first.stop_reason == "max_tokens"
     assert "%claude continue" in first._repr_mimebundle_()["text/plain"]
