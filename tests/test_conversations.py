@@ -62,7 +62,8 @@ def test_thinking_is_requested_shown_folded_and_kept_with_its_signature(shell: A
     assert stored[0]["type"] == "thinking" and stored[0]["signature"]  # exactly as received
     run(shell, "--thinking adaptive", "and now?")
     assert emu.requests[-1].status == 200  # the API accepts the history back: the signature verifies
-    assert emu.requests[-1].body["thinking"] == {"type": "adaptive"}
+    # Summarized, so a person watches the model think (the default model's own default is omitted).
+    assert emu.requests[-1].body["thinking"] == {"type": "adaptive", "display": "summarized"}
 
 
 def test_default_replies_think_when_thinking_is_asked_for(shell: Any, emu: Emulator) -> None:
@@ -89,9 +90,14 @@ def test_a_changed_thinking_block_is_rejected_like_the_api_does(emu: Emulator) -
     ("--thinking 4096 --max-tokens 2000", "must be less than max_tokens"),
     ("--model claude-opus-4-6 --thinking adaptive --temperature 0.5", "temperature cannot be set with thinking"),
     ("--thinking lots", "a token budget"),
-    # The default model (Claude 5) thinks adaptively; Claude 4.5 takes only a budget.
-    ("--thinking 2048", "thinks adaptively and does not take a thinking budget: use --thinking adaptive"),
-    ("--model claude-haiku-4-5 --thinking adaptive", "does not support adaptive thinking: give it a budget"),
+    # The default model (Sonnet 5.5) thinks adaptively; Claude 4.5 takes only a budget. The line names what
+    # the model takes (from the contract table).
+    ("--thinking 2048", "claude-sonnet-5-5 does not take a thinking budget: it accepts --thinking adaptive, "
+                        "between_tools"),
+    ("--model claude-haiku-4-5 --thinking adaptive", "claude-haiku-4-5 does not take --thinking adaptive: it "
+                                                     r"accepts --thinking N \(a budget\), off"),
+    ("--model claude-opus-5-5 --thinking off", "claude-opus-5-5 cannot turn thinking off"),
+    ("--effort xhigh --thinking off", "turns thinking off .* only at --effort low, medium, high; got xhigh"),
 ])
 def test_invalid_thinking_is_one_line_and_nothing_is_sent(shell: Any, emu: Emulator, flags: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
@@ -105,8 +111,12 @@ def test_thinking_with_forced_tool_use_is_refused_before_sending(shell: Any, emu
         return "noon"
 
     shell.user_ns["clock"] = clock
-    with pytest.raises(UsageError, match="does not allow with thinking"):
-        run(shell, "--thinking adaptive --tools clock --tool-choice any", "What time is it?")
+    # A model that takes a forced tool choice, but not while it thinks; the default model takes none at all.
+    with pytest.raises(UsageError, match="forces a tool call, which the API does not allow while claude-opus-4-6 "
+                                         "thinks"):
+        run(shell, "--model claude-opus-4-6 --thinking adaptive --tools clock --tool-choice any", "What time is it?")
+    with pytest.raises(UsageError, match="claude-sonnet-5-5 does not take a forced tool choice"):
+        run(shell, "--tools clock --tool-choice clock", "What time is it?")
     assert emu.requests == []
 
 
@@ -169,7 +179,8 @@ def test_with_thinking_on_a_tool_loop_must_send_the_thinking_back_first(emu: Emu
 
 
 def test_continue_finishes_a_cut_off_answer_as_one_turn(shell: Any, emu: Emulator) -> None:
-    first = run(shell, "--max-tokens 5 --out first", "count for me")
+    # A model that takes a prefill (the later ones: tests/test_thinking_client.py).
+    first = run(shell, "--model claude-haiku-4-5 --max-tokens 5 --out first", "count for me")
     first = shell.user_ns["first"]
     assert first.stop_reason == "max_tokens" and "%claude continue" in first._repr_mimebundle_()["text/plain"]
     reply = run(shell, "continue")
@@ -185,7 +196,7 @@ def test_continue_finishes_a_cut_off_answer_as_one_turn(shell: Any, emu: Emulato
 
 
 def test_continue_can_be_cut_off_again_and_continued_again(shell: Any, emu: Emulator) -> None:
-    run(shell, "--max-tokens 4", "count for me")
+    run(shell, "--model claude-haiku-4-5 --max-tokens 4", "count for me")
     run(shell, "--max-tokens 4 continue")
     assert STORE.get().turns[-1].stop_reason == "max_tokens"
     assert answers() == ["One two three four five six seven eight"]
@@ -202,7 +213,7 @@ def test_a_refusal_is_one_line_and_not_committed(shell: Any, emu: Emulator) -> N
 
 
 def test_a_paused_turn_goes_on_by_itself(shell: Any, emu: Emulator) -> None:
-    reply = run(shell, "--out r", "look it up")
+    reply = run(shell, "--model claude-haiku-4-5 --out r", "look it up")
     reply = shell.user_ns["r"]
     assert [r.status for r in emu.requests] == [200, 200]
     assert emu.requests[-1].messages[-1] == {"role": "assistant",

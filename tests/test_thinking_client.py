@@ -234,7 +234,7 @@ def test_the_default_request_asks_for_summarized_thinking_where_the_model_thinks
     assert body["thinking"] == {"type": "adaptive", "display": "summarized"}
     assert body["max_tokens"] == min(DEFAULT_MAX_TOKENS, contract(DEFAULT_MODEL).max_output)
     run(shell, f"--model {DEFAULT_MODEL} --thinking-display omitted", "hello")
-    assert last_ok(emu)["thinking"] == {"type": "adaptive", "display": "omitted"}
+    assert last_ok(emu)["thinking"] == {"type": "adaptive"}  # omitted is the model's default: not sent
     run(shell, f"--model {OLDER}", "hello")
     assert "thinking" not in last_ok(emu)  # off unless asked
 
@@ -244,7 +244,10 @@ def test_the_default_request_asks_for_summarized_thinking_where_the_model_thinks
 def test_thinking_off_means_what_the_model_allows(shell: Any, emu: Emulator, model: str) -> None:
     facts = contract(model)
     count = len(emu.requests)
-    if "disabled" in facts.thinking_types:
+    if facts.thinking_when_omitted == "off":
+        run(shell, f"--model {model} --thinking off", "hello")
+        assert "thinking" not in last_ok(emu)  # off already: nothing to send
+    elif "disabled" in facts.thinking_types:
         run(shell, f"--model {model} --thinking off", "hello")
         assert last_ok(emu)["thinking"] == {"type": "disabled"}
     elif "between_tools" in facts.thinking_types:
@@ -281,7 +284,7 @@ def test_effort_reaches_the_request_from_flag_setting_and_ask(shell: Any, emu: E
     assert last_ok(emu)["output_config"] == {"effort": efforts[-1]}
     claude_magic.ask("hello", model=DEFAULT_MODEL, effort=efforts[0], thinking_display="omitted")
     body = last_ok(emu)
-    assert body["output_config"] == {"effort": efforts[0]} and body["thinking"]["display"] == "omitted"
+    assert body["output_config"] == {"effort": efforts[0]} and "display" not in body["thinking"]
     from traitlets import TraitError
 
     with pytest.raises(TraitError, match="effort must be one of low, medium, high, xhigh, max"):
@@ -333,7 +336,7 @@ def test_the_panel_sends_its_effort_and_display_and_continues_without_prefill(sh
     panel.send("hello")
     assert panel.wait(30) is not None
     body = last_ok(emu)
-    assert body["output_config"] == {"effort": efforts[0]} and body["thinking"]["display"] == "omitted"
+    assert body["output_config"] == {"effort": efforts[0]} and "display" not in body["thinking"]
     panel.model_picker.value = OLDER
     panel.effort_picker.value = "high" if "high" in contract(OLDER).efforts else ""
     panel.send("hello again")

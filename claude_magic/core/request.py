@@ -100,7 +100,8 @@ def thinking_param(value: str | int | None, *, max_tokens: int, temperature: flo
     `off` means the least the model allows: `disabled`, else `between_tools` (Claude Sonnet 5.5, whose
     lowest setting it is); where thinking cannot be turned off (Opus 5.5, Fable 5.x) it is one line.
     The default sends `{"type": "adaptive", "display": ...}` to a model that thinks when the field is absent,
-    which is what it would do anyway, so that `display` can ask for the thinking to be shown.
+    which is what it would do anyway, so that `display` can ask for the thinking to be shown; `display` is
+    sent only where it differs from the model's default.
     """
     text = "" if value is None else str(value).strip().lower()
     if display is not None and display not in DISPLAYS:
@@ -112,8 +113,8 @@ def thinking_param(value: str | int | None, *, max_tokens: int, temperature: flo
             return None  # the model does not think unless asked
         param = {"type": "adaptive"}
     elif text in THINKING_OFF:
-        if facts is None or ("disabled" not in facts.thinking_types and facts.thinking_when_omitted == "off"):
-            return None  # thinking is off when the field is absent
+        if facts is None or facts.thinking_when_omitted == "off":
+            return None  # thinking is off when the field is absent: nothing to send
         if "disabled" in facts.thinking_types:
             return {"type": "disabled"}
         if "between_tools" not in facts.thinking_types:
@@ -136,7 +137,7 @@ def thinking_param(value: str | int | None, *, max_tokens: int, temperature: flo
         param = {"type": "enabled", "budget_tokens": budget}
     if facts is not None and param["type"] not in facts.thinking_types:
         kind = "a thinking budget" if param["type"] == "enabled" else f"--thinking {param['type']}"
-        words = sorted("N (a budget)" if t == "enabled" else t for t in facts.thinking_types)
+        words = sorted(_THINKING_WORDS.get(t, t) for t in facts.thinking_types)
         raise ValueError(f"{model} does not take {kind}: it accepts --thinking {', '.join(words) or 'nothing'}")
     if temperature is not None and temperature != 1:
         raise ValueError("temperature cannot be set with thinking (the API allows only 1): drop --temperature "
@@ -145,8 +146,12 @@ def thinking_param(value: str | int | None, *, max_tokens: int, temperature: flo
         if display not in facts.displays:
             raise ValueError(f"{model} does not take --thinking-display {display}: it accepts "
                              f"{_accepted(facts.displays)}")
-        param["display"] = display
+        if display != facts.display_default:  # sent only where it changes something
+            param["display"] = display
     return param
+
+
+_THINKING_WORDS = {"enabled": "N (a budget)", "disabled": "off"}
 
 
 def effort_param(value: str | None, model: str | None) -> str | None:
