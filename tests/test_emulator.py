@@ -23,12 +23,13 @@ from claude_magic.emulator import (
     ScriptError,
     count_tokens,
     generate_markdown,
-    known_models,
     load_script,
     tokenize,
 )
 
-MODEL = known_models()[0]
+# The wire mechanics (event order, faults, pacing) on a model that answers in plain text unless asked to think;
+# what each model's answers look like (thinking first, bound signatures) is in test_emulator_models.py.
+MODEL = "claude-haiku-4-5"
 KEY = "sk-test-secret-key-123"
 HELPER_EVENTS = {"text", "thinking", "signature", "input_json", "citation"}
 
@@ -444,12 +445,13 @@ def test_disconnect_mid_stream(emu: Emulator) -> None:
     with pytest.raises((httpx2.RemoteProtocolError, anthropic.APIConnectionError)) as info:
         collect_text(emu, received)
     assert "".join(received) == "alpha beta"
-    assert type(info.value) is httpx2.RemoteProtocolError  # SDK 2.11 does not wrap it
+    assert "incomplete" in str(info.value) or "closed" in str(info.value)  # the body ended early
 
 
 def test_disconnect_before_any_event_and_non_streaming(emu: Emulator) -> None:
     emu.set_script({"turns": [{"fault": {"kind": "disconnect"}}]})
-    with pytest.raises(httpx2.RemoteProtocolError):
+    # Which class a cut stream surfaces as changes between SDK releases (2.17 wraps httpx2's error).
+    with pytest.raises((httpx2.RemoteProtocolError, anthropic.APIConnectionError)):
         collect_text(emu, [])
     with pytest.raises(anthropic.APIConnectionError):
         client_for(emu).messages.create(model=MODEL, max_tokens=50, messages=user("x"))
@@ -461,7 +463,7 @@ def test_stall_triggers_client_read_timeout(emu: Emulator) -> None:
     emu.set_script({"turns": [{"content": "alpha beta gamma", "fault": fault}]})
     received: list[str] = []
     began = time.perf_counter()
-    with pytest.raises(httpx2.ReadTimeout):
+    with pytest.raises((httpx2.ReadTimeout, anthropic.APITimeoutError)):  # wrapped from SDK 2.17 on
         collect_text(emu, received, timeout=httpx2.Timeout(0.5))
     assert received == ["alpha"]
     assert time.perf_counter() - began < 5
