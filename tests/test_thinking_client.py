@@ -102,6 +102,19 @@ def test_a_cell_with_its_own_system_prompt_carries_no_earlier_thinking(shell: An
     assert "system" not in body
 
 
+def tiny_png() -> bytes:
+    """A valid 1x1 PNG."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+            + chunk(b"IEND", b""))
+
+
 def offer(name: str) -> Any:
     def tool(city: str) -> str:
         """Look the weather up.
@@ -142,10 +155,8 @@ def test_a_deleted_cell_invalidates_only_what_came_after_it(shell: Any, emu: Emu
 
 
 def test_history_images_off_leaves_out_the_thinking_after_an_image(shell: Any, emu: Emulator, tmp_path: Path) -> None:
-    png = Path(claude_magic.__file__).parent.parent / "tests" / "fixtures"
-    image = next(png.rglob("*.png"), None)
-    if image is None:
-        pytest.skip("no PNG fixture")
+    image = tmp_path / "dot.png"
+    image.write_bytes(tiny_png())
     ask_cell(shell, DEFAULT_MODEL, "a", "question a")
     ask_cell(shell, DEFAULT_MODEL, "b", "what is this", extra=f"-a {image}")
     shell.run_line_magic("config", "ClaudeMagic.history_images = False")
@@ -191,7 +202,9 @@ def test_switching_to_a_model_that_cannot_read_the_blocks_says_so(shell: Any, em
 
 def test_continue_without_prefill_asks_in_a_user_message_and_draws_only_the_rest(shell: Any,
                                                                                  emu: Emulator) -> None:
-    run(shell, f"--model {DEFAULT_MODEL} --thinking-display omitted --max-tokens 40 --out first", "count for me")
+    # No up-front thinking, so max_tokens cuts the answer's text (an answer cut off while thinking keeps
+    # no unfinished thinking block: nothing to continue).
+    run(shell, f"--model {DEFAULT_MODEL} --thinking off --max-tokens 5 --out first", "count for me")
     first = shell.user_ns["first"]
     assert first.stop_reason == "max_tokens"
     assert "%claude continue" in first._repr_mimebundle_()["text/plain"]
@@ -345,11 +358,13 @@ def test_the_panel_sends_its_effort_and_display_and_continues_without_prefill(sh
         assert "output_config" not in last_ok(emu)
     panel.model_picker.value = DEFAULT_MODEL
     panel.effort_picker.value = ""
-    shell.run_line_magic("config", "ClaudeMagic.max_tokens = 40")
+    shell.run_line_magic("config", "ClaudeMagic.max_tokens = 5")
+    shell.run_line_magic("config", "ClaudeMagic.thinking = 'off'")  # max_tokens cuts the text, not thinking
     panel.send("count for me")
     state = panel.wait(30)
     assert state is not None and state.stop_reason == "max_tokens"
     shell.run_line_magic("config", "ClaudeMagic.max_tokens = None")
+    shell.run_line_magic("config", "ClaudeMagic.thinking = ''")
     assert panel.continue_answer()
     state = panel.wait(30)
     assert state is not None and state.error is None, state.error

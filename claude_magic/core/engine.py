@@ -441,6 +441,8 @@ def _commit_valid(turn: PreparedTurn, user: Any) -> Placement | None:
                                          {"role": "assistant", "content": state.assistant_content()}])
         usage = _add_usage({}, state.total_usage)
         cost = state.cost
+    if exchange is not None and state.stop_reason == "max_tokens":
+        exchange = _without_cut_thinking(exchange)
     if exchange is None:
         return None
     system_tools = {"system": turn.request.get("system"), "tools": turn.request.get("tools"), "messages": [{}]}
@@ -456,6 +458,18 @@ def _commit_valid(turn: PreparedTurn, user: Any) -> Placement | None:
     if placement is not None:
         turn.committed_id = turn.replaces if placement.replaced else committed.id
     return placement
+
+
+def _without_cut_thinking(exchange: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """An answer max_tokens cut off while thinking ends in a thinking block that never finished: its
+    signature cannot vouch for the text it got, so it is not kept (None when nothing else was answered)."""
+    last = exchange[-1]
+    content = list(last["content"])
+    while content and content[-1].get("type") in ("thinking", "redacted_thinking"):
+        content.pop()
+    if content == last["content"]:
+        return exchange
+    return [*exchange[:-1], {**last, "content": content}] if content else None
 
 
 def _add_usage(usage: dict[str, int], more: Usage) -> dict[str, int]:
