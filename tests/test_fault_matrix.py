@@ -18,6 +18,14 @@ from support import FAKE_API_KEY
 
 from claude_magic.emulator import Emulator
 
+
+@pytest.fixture(autouse=True)
+def model_without_thinking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wire mechanics, not thinking: a 4.5 model, which thinks only when asked (the default model starts every
+    answer with a thinking block; tests/test_thinking_client.py covers it)."""
+    monkeypatch.setenv("CLAUDE_MAGIC_MODEL", "claude-haiku-4-5")
+
+
 pytestmark = pytest.mark.kernel
 
 PARTIAL = "Hello there, this is"
@@ -65,7 +73,7 @@ def emulator_module() -> Iterator[Emulator]:
 @pytest.fixture(scope="module")
 def fault_kernel(emulator_module: Emulator) -> Iterator[KernelSession]:
     env = {"ANTHROPIC_BASE_URL": emulator_module.base_url, "ANTHROPIC_API_KEY": FAKE_API_KEY,
-           "CLAUDE_MAGIC_DISPLAY": "live", "CLAUDE_MAGIC_OFFLINE": "0"}
+           "CLAUDE_MAGIC_DISPLAY": "live", "CLAUDE_MAGIC_OFFLINE": "0", "CLAUDE_MAGIC_MODEL": "claude-haiku-4-5"}
     with KernelSession(env=env) as kernel:
         kernel.execute("%load_ext claude_magic\n%config ClaudeMagic.read_timeout = 3\n"
                        "%config ClaudeMagic.max_retries = 1\nimport threading")

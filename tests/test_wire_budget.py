@@ -26,6 +26,14 @@ from harness.kernel import KernelSession
 from claude_magic.emulator import Emulator, generate_markdown, tokenize
 from claude_magic.render.markdown import render_markdown
 
+
+@pytest.fixture(autouse=True)
+def model_without_thinking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wire mechanics, not thinking: a 4.5 model, which thinks only when asked (the default model starts every
+    answer with a thinking block; tests/test_thinking_client.py covers it)."""
+    monkeypatch.setenv("CLAUDE_MAGIC_MODEL", "claude-haiku-4-5")
+
+
 pytestmark = pytest.mark.kernel
 
 TOKENS = 8000

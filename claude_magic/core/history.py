@@ -253,12 +253,15 @@ STORE = ConversationStore()
 
 
 def message_text(content: str | list[dict[str, Any]]) -> str:
-    """A message's text for people: its text blocks, other blocks named in brackets."""
+    """A message's text for people: its text blocks, other blocks named in brackets (thinking left out:
+    on today's models every answer starts with a block that is often only a signature)."""
     if isinstance(content, str):
         return content
     parts = []
     for block in content:
         kind = block.get("type")
+        if kind in ("thinking", "redacted_thinking"):
+            continue
         if kind == "text":
             parts.append(block["text"])
         elif kind == "tool_use":
