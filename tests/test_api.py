@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from support import run_coroutine
+from support import after_thinking, run_coroutine, text_blocks
 
 import claude_magic
 from claude_magic.core import engine as _engine
@@ -82,12 +82,17 @@ def test_engine_runs_one_exchange_on_every_sink(emu: Emulator, kind: str) -> Non
     turn = _turn("What is the capital of France?", conversation=f"engine-{kind}")
     state = _engine.run_exchange(turn, sink)
     assert state.status == "complete" and turn.committed
-    assert state.final_message is not None and state.final_message.content[0].text == "Paris is the capital."
-    assert STORE.get(f"engine-{kind}").messages[-1]["content"] == [{"type": "text", "text": "Paris is the capital."}]
+    assert state.final_message is not None
+    # The default model thinks first: a thinking block (signature only), then the answer.
+    assert [block.type for block in state.final_message.content] == ["thinking", "text"]
+    assert state.final_message.content[1].text == "Paris is the capital."
+    stored = STORE.get(f"engine-{kind}").messages[-1]["content"]
+    assert stored[0]["type"] == "thinking" and stored[0]["signature"]  # kept exactly as received
+    assert text_blocks(stored) == [{"type": "text", "text": "Paris is the capital."}]
     if kind in ("final", "live"):
         assert "Paris is the capital." in publisher.calls[-1][1]["text/plain"]
     elif kind == "terminal":
-        assert out.getvalue().startswith("Paris is the capital.")
+        assert after_thinking(out.getvalue()).startswith("Paris is the capital.")
     elif kind == "panel":
         assert "Paris is the capital." in sink.box.children[0].value
 
@@ -155,7 +160,7 @@ def test_reply_fields_and_code_blocks(emu: Emulator) -> None:
     assert reply.usage.output_tokens == reply.message.usage.output_tokens > 0
     assert reply.code_blocks == [("python", "print('hi')\n"), ("bash", "echo hi\n"), ("", "indented block\n")]
     bundle = reply._repr_mimebundle_()
-    assert bundle["text/plain"].startswith(CODE_ANSWER) and "<pre" in bundle["text/html"]
+    assert after_thinking(bundle["text/plain"]).startswith(CODE_ANSWER) and "<pre" in bundle["text/html"]
     assert not hasattr(reply, "_repr_markdown_")  # unsanitized Markdown would reach a trusted renderer
 
 

@@ -10,6 +10,7 @@ from IPython.core.error import UsageError
 from claude_magic.core.models import DEFAULT_MODEL
 from claude_magic.emulator import Emulator
 from claude_magic.surfaces.magic import split_options
+from support import after_thinking, text_blocks
 
 SCRIPT = {
     "turns": [
@@ -31,7 +32,7 @@ def test_terminal_streams_text_then_footer(shell: Any, emulator: Emulator, capsy
     emulator.set_script(SCRIPT)
     run(shell, "%%claude\nWhat is the capital of France?")
     out = capsys.readouterr().out
-    assert out.startswith("Paris is the capital.\n\n")
+    assert after_thinking(out).startswith("Paris is the capital.\n\n")
     assert "11 in / 5 out · stop_reason: end_turn" in out
 
 
@@ -42,7 +43,9 @@ def test_follow_up_carries_the_first_exchange(shell: Any, emulator: Emulator) ->
     messages = emulator.requests[-1].messages
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
     assert messages[0]["content"] == "What is the capital of France?"
-    assert messages[1]["content"] == [{"type": "text", "text": "Paris is the capital."}]
+    # The answer goes back exactly as received: the default model's thinking block first, then the text.
+    assert messages[1]["content"][0]["type"] == "thinking" and messages[1]["content"][0]["signature"]
+    assert text_blocks(messages[1]["content"]) == [{"type": "text", "text": "Paris is the capital."}]
     assert messages[2]["content"] == "and Italy"
 
 
@@ -74,7 +77,7 @@ def test_history_view_shows_both_roles(shell: Any, emulator: Emulator) -> None:
     assert bundle["text/plain"] == (
         "Conversation 'default': 1 turn · 11 in / 5 out\n\n"
         "── Turn 1 · cell · claude-sonnet-5-5 · 11 in / 5 out\n\n"
-        "user:\nWhat is the capital of France?\n\nassistant:\nParis is the capital.")
+        "user:\nWhat is the capital of France?\n\nassistant:\n[thinking block]\n\nParis is the capital.")
 
 
 def test_flags_and_config_reach_the_request(shell: Any, emulator: Emulator) -> None:
