@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from support import run_coroutine
+from support import after_thinking, run_coroutine
 
 import claude_magic
 from claude_magic.core import engine as _engine
@@ -160,7 +160,7 @@ def test_reply_fields_and_code_blocks(emu: Emulator) -> None:
     assert reply.usage.output_tokens == reply.message.usage.output_tokens > 0
     assert reply.code_blocks == [("python", "print('hi')\n"), ("bash", "echo hi\n"), ("", "indented block\n")]
     bundle = reply._repr_mimebundle_()
-    assert bundle["text/plain"].startswith(CODE_ANSWER) and "<pre" in bundle["text/html"]
+    assert after_thinking(bundle["text/plain"]).startswith(CODE_ANSWER) and "<pre" in bundle["text/html"]
     assert not hasattr(reply, "_repr_markdown_")  # unsanitized Markdown would reach a trusted renderer
 
 
