@@ -226,7 +226,7 @@ def test_a_refusal_is_one_line_and_not_committed(shell: Any, emu: Emulator) -> N
 
 
 def test_a_paused_turn_goes_on_by_itself(shell: Any, emu: Emulator) -> None:
-    reply = run(shell, "--model claude-haiku-4-5 --out r", "look it up")
+    reply = run(shell, "--out r", "look it up")
     reply = shell.user_ns["r"]
     assert [r.status for r in emu.requests] == [200, 200]
     # The paused answer goes back as received (the default model's thinking block first) and goes on.

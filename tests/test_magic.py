@@ -77,7 +77,7 @@ def test_history_view_shows_both_roles(shell: Any, emulator: Emulator) -> None:
     assert bundle["text/plain"] == (
         "Conversation 'default': 1 turn · 11 in / 5 out\n\n"
         "── Turn 1 · cell · claude-sonnet-5-5 · 11 in / 5 out\n\n"
-        "user:\nWhat is the capital of France?\n\nassistant:\n[thinking block]\n\nParis is the capital.")
+        "user:\nWhat is the capital of France?\n\nassistant:\nParis is the capital.")
 
 
 def test_flags_and_config_reach_the_request(shell: Any, emulator: Emulator) -> None:
