@@ -193,7 +193,7 @@ class IncrementalView:
             self._block += 1
             self._part = self._offset = 0
         tail_html = tail_text = ""
-        if blocks:
+        if self._block < len(blocks):  # (a continuation's view may start past the blocks it continues)
             block = blocks[self._block]
             if block.kind == "text":
                 rest = self._rest(block)
