@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
+from support import after_thinking, text_blocks
 
 from claude_magic.core.models import DEFAULT_MODEL
 from claude_magic.emulator import Emulator
 from claude_magic.surfaces.magic import split_options
-from support import after_thinking, text_blocks
 
 SCRIPT = {
     "turns": [
