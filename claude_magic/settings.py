@@ -109,11 +109,11 @@ class ClaudeMagic(Configurable):
     thinking = Unicode("", help="Thinking for every turn: empty for the model's default (on from Claude 5), "
                        "adaptive, between_tools, off (the least the model allows), or a token budget (Claude 4.6 "
                        "and earlier; at least 1024, less than max_tokens). Per cell: --thinking.").tag(config=True)
-    thinking_display = CaselessStrEnum(list(DISPLAYS), default_value="summarized", allow_none=True,
-                                       help="What thinking blocks carry: summarized (the model's reasoning, "
-                                       "streamed above the answer) or omitted (only a signature: the answer "
-                                       "starts sooner); None: the model's default. Applied where the model "
-                                       "takes it. Per cell: --thinking-display.").tag(config=True)
+    thinking_display = CaselessStrEnum(list(DISPLAYS), allow_none=True,
+                                       help="What thinking blocks carry: summarized (default: the model's "
+                                       "reasoning, streamed above the answer) or omitted (only a signature); "
+                                       "None: the model's default. Applied where the model takes it. Env "
+                                       "CLAUDE_MAGIC_THINKING_DISPLAY. Per cell: --thinking-display.").tag(config=True)
     effort = Unicode("", help=f"output_config.effort for every turn: {', '.join(EFFORTS)} (which ones, by "
                      "model: the contract table); empty: the model's default. Per cell: --effort.").tag(config=True)
     history_dir = Unicode(help="Folder (relative to the notebook's) where every committed turn is saved, so "
@@ -130,6 +130,11 @@ class ClaudeMagic(Configurable):
     @default("model")
     def _default_model(self) -> str:
         return os.environ.get("CLAUDE_MAGIC_MODEL") or DEFAULT_MODEL
+
+    @default("thinking_display")
+    def _default_thinking_display(self) -> str:
+        value = os.environ.get("CLAUDE_MAGIC_THINKING_DISPLAY", "").strip().lower()
+        return value if value in DISPLAYS else "summarized"
 
     @default("display_mode")
     def _default_display_mode(self) -> str:

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
-from support import after_thinking, text_blocks
 
 from claude_magic.core.models import DEFAULT_MODEL
 from claude_magic.emulator import Emulator

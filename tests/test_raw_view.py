@@ -29,10 +29,11 @@ from claude_magic.surfaces.terminal import TerminalEventsSink
 
 
 @pytest.fixture(autouse=True)
-def model_without_thinking(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Wire mechanics, not thinking: a 4.5 model, which thinks only when asked (the default model starts every
-    answer with a thinking block; tests/test_thinking_client.py covers it)."""
-    monkeypatch.setenv("CLAUDE_MAGIC_MODEL", "claude-haiku-4-5")
+def thinking_as_the_model_sends_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests compare the client's stream with the model's own defaults: thinking display omitted (a
+    signature-only thinking block), not the summarized reasoning claude_magic asks for by default. Kernels
+    started by the tests inherit it."""
+    monkeypatch.setenv("CLAUDE_MAGIC_THINKING_DISPLAY", "omitted")
 
 
 WORDS = " ".join(f"w{i}" for i in range(120))  # 120 tokens: 120 deltas, so pings come after 50 and 100
@@ -68,7 +69,7 @@ def names(lines: list[str]) -> list[str]:
 
 def wire_event_names(emulator: Emulator, prompt: str) -> list[str]:
     """What the emulator sends for `prompt`, read straight off the socket: the `event:` field of each SSE."""
-    body = json.dumps({"model": "claude-haiku-4-5", "max_tokens": 4096, "stream": True,
+    body = json.dumps({"model": DEFAULT_MODEL, "max_tokens": 4096, "stream": True,
                        "messages": [{"role": "user", "content": prompt}]}).encode()
     request = urllib.request.Request(f"{emulator.base_url}/v1/messages", data=body, method="POST", headers={
         "content-type": "application/json", "x-api-key": FAKE_API_KEY, "anthropic-version": "2023-06-01"})

@@ -27,15 +27,15 @@ from support import after_thinking
 from claude_magic.emulator import Emulator, generate_markdown, tokenize
 from claude_magic.render.markdown import render_markdown
 
+pytestmark = pytest.mark.kernel
 
 @pytest.fixture(autouse=True)
-def model_without_thinking(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Wire mechanics, not thinking: a 4.5 model, which thinks only when asked (the default model starts every
-    answer with a thinking block; tests/test_thinking_client.py covers it)."""
-    monkeypatch.setenv("CLAUDE_MAGIC_MODEL", "claude-haiku-4-5")
+def thinking_as_the_model_sends_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests compare the client's stream with the model's own defaults: thinking display omitted (a
+    signature-only thinking block), not the summarized reasoning claude_magic asks for by default. Kernels
+    started by the tests inherit it."""
+    monkeypatch.setenv("CLAUDE_MAGIC_THINKING_DISPLAY", "omitted")
 
-
-pytestmark = pytest.mark.kernel
 
 TOKENS = 8000
 SEED = 5
