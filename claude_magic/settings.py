@@ -23,7 +23,7 @@ from traitlets.config import Configurable
 from claude_magic.core.history import DEFAULT_CONVERSATION
 from claude_magic.core.models import DEFAULT_MODEL
 from claude_magic.core.pricing import parse_overrides
-from claude_magic.core.request import THINKING_OFF, thinking_param
+from claude_magic.core.request import DEFAULT_MAX_TOKENS, DISPLAYS, EFFORTS, THINKING_DEFAULT, thinking_param
 
 _TRUE = {"1", "true", "yes", "on"}
 DISPLAY_MODES = ("auto", "live", "final", "terminal")
@@ -57,7 +57,8 @@ class ClaudeMagic(Configurable):
     """Settings of claude_magic (`%config ClaudeMagic.<name> = value`); per-call flags override them."""
 
     model = Unicode(help="Model id (env CLAUDE_MAGIC_MODEL).").tag(config=True)
-    max_tokens = Int(4096, help="Maximum output tokens per answer.").tag(config=True)
+    max_tokens = Int(None, allow_none=True, help=f"Maximum output tokens per answer, thinking included (None: "
+                     f"{DEFAULT_MAX_TOKENS:,}, or the model's maximum output when that is lower).").tag(config=True)
     system = Unicode("", help="System prompt for every turn.").tag(config=True)
     temperature = Float(None, allow_none=True, help="Sampling temperature, 0 to 1 (None: API default).").tag(
         config=True
@@ -105,8 +106,16 @@ class ClaudeMagic(Configurable):
     history_images = Bool(True, help="Keep attached images and PDFs of earlier turns in the requests; False "
                           "sends them only with the turn they were attached to (saves tokens).").tag(config=True)
     # Conversations (see core/history.py and core/persist.py).
-    thinking = Unicode("", help="Extended thinking for every turn: a token budget (at least 1024, less than "
-                       "max_tokens), adaptive, or empty/off. Per cell: --thinking.").tag(config=True)
+    thinking = Unicode("", help="Thinking for every turn: empty for the model's default (on from Claude 5), "
+                       "adaptive, between_tools, off (the least the model allows), or a token budget (Claude 4.6 "
+                       "and earlier; at least 1024, less than max_tokens). Per cell: --thinking.").tag(config=True)
+    thinking_display = CaselessStrEnum(list(DISPLAYS), allow_none=True,
+                                       help="What thinking blocks carry: summarized (default: the model's "
+                                       "reasoning, streamed above the answer) or omitted (only a signature); "
+                                       "None: the model's default. Applied where the model takes it. Env "
+                                       "CLAUDE_MAGIC_THINKING_DISPLAY. Per cell: --thinking-display.").tag(config=True)
+    effort = Unicode("", help=f"output_config.effort for every turn: {', '.join(EFFORTS)} (which ones, by "
+                     "model: the contract table); empty: the model's default. Per cell: --effort.").tag(config=True)
     history_dir = Unicode(help="Folder (relative to the notebook's) where every committed turn is saved, so "
                           "`%claude resume` can load a conversation after a restart; empty: do not save. "
                           "Env CLAUDE_MAGIC_HISTORY_DIR; default .claude_magic/history.").tag(config=True)
@@ -121,6 +130,11 @@ class ClaudeMagic(Configurable):
     @default("model")
     def _default_model(self) -> str:
         return os.environ.get("CLAUDE_MAGIC_MODEL") or DEFAULT_MODEL
+
+    @default("thinking_display")
+    def _default_thinking_display(self) -> str:
+        value = os.environ.get("CLAUDE_MAGIC_THINKING_DISPLAY", "").strip().lower()
+        return value if value in DISPLAYS else "summarized"
 
     @default("display_mode")
     def _default_display_mode(self) -> str:
@@ -143,7 +157,14 @@ class ClaudeMagic(Configurable):
         value = str(proposal["value"]).strip().lower()
         # Checked on its own here; against max_tokens and temperature when a turn is asked.
         _validated(lambda text: thinking_param(text, max_tokens=2**31, temperature=None), value)
-        return "" if value in THINKING_OFF else value
+        return "" if value in THINKING_DEFAULT else value
+
+    @validate("effort")
+    def _check_effort(self, proposal: Any) -> str:
+        value = str(proposal["value"]).strip().lower()
+        if value and value not in EFFORTS:
+            raise TraitError(f"effort must be one of {', '.join(EFFORTS)} (or empty), got {proposal['value']!r}")
+        return value
 
     @validate("prices")
     def _check_prices(self, proposal: Any) -> dict[str, Any]:
@@ -151,8 +172,8 @@ class ClaudeMagic(Configurable):
         return dict(proposal["value"])
 
     @validate("max_tokens")
-    def _check_max_tokens(self, proposal: Any) -> int:
-        return _validated(check_max_tokens, proposal["value"])
+    def _check_max_tokens(self, proposal: Any) -> int | None:
+        return None if proposal["value"] is None else _validated(check_max_tokens, proposal["value"])
 
     @validate("temperature")
     def _check_temperature(self, proposal: Any) -> float | None:

@@ -4,6 +4,7 @@ when pytest collects several directories that each have one)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -33,3 +34,18 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
     if "error" in result:
         raise result["error"]
     return result["value"]
+
+
+_THINKING_FOLD = re.compile(r"\A(?:\[thinking\]\n.*?\n\[/thinking\]\n)+", re.S)
+
+
+def after_thinking(plain: str) -> str:
+    """A text/plain answer without the thinking it starts with: the default model thinks first (a
+    `[thinking] … [/thinking]` fold, empty when its display is "omitted"); tests that are about the
+    answer's text read what follows."""
+    return _THINKING_FOLD.sub("", plain, count=1)
+
+
+def text_blocks(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The text blocks of a stored or sent answer (the thinking blocks before them left out)."""
+    return [block for block in content if block.get("type") == "text"]

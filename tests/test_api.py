@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from support import run_coroutine
+from support import after_thinking, run_coroutine
 
 import claude_magic
 from claude_magic.core import engine as _engine
@@ -79,13 +79,18 @@ def test_engine_runs_one_exchange_on_every_sink(emu: Emulator, kind: str) -> Non
     out = io.StringIO()
     sink: Any = {"final": lambda: FinalCellSink(publisher), "live": lambda: LiveCellSink(publisher, "t"),
                  "terminal": lambda: TerminalSink(out), "panel": _TurnView, "none": lambda: None}[kind]()
-    turn = _turn("What is the capital of France?", conversation=f"engine-{kind}")
+    # The default model starts its answer with a thinking block; under display omitted (the model's own
+    # default) it carries only a signature, and every sink shows nothing of it.
+    turn = _turn("What is the capital of France?", conversation=f"engine-{kind}", thinking_display="omitted")
     state = _engine.run_exchange(turn, sink)
     assert state.status == "complete" and turn.committed
-    assert state.final_message is not None and state.final_message.content[0].text == "Paris is the capital."
-    assert STORE.get(f"engine-{kind}").messages[-1]["content"] == [{"type": "text", "text": "Paris is the capital."}]
+    assert state.final_message is not None and state.final_message.content[-1].text == "Paris is the capital."
+    thinking, *answer = STORE.get(f"engine-{kind}").messages[-1]["content"]
+    assert thinking["type"] == "thinking" and thinking["thinking"] == "" and thinking["signature"]
+    assert answer == [{"type": "text", "text": "Paris is the capital."}]
     if kind in ("final", "live"):
-        assert "Paris is the capital." in publisher.calls[-1][1]["text/plain"]
+        assert publisher.calls[-1][1]["text/plain"].startswith("Paris is the capital.")
+        assert "Thinking" not in publisher.calls[-1][1]["text/html"]
     elif kind == "terminal":
         assert out.getvalue().startswith("Paris is the capital.")
     elif kind == "panel":
@@ -148,14 +153,14 @@ def test_cancelling_an_async_turn_keeps_the_partial_marked(emu: Emulator) -> Non
 
 
 def test_reply_fields_and_code_blocks(emu: Emulator) -> None:
-    reply = claude_magic.ask("show code", display="none")
+    reply = claude_magic.ask("show code", display="none", thinking_display="omitted")
     assert isinstance(reply, claude_magic.Reply)
     assert reply.text == CODE_ANSWER and reply.error is None and reply.ok
     assert reply.stop_reason == "end_turn" and reply.message.stop_reason == "end_turn"
     assert reply.usage.output_tokens == reply.message.usage.output_tokens > 0
     assert reply.code_blocks == [("python", "print('hi')\n"), ("bash", "echo hi\n"), ("", "indented block\n")]
     bundle = reply._repr_mimebundle_()
-    assert bundle["text/plain"].startswith(CODE_ANSWER) and "<pre" in bundle["text/html"]
+    assert after_thinking(bundle["text/plain"]).startswith(CODE_ANSWER) and "<pre" in bundle["text/html"]
     assert not hasattr(reply, "_repr_markdown_")  # unsanitized Markdown would reach a trusted renderer
 
 

@@ -96,7 +96,7 @@ def test_map_in_a_cell_order_concurrency_failure_rate_limit_no_history(kernel: K
     emulator.reset_peak_streams()
     started = time.monotonic()
     result = kernel.execute(
-        f"replies = claude_magic.map({prompts!r}, concurrency=4, max_tokens=40)\n"
+        f"replies = claude_magic.map({prompts!r}, concurrency=4, max_tokens=400)\n"
         "print(json.dumps([[r.state.prompt, r.ok, r.error] for r in replies]), len(STORE.get()))", timeout=90)
     took = time.monotonic() - started
     lines = result.stdout().strip().splitlines()

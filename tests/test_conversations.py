@@ -62,14 +62,20 @@ def test_thinking_is_requested_shown_folded_and_kept_with_its_signature(shell: A
     assert stored[0]["type"] == "thinking" and stored[0]["signature"]  # exactly as received
     run(shell, "--thinking adaptive", "and now?")
     assert emu.requests[-1].status == 200  # the API accepts the history back: the signature verifies
-    assert emu.requests[-1].body["thinking"] == {"type": "adaptive"}
+    # Summarized, so a person watches the model think (the default model's own default is omitted).
+    assert emu.requests[-1].body["thinking"] == {"type": "adaptive", "display": "summarized"}
 
 
 def test_default_replies_think_when_thinking_is_asked_for(shell: Any, emu: Emulator) -> None:
     run(shell, "--thinking adaptive --out r", "What is a monad?")
     content = STORE.get().turns[-1].messages[-1]["content"]
-    assert [block["type"] for block in content] == ["thinking", "text"]
-    assert "offline emulator" in content[0]["thinking"]
+    assert [block["type"] for block in content] == ["thinking", "text"] and content[0]["signature"]
+    # Its text comes back only where the request asked for display "summarized": the default model's own
+    # default is "omitted" (a signature-only block).
+    if emu.requests[-1].body["thinking"].get("display") == "summarized":
+        assert "offline emulator" in content[0]["thinking"]
+    else:
+        assert content[0]["thinking"] == ""
 
 
 def test_a_changed_thinking_block_is_rejected_like_the_api_does(emu: Emulator) -> None:
@@ -89,9 +95,14 @@ def test_a_changed_thinking_block_is_rejected_like_the_api_does(emu: Emulator) -
     ("--thinking 4096 --max-tokens 2000", "must be less than max_tokens"),
     ("--model claude-opus-4-6 --thinking adaptive --temperature 0.5", "temperature cannot be set with thinking"),
     ("--thinking lots", "a token budget"),
-    # The default model (Claude 5) thinks adaptively; Claude 4.5 takes only a budget.
-    ("--thinking 2048", "thinks adaptively and does not take a thinking budget: use --thinking adaptive"),
-    ("--model claude-haiku-4-5 --thinking adaptive", "does not support adaptive thinking: give it a budget"),
+    # The default model (Sonnet 5.5) thinks adaptively; Claude 4.5 takes only a budget. The line names what
+    # the model takes (from the contract table).
+    ("--thinking 2048", "claude-sonnet-5-5 does not take a thinking budget: it accepts --thinking adaptive, "
+                        "between_tools"),
+    ("--model claude-haiku-4-5 --thinking adaptive", "claude-haiku-4-5 does not take --thinking adaptive: it "
+                                                     r"accepts --thinking N \(a budget\), off"),
+    ("--model claude-opus-5-5 --thinking off", "claude-opus-5-5 cannot turn thinking off"),
+    ("--effort xhigh --thinking off", "turns thinking off .* only at --effort low, medium, high; got xhigh"),
 ])
 def test_invalid_thinking_is_one_line_and_nothing_is_sent(shell: Any, emu: Emulator, flags: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
@@ -105,8 +116,12 @@ def test_thinking_with_forced_tool_use_is_refused_before_sending(shell: Any, emu
         return "noon"
 
     shell.user_ns["clock"] = clock
-    with pytest.raises(UsageError, match="does not allow with thinking"):
-        run(shell, "--thinking adaptive --tools clock --tool-choice any", "What time is it?")
+    # A model that takes a forced tool choice, but not while it thinks; the default model takes none at all.
+    with pytest.raises(UsageError, match="forces a tool call, which the API does not allow while claude-opus-4-6 "
+                                         "thinks"):
+        run(shell, "--model claude-opus-4-6 --thinking adaptive --tools clock --tool-choice any", "What time is it?")
+    with pytest.raises(UsageError, match="claude-sonnet-5-5 does not take a forced tool choice"):
+        run(shell, "--tools clock --tool-choice clock", "What time is it?")
     assert emu.requests == []
 
 
@@ -119,10 +134,16 @@ def test_thinking_with_forced_tool_use_is_refused_before_sending(shell: Any, emu
      '"thinking.type.enabled" is not supported for this model. Use "thinking.type.adaptive"'),
     ({"thinking": {"type": "adaptive"}, "model": "claude-haiku-4-5"},
      "adaptive thinking is not supported on this model"),
-    ({"thinking": {"type": "adaptive"}, "temperature": 0.3}, "may only be set to 1"),
+    # Temperature and forced tools with thinking on, on a model that takes both without thinking.
+    ({"thinking": {"type": "adaptive"}, "temperature": 0.3, "model": "claude-opus-4-6"}, "may only be set to 1"),
     ({"thinking": {"type": "sometimes"}}, "does not match any of the expected tags"),
     ({"thinking": {"type": "adaptive"}, "tools": [{"name": "t", "input_schema": {"type": "object"}}],
-      "tool_choice": {"type": "any"}}, "forces tool use"),
+      "tool_choice": {"type": "any"}, "model": "claude-opus-4-6"}, "forces tool use"),
+    # From Claude 4.7 on sampling is refused outright; the 5.5 and Fable 5.1+ models refuse forced tools.
+    ({"temperature": 0.3}, "`temperature` is deprecated for this model."),
+    ({"tools": [{"name": "t", "input_schema": {"type": "object"}}], "tool_choice": {"type": "any"}},
+     "forced tool use is not available"),
+    ({"thinking": {"type": "disabled"}, "model": "claude-sonnet-5-5"}, "between_tools"),
 ])
 def test_the_emulator_checks_thinking_parameters_like_the_api(emu: Emulator, body: dict[str, Any],
                                                                message: str) -> None:
@@ -139,7 +160,9 @@ def test_the_emulator_checks_thinking_parameters_like_the_api(emu: Emulator, bod
     ("claude-opus-4-5", {"type": "enabled", "budget_tokens": 1024}),
     ("claude-mythos-preview", {"type": "enabled", "budget_tokens": 1024}),
     ("claude-sonnet-5-5", {"type": "adaptive"}),
-    ("claude-sonnet-5-5", {"type": "disabled"}),
+    ("claude-sonnet-5-5", {"type": "between_tools"}),  # its lowest setting: disabled is a 400 on Sonnet 5.5
+    ("claude-haiku-5-5", {"type": "disabled"}),
+    ("claude-opus-4-6", {"type": "disabled"}),
 ])
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")  # the SDK's, for 4.6 budgets
 def test_the_emulator_accepts_the_thinking_each_model_supports(emu: Emulator, model: str,
@@ -149,7 +172,7 @@ def test_the_emulator_accepts_the_thinking_each_model_supports(emu: Emulator, mo
                                      messages=[{"role": "user", "content": "What is a monad?"}])
     assert emu.requests[-1].status == 200
     kinds = [block.type for block in message.content]
-    assert kinds == (["text"] if thinking["type"] == "disabled" else ["thinking", "text"])
+    assert kinds == (["text"] if thinking["type"] in ("disabled", "between_tools") else ["thinking", "text"])
 
 
 def test_with_thinking_on_a_tool_loop_must_send_the_thinking_back_first(emu: Emulator) -> None:
@@ -169,7 +192,8 @@ def test_with_thinking_on_a_tool_loop_must_send_the_thinking_back_first(emu: Emu
 
 
 def test_continue_finishes_a_cut_off_answer_as_one_turn(shell: Any, emu: Emulator) -> None:
-    first = run(shell, "--max-tokens 5 --out first", "count for me")
+    # A model that takes a prefill (the later ones: tests/test_thinking_client.py).
+    first = run(shell, "--model claude-haiku-4-5 --max-tokens 5 --out first", "count for me")
     first = shell.user_ns["first"]
     assert first.stop_reason == "max_tokens" and "%claude continue" in first._repr_mimebundle_()["text/plain"]
     reply = run(shell, "continue")
@@ -185,7 +209,7 @@ def test_continue_finishes_a_cut_off_answer_as_one_turn(shell: Any, emu: Emulato
 
 
 def test_continue_can_be_cut_off_again_and_continued_again(shell: Any, emu: Emulator) -> None:
-    run(shell, "--max-tokens 4", "count for me")
+    run(shell, "--model claude-haiku-4-5 --max-tokens 4", "count for me")
     run(shell, "--max-tokens 4 continue")
     assert STORE.get().turns[-1].stop_reason == "max_tokens"
     assert answers() == ["One two three four five six seven eight"]
@@ -205,11 +229,13 @@ def test_a_paused_turn_goes_on_by_itself(shell: Any, emu: Emulator) -> None:
     reply = run(shell, "--out r", "look it up")
     reply = shell.user_ns["r"]
     assert [r.status for r in emu.requests] == [200, 200]
-    assert emu.requests[-1].messages[-1] == {"role": "assistant",
-                                             "content": [{"type": "text", "text": "Searching the archive…"}]}
+    # The paused answer goes back as received (the default model's thinking block first) and goes on.
+    paused = emu.requests[-1].messages[-1]
+    assert paused["role"] == "assistant" and [b["type"] for b in paused["content"]] == ["thinking", "text"]
+    assert paused["content"][1] == {"type": "text", "text": "Searching the archive…"}
     assert reply.stop_reason == "end_turn" and "1 tool round" not in reply._repr_mimebundle_()["text/plain"]
-    assert [b["text"] for b in STORE.get().turns[-1].messages[-1]["content"]] == ["Searching the archive…",
-                                                                                  "Found it: 1887."]
+    assert [b["text"] for b in STORE.get().turns[-1].messages[-1]["content"] if b["type"] == "text"] == [
+        "Searching the archive…", "Found it: 1887."]
 
 
 def test_a_full_context_window_suggests_the_fix(shell: Any, emu: Emulator) -> None:

@@ -23,12 +23,13 @@ from claude_magic.emulator import (
     ScriptError,
     count_tokens,
     generate_markdown,
-    known_models,
     load_script,
     tokenize,
 )
 
-MODEL = known_models()[0]
+# The wire mechanics (event order, faults, pacing) on a model that answers in plain text unless asked to think;
+# what each model's answers look like (thinking first, bound signatures) is in test_emulator_models.py.
+MODEL = "claude-haiku-4-5"
 KEY = "sk-test-secret-key-123"
 HELPER_EVENTS = {"text", "thinking", "signature", "input_json", "citation"}
 # How a caller sees a broken connection or a silence past the read timeout: the HTTP library's exception,

@@ -14,9 +14,17 @@ from typing import Any
 
 import pytest
 from harness.kernel import KernelSession
-from support import FAKE_API_KEY
+from support import FAKE_API_KEY, after_thinking
 
 from claude_magic.emulator import Emulator
+
+
+@pytest.fixture(autouse=True)
+def model_without_thinking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wire mechanics, not thinking: a 4.5 model, which thinks only when asked (the default model starts every
+    answer with a thinking block; tests/test_thinking_client.py covers it)."""
+    monkeypatch.setenv("CLAUDE_MAGIC_MODEL", "claude-haiku-4-5")
+
 
 pytestmark = pytest.mark.kernel
 
@@ -65,7 +73,7 @@ def emulator_module() -> Iterator[Emulator]:
 @pytest.fixture(scope="module")
 def fault_kernel(emulator_module: Emulator) -> Iterator[KernelSession]:
     env = {"ANTHROPIC_BASE_URL": emulator_module.base_url, "ANTHROPIC_API_KEY": FAKE_API_KEY,
-           "CLAUDE_MAGIC_DISPLAY": "live", "CLAUDE_MAGIC_OFFLINE": "0"}
+           "CLAUDE_MAGIC_DISPLAY": "live", "CLAUDE_MAGIC_OFFLINE": "0", "CLAUDE_MAGIC_MODEL": "claude-haiku-4-5"}
     with KernelSession(env=env) as kernel:
         kernel.execute("%load_ext claude_magic\n%config ClaudeMagic.read_timeout = 3\n"
                        "%config ClaudeMagic.max_retries = 1\nimport threading")
@@ -120,7 +128,7 @@ def test_fault(case: Fault, fault_kernel: KernelSession, emulator_module: Emulat
     assert "⚠" not in shown + shown_html
     assert "stop_reason:" in shown
     if case.partial:
-        assert shown.startswith(PARTIAL)
+        assert after_thinking(shown).startswith(PARTIAL)  # after the default model's thinking
         assert "partial answer kept, not added to history" in error["evalue"]
     if case.name == "http-429":
         notices = [m for m in result.displays() if "retrying in 1 s" in json.dumps(m["content"])]

@@ -144,7 +144,8 @@ def test_interrupt_during_a_stall_ends_the_turn_at_once(emulator: Emulator) -> N
 def test_a_turn_on_another_thread_leaves_the_signal_handler_alone(emulator: Emulator) -> None:
     emulator.set_script({"turns": [{"content": "short answer"}]})
     client = anthropic.Anthropic(base_url=emulator.base_url, api_key=FAKE_API_KEY, max_retries=0)
-    request = {"model": DEFAULT_MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    # (the default model's thinking counts toward max_tokens: room for it and the answer)
+    request = {"model": DEFAULT_MODEL, "max_tokens": 1000, "messages": [{"role": "user", "content": "hi"}]}
     handler_seen: list[Any] = []
 
     class Sink(RecordingSink):

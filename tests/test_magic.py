@@ -31,7 +31,8 @@ def test_terminal_streams_text_then_footer(shell: Any, emulator: Emulator, capsy
     emulator.set_script(SCRIPT)
     run(shell, "%%claude\nWhat is the capital of France?")
     out = capsys.readouterr().out
-    assert out.startswith("Paris is the capital.\n\n")
+    # The default model thinks first; its (summarized) thinking is printed before the answer.
+    assert out.startswith("[thinking]\n") and "[/thinking]\nParis is the capital.\n\n" in out
     assert "11 in / 5 out · stop_reason: end_turn" in out
 
 
@@ -42,7 +43,9 @@ def test_follow_up_carries_the_first_exchange(shell: Any, emulator: Emulator) ->
     messages = emulator.requests[-1].messages
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
     assert messages[0]["content"] == "What is the capital of France?"
-    assert messages[1]["content"] == [{"type": "text", "text": "Paris is the capital."}]
+    thinking, *answer = messages[1]["content"]  # sent back exactly as received: thinking first
+    assert thinking["type"] == "thinking" and thinking["signature"]
+    assert answer == [{"type": "text", "text": "Paris is the capital."}]
     assert messages[2]["content"] == "and Italy"
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from harness.kernel import KernelSession, outputs_text, reconstruct_outputs
+from support import after_thinking, text_blocks
 
 from claude_magic.emulator import Emulator
 from claude_magic.render.markdown import render_markdown
@@ -55,7 +56,8 @@ def test_answer_streams_in_growing_updates_then_footer(magic_kernel: KernelSessi
     # Live frames are HTML only (the final output adds text/plain).
     seen = [outputs_text(reconstruct_outputs(result.messages[: i + 1]), mime="text/html")
             for i in range(len(result.messages))]
-    streaming = [visible(text) for text in seen
+    # (the default model's thinking comes first, folded; the answer's growth is what is measured here)
+    streaming = [visible(re.sub(r"<details.*?</details>", "", text, flags=re.S)) for text in seen
                  if text and "stop_reason" not in text and "Waiting" not in text]
     # When a block finishes, its segment is finalized and the next segment opens: two messages
     # sent back to back, so between them the tail is briefly absent. Count the new high points.
@@ -65,7 +67,7 @@ def test_answer_streams_in_growing_updates_then_footer(magic_kernel: KernelSessi
     # Live frames carry the piece being written; the final output is the whole answer plus footer.
     final = result.final_outputs()
     assert len(final) == 1
-    text = final[0]["data"]["text/plain"]
+    text = after_thinking(final[0]["data"]["text/plain"])
     assert text.startswith(ANSWER)
     footer = text[len(ANSWER):].strip()
     assert TIMINGS.search(footer)
@@ -94,11 +96,12 @@ def test_follow_up_request_carries_the_first_exchange(magic_kernel: KernelSessio
     magic_kernel.execute("%%claude\nExplain HTTP caching in three bullet points.")
     magic_kernel.execute("%%claude\nIs this a follow-up?")
     messages = emulator.requests[-1].messages
-    assert messages == [
-        {"role": "user", "content": "Explain HTTP caching in three bullet points."},
-        {"role": "assistant", "content": [{"type": "text", "text": ANSWER}]},
-        {"role": "user", "content": "Is this a follow-up?"},
-    ]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+    assert messages[0] == {"role": "user", "content": "Explain HTTP caching in three bullet points."}
+    # The answer goes back exactly as received: the default model's thinking block, then the text.
+    assert messages[1]["content"][0]["type"] == "thinking" and messages[1]["content"][0]["signature"]
+    assert text_blocks(messages[1]["content"]) == [{"type": "text", "text": ANSWER}]
+    assert messages[2] == {"role": "user", "content": "Is this a follow-up?"}
 
 
 def test_final_mode_sends_once_and_matches_the_live_final_state(

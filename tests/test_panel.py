@@ -13,6 +13,7 @@ from typing import Any
 import ipywidgets as widgets
 import pytest
 from harness.kernel import KernelSession
+from support import text_blocks
 
 from claude_magic import ChatPanel
 from claude_magic.core.history import STORE
@@ -511,7 +512,8 @@ def test_raw_events_toggle_draws_the_next_answer_as_its_stream_events(
     assert order == sorted(order)
     assert "claude-magic-events" in html and "stop_reason: end_turn" in html
     # History is the same as without the raw view: the answer's text; toggled off, answers are text again.
-    assert STORE.get().turns[-1].answer_text == state.text
+    stored = STORE.get().turns[-1].messages[-1]["content"]
+    assert "".join(block["text"] for block in text_blocks(stored)) == state.text
     panel.raw_events.value = False
     assert panel.send("a medium answer please")
     assert panel.wait(30) is not None

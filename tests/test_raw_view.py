@@ -10,6 +10,7 @@ import time
 import urllib.request
 from typing import Any
 
+import anthropic
 import pytest
 from IPython.core.error import UsageError
 from support import FAKE_API_KEY, run_coroutine
@@ -25,6 +26,15 @@ from claude_magic.emulator import Emulator
 from claude_magic.render.events_view import EventsView, events_bundle
 from claude_magic.surfaces.sinks import FinalCellSink, LiveCellSink
 from claude_magic.surfaces.terminal import TerminalEventsSink
+
+
+@pytest.fixture(autouse=True)
+def thinking_as_the_model_sends_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests compare the client's stream with the model's own defaults: thinking display omitted (a
+    signature-only thinking block), not the summarized reasoning claude_magic asks for by default. Kernels
+    started by the tests inherit it."""
+    monkeypatch.setenv("CLAUDE_MAGIC_THINKING_DISPLAY", "omitted")
+
 
 WORDS = " ".join(f"w{i}" for i in range(120))  # 120 tokens: 120 deltas, so pings come after 50 and 100
 HOSTILE = "Hi \x1b]52;c;cHduZWQ=\x07 <img src=x onerror=alert(1)> \u202eevil"
@@ -139,12 +149,16 @@ def test_terminal_raw_view_matches_the_wire(shell: Any, emu: Emulator, capsys: p
     lines, _, footer = out.rstrip("\n").rpartition("\n\n")
     lines_list = lines.splitlines()
     assert names(lines_list) == ["HTTP 200", *wire]
-    deltas = [line for line in lines_list if "content_block_delta" in line]
+    deltas = [line for line in lines_list if "text_delta" in line]  # (the thinking block's is a signature_delta)
     assert [json.loads(line.split("text_delta ", 1)[1]) for line in deltas] == [
         word if i == 0 else f" {word}" for i, word in enumerate(WORDS.split())]
     assert "request-id=req_emu_" in lines_list[0]
     assert "stop_reason=end_turn" in lines_list[-2]
-    assert "stop_reason: end_turn" in footer and "120 out" in footer
+    # The output tokens are the 120 words and the default model's thinking before them, as the wire said.
+    with anthropic.Anthropic(base_url=emu.base_url, api_key=FAKE_API_KEY, max_retries=0) as client:
+        expected = client.messages.create(model=DEFAULT_MODEL, max_tokens=4096,
+                                          messages=[{"role": "user", "content": "count words"}]).usage.output_tokens
+    assert "stop_reason: end_turn" in footer and f"{expected} out" in footer and expected > 120
     # The turn is an ordinary one: its answer went to history.
     assert claude_magic.ask("count words", display="none").text == WORDS
     assert [m["role"] for m in emu.requests[-1].messages] == ["user", "assistant", "user"]
@@ -164,7 +178,7 @@ def test_a_retry_and_an_error_event_are_lines_too(shell: Any, emu: Emulator,
     event_lines = [line for line in out.splitlines() if LINE.match(line)]
     assert names(event_lines)[-1] == "error"
     assert event_lines[-1].endswith('overloaded_error "Overloaded"')
-    assert names(event_lines).count("content_block_delta") == 5
+    assert sum("text_delta" in line for line in event_lines) == 5
     assert "partial answer kept" in out
 
 
@@ -193,7 +207,8 @@ def test_each_tool_round_is_a_request_of_its_own(emu: Emulator, capsys: pytest.C
     assert seen.count("HTTP 200") == 2 and seen.count("message_stop") == 2
     second = seen.index("HTTP 200", 1)
     assert seen[second - 1] == "message_stop"  # the second request starts after the first message ended
-    assert any(line.endswith("content_block_start  #0 tool_use get_weather id=toolu_oslo") for line in lines)
+    # (after the default model's thinking block)
+    assert any(re.search(r"content_block_start  #\d tool_use get_weather id=toolu_oslo$", line) for line in lines)
     assert any("input_json_delta" in line for line in lines[:second])
     assert "stop_reason=tool_use" in lines[seen.index("message_delta")]
 

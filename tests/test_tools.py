@@ -356,11 +356,15 @@ def test_a_paused_tool_turn_goes_on_and_history_keeps_one_assistant_message(sdk_
     resumed = sdk_env.requests[-1]
     assert [r.status for r in sdk_env.requests] == [200, 200, 200]
     assert [m["role"] for m in resumed.messages] == ["user", "assistant", "user", "assistant"]
-    assert resumed.messages[-1] == {"role": "assistant",
-                                    "content": [{"type": "text", "text": "Searching the archive…"}]}
+    # The paused message goes back as received: the default model's thinking first (signature only), then text.
+    paused = resumed.messages[-1]
+    assert paused["role"] == "assistant" and [b["type"] for b in paused["content"]] == ["thinking", "text"]
+    assert paused["content"][1] == {"type": "text", "text": "Searching the archive…"}
     stored = STORE.get().messages
     assert [m["role"] for m in stored] == ["user", "assistant", "user", "assistant"]
-    assert [b["text"] for b in stored[-1]["content"]] == ["Searching the archive…", "Oslo was 21 °C in 1887 too."]
+    assert [b["text"] for b in stored[-1]["content"] if b["type"] == "text"] == [
+        "Searching the archive…", "Oslo was 21 °C in 1887 too."]
+    assert stored[-1]["content"][0]["type"] == "thinking"
     # The API accepts that history back.
     assert run_exchange(prepare_turn("Thanks.", ClaudeMagic()), None).status == "complete"
     assert sdk_env.requests[-1].status == 200

@@ -19,12 +19,25 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from claude_magic._model_facts import contract, family_of
 from claude_magic.core.client import ClientSettings, get_async_client, get_client
 from claude_magic.core.context import Attachment, user_content, without_images
 from claude_magic.core.history import STORE, Conversation, Placement, Turn
 from claude_magic.core.persist import install as install_saver
+from claude_magic.core.preserved import Carried, carry, describe, prefixes_of
 from claude_magic.core.pricing import estimate_cost, parse_overrides
-from claude_magic.core.request import TurnOptions, build_request, check_sampling, thinking_param
+from claude_magic.core.request import (
+    TurnOptions,
+    build_request,
+    check_max_output,
+    check_prefill,
+    check_sampling,
+    check_thinking_effort,
+    check_tool_choice,
+    default_max_tokens,
+    effort_param,
+    thinking_param,
+)
 from claude_magic.core.stream import SharedBackoff, Sink, TurnControl, run_turn, run_turn_async
 from claude_magic.core.throttle import Throttle
 from claude_magic.core.tokens import check_budget, check_budget_async, input_limit, remember_exchange
@@ -37,6 +50,10 @@ ONE_OFF = None
 """`conversation=ONE_OFF`: a fresh one-turn exchange that is never added to any history (`map`)."""
 MAX_PAUSES = 3  # a paused turn (stop_reason pause_turn) is continued automatically this many times at most
 CONTINUABLE = ("max_tokens", "pause_turn")
+# Where a model rejects an assistant prefill (Claude 4.6 and later), `%claude continue` asks in a user message,
+# as the migration guides advise: "The conversation must end with a user message".
+CONTINUE_PROMPT = ("Your previous answer was cut off. Continue it exactly where it stopped, without repeating "
+                   "anything or adding a preface.")
 
 _USE_SETTINGS = ""
 
@@ -62,6 +79,11 @@ class PreparedTurn:
     continues: Turn | None = None  # `%claude continue`: the cut-off turn this answer goes on from
     prices: Any = None  # price overrides (core.pricing) for the cost estimate
     pauses: int = 0  # pause_turn continuations so far
+    # The history this request sends before the turn's own messages (thinking an edit invalidated left out):
+    # what the turn's thinking blocks are bound to (core.preserved).
+    sent_before: list[dict[str, Any]] | None = None
+    prefill: bool = False  # a continuation that ends the request with the cut-off answer (older models)
+    committed_id: str | None = None  # the id of the turn it committed (a replaced turn keeps its id)
 
 
 def prepare_turn(
@@ -84,6 +106,8 @@ def prepare_turn(
     source: str = "code",
     owner: str | None = None,
     append: bool = False,
+    thinking_display: str | None = None,
+    effort: str | None = None,
 ) -> PreparedTurn:
     """Resolve the options (call arguments over settings) and snapshot the conversation for `prompt`.
 
@@ -94,7 +118,7 @@ def prepare_turn(
     `owner`: the cell asking (its id): when that cell committed a turn before, this turn is asked with only
     the history before it and replaces it in place, unless `append`.
     """
-    options = _options(settings, model, max_tokens, system, temperature, thinking)
+    options = _options(settings, model, max_tokens, system, temperature, thinking, thinking_display, effort)
     install_saver(lambda: settings.history_dir)
     history = None if conversation is ONE_OFF else STORE.get(conversation or settings.conversation)
     if history is not None and new:
@@ -104,14 +128,14 @@ def prepare_turn(
         earlier = history.owned_by(owner)
         replaces = earlier.id if earlier is not None else None
     content = user_content(prompt, attachments)
-    messages = (history.request_messages(content, before=replaces) if history is not None
-                else [{"role": "user", "content": content}])
-    if not settings.history_images:  # earlier turns' images and PDFs stay in history, but are not re-sent
-        messages = [*without_images(messages[:-1]), messages[-1]]
     state = TurnState(model=options.model, prompt=prompt, started_at=time.monotonic(), offline=settings.offline,
-                      error_raised=error_raised)
-    request = build_request(options, messages)
+                      error_raised=error_raised, narrates_in_thinking=_narrates_in_thinking(options.model))
+    request = build_request(options, [])
     tool_loop = _offer_tools(request, settings, history, tools, tool_choice, max_tool_rounds, namespace)
+    # The history goes after `tools` is settled: the thinking it may carry depends on it (core.preserved).
+    carried = _carried(request, settings, history.turns_before(replaces) if history is not None else [])
+    request["messages"].extend([*carried.messages, {"role": "user", "content": content}])
+    state.thinking_note = describe(carried, options.model)
     return PreparedTurn(
         prompt=prompt,
         conversation=history,
@@ -127,16 +151,40 @@ def prepare_turn(
         owner=owner,
         replaces=replaces,
         prices=parse_overrides(settings.prices),
+        sent_before=carried.messages,
     )
 
 
+def _narrates_in_thinking(model: str) -> bool:
+    facts = contract(model)
+    return facts is not None and facts.between_tools_text_as_thinking
+
+
+def _carried(request: dict[str, Any], settings: ClaudeMagic, turns: list[Turn]) -> Carried:
+    """`turns` as this request sends them: thinking an edit invalidated left out, images of earlier turns
+    left out when `history_images` is off (their turns' thinking then goes too: its prefix changed)."""
+    model = request["model"]
+    facts = contract(model)
+    checks = facts is None or facts.preserved_thinking  # an unknown model: be safe, drop what changed
+    readers = facts.reads_thinking_from if facts is not None and facts.preserved_thinking else None
+    return carry(turns, system=request.get("system"), tools=request.get("tools"), model=model, checks_prefix=checks,
+                 readable=None if readers is None else (lambda producer: family_of(producer) in readers),
+                 prepare=None if settings.history_images else without_images)
+
+
 def prepare_continuation(settings: ClaudeMagic, *, conversation: str = _USE_SETTINGS, max_tokens: int | None = None,
-                         source: str = "code", error_raised: bool = False) -> PreparedTurn:
+                         source: str = "code", error_raised: bool = False, redraw: bool = True) -> PreparedTurn:
     """Go on with the conversation's last answer, which max_tokens cut off (`%claude continue`).
 
-    The request ends with that answer as the assistant's message, so the API writes on from where it
-    stopped; the new text streams into the same block, and the turn is then replaced by one answer made
-    of both parts. ValueError (one line) when there is nothing to continue.
+    A model that takes an assistant prefill (Claude 4.5 and earlier) gets the answer as the request's final
+    assistant message and writes on from where it stopped; the turn is then replaced by one answer made of
+    both parts. The later models reject a prefill, so the request ends with a user message asking Claude
+    to go on, and the turn is replaced by the whole exchange (prompt, cut-off answer, that request, the rest):
+    one turn the API accepts back, every thinking block bound to what came before it.
+    The new state starts with the cut-off answer (the reply's text is the whole answer). `redraw`: a view that
+    replaces the old one (the panel) draws it all, growing; without it (a new cell below the cut-off one)
+    only what follows is drawn (`TurnState.drawn_from`).
+    ValueError (one line) when there is nothing to continue.
     """
     install_saver(lambda: settings.history_dir)
     history = STORE.get(conversation or settings.conversation)
@@ -146,53 +194,79 @@ def prepare_continuation(settings: ClaudeMagic, *, conversation: str = _USE_SETT
     if last.stop_reason not in CONTINUABLE:
         raise ValueError(f"Nothing to continue: the last answer ended with stop_reason {last.stop_reason or 'none'}, "
                          "not max_tokens")
+    model = last.model or settings.model
     partial = last.messages[-1]["content"]
-    prefill = [block for block in partial if block.get("type") not in ("thinking", "redacted_thinking")]
-    if not prefill or prefill[-1].get("type") != "text" or not prefill[-1]["text"].strip():
-        raise ValueError("Nothing to continue: the answer was cut off before any text (while thinking). "
-                         "Re-run its cell with a higher --max-tokens")
-    # The API rejects a final assistant message that ends in whitespace; the kept text is trimmed the same
-    # way, so the two parts join exactly where the API goes on.
-    prefill[-1] = {**prefill[-1], "text": prefill[-1]["text"].rstrip()}
-    shown = [{**block, "text": block["text"].rstrip()} if block is partial[-1] and block.get("type") == "text"
-             else block for block in partial]
-    # Thinking stays off for the continuation: the API does not continue an answer with thinking on.
-    options = _options(settings, last.model or None, max_tokens, None, None, "off")
-    messages = [*history.messages_before(last.id), *last.messages[:-1], {"role": "assistant", "content": prefill}]
-    request = build_request(options, messages)
+    prefill = check_prefill(model)
+    if prefill:
+        answer = [block for block in partial if block.get("type") not in ("thinking", "redacted_thinking")]
+        if not answer or answer[-1].get("type") != "text" or not answer[-1]["text"].strip():
+            raise ValueError("Nothing to continue: the answer was cut off before any text (while thinking). "
+                             "Re-run its cell with a higher --max-tokens")
+        # Thinking stays off for a prefill: the API does not continue an answer with thinking on.
+        options = _options(settings, model, max_tokens, None, None, "off", None, None)
+    else:
+        options = _options(settings, model, max_tokens, None, None, None, None, None)
+    request = build_request(options, [])
     definitions = history.tool_definitions
     if definitions:  # tool blocks in the history need their definitions; none may be called now
         request["tools"] = list(definitions.values())
         request["tool_choice"] = {"type": "none"}
+    carried = _carried(request, settings, [*history.turns_before(last.id), last])
+    before = carried.messages[: len(carried.messages) - len(last.messages)]
+    sent_turn = carried.messages[len(before):]
+    if prefill:
+        # The API rejects a final assistant message that ends in whitespace; the kept text is trimmed the
+        # same way, so the two parts join exactly where the API goes on.
+        answer[-1] = {**answer[-1], "text": answer[-1]["text"].rstrip()}
+        request["messages"].extend([*sent_turn[:-1], {"role": "assistant", "content": answer}])
+        shown = [{**block, "text": block["text"].rstrip()} if block is partial[-1] and block.get("type") == "text"
+                 else block for block in partial]
+    else:
+        request["messages"].extend([*sent_turn, {"role": "user", "content": CONTINUE_PROMPT}])
+        shown = list(partial)
     state = TurnState(model=options.model, prompt=last.prompt_text, started_at=time.monotonic(),
-                      offline=settings.offline, error_raised=error_raised)
+                      offline=settings.offline, error_raised=error_raised,
+                      narrates_in_thinking=_narrates_in_thinking(options.model))
+    state.thinking_note = describe(carried, options.model)
     state.blocks = [block_from_param(block) for block in shown]
     state.kept_blocks = len(state.blocks)
-    state.seam = state.blocks[-1].kind == "text"
+    state.seam = prefill and bool(state.blocks) and state.blocks[-1].kind == "text"
     state.round_start = len(state.blocks) - 1 if state.seam else len(state.blocks)
+    if not redraw:  # the text goes on inside the last block: drawn from its next part
+        state.drawn_from = (state.round_start, 1) if state.seam else (state.round_start, 0)
+    last.messages = sent_turn
     return PreparedTurn(
         prompt=last.prompt_text, conversation=history, request=request, state=state,
         client_settings=_client_settings(settings), throttle_interval=settings.throttle_interval,
         max_retries=settings.max_retries, input_limit=input_limit(settings.max_input_tokens, options.model),
         source=source, owner=last.owner, replaces=last.id, continues=last, prices=parse_overrides(settings.prices),
+        sent_before=before, prefill=prefill,
     )
 
 
 def _options(settings: ClaudeMagic, model: str | None, max_tokens: int | None, system: str | None,
-             temperature: float | None, thinking: str | int | None) -> TurnOptions:
-    """Call arguments over settings, each checked (ValueError with the fix)."""
-    tokens = check_max_tokens(settings.max_tokens if max_tokens is None else max_tokens)
-    sampling = check_temperature(settings.temperature if temperature is None else temperature)
+             temperature: float | None, thinking: str | int | None, display: str | None,
+             effort: str | None) -> TurnOptions:
+    """Call arguments over settings, each checked against the model's contract (ValueError with the fix)."""
     model = model or settings.model
+    chosen = settings.max_tokens if max_tokens is None else max_tokens
+    tokens = default_max_tokens(model) if chosen is None else check_max_tokens(chosen)
+    check_max_output(model, tokens)
+    sampling = check_temperature(settings.temperature if temperature is None else temperature)
     check_sampling(model, sampling)
+    thinking_options = thinking_param(settings.thinking if thinking is None else thinking, max_tokens=tokens,
+                                      temperature=sampling, model=model,
+                                      display=(display or settings.thinking_display or None))
+    chosen_effort = effort_param(settings.effort if effort is None else effort, model)
+    check_thinking_effort(thinking_options, chosen_effort, model)
     return TurnOptions(
         model=model,
         max_tokens=tokens,
         system=settings.system if system is None else system,
         temperature=sampling,
         prompt_caching=settings.prompt_caching,
-        thinking=thinking_param(settings.thinking if thinking is None else thinking, max_tokens=tokens,
-                                temperature=sampling, model=model),
+        thinking=thinking_options,
+        effort=chosen_effort,
     )
 
 
@@ -205,13 +279,15 @@ def _offer_tools(request: dict[str, Any], settings: ClaudeMagic, history: Conver
     """Put `tools` / `tool_choice` into `request`; the ToolLoop that will run the calls, if any."""
     toolset = make_toolset(resolve_names(settings.tools if tools is None else tools, namespace or {}))
     kept = history.tool_definitions if history is not None else {}
-    definitions = toolset.definitions() + [d for name, d in kept.items() if toolset.get(name) is None]
+    # The conversation's tools first, in the order they were first offered, new ones after them: a turn that
+    # offers the same tools again (or none) sends `tools` unchanged, which keeps earlier thinking valid.
+    offered = {definition["name"]: definition for definition in toolset.definitions()}
+    definitions = [offered.get(name, definition) for name, definition in kept.items()]
+    definitions += [definition for name, definition in offered.items() if name not in kept]
     if tool_choice and not toolset:
         raise ValueError(f"--tool-choice {tool_choice} needs tools: name them with --tools")
     choice = tool_choice_param(tool_choice, toolset)
-    if choice is not None and choice["type"] in ("any", "tool") and "thinking" in request:
-        raise ValueError(f"--tool-choice {tool_choice} forces a tool call, which the API does not allow with "
-                         "thinking: use auto, or turn thinking off")
+    check_tool_choice(request, choice, tool_choice or "")
     if not toolset and kept:
         # Earlier turns used tools: their definitions go along (the API rejects tool blocks in `messages`
         # otherwise), and tool_choice none keeps Claude from calling what this turn cannot run.
@@ -344,16 +420,20 @@ def _commit_valid(turn: PreparedTurn, user: Any) -> Placement | None:
     tools: dict[str, dict[str, Any]] = {}
     if turn.continues is not None:
         earlier = turn.continues
-        exchange: list[dict[str, Any]] | None = [*earlier.messages[:-1],
-                                                 {"role": "assistant", "content": state.assistant_content()}]
+        added = [block.to_param() for block in state.blocks[state.kept_blocks:]]
+        rest = [param for param in added if param is not None]
+        exchange: list[dict[str, Any]] | None
+        if turn.prefill:
+            exchange = [*earlier.messages[:-1], {"role": "assistant", "content": state.assistant_content()}]
+        else:
+            exchange = [*earlier.messages, {"role": "user", "content": CONTINUE_PROMPT},
+                        {"role": "assistant", "content": rest}] if rest else None
         tools = earlier.tools
         usage = _add_usage(earlier.usage, state.total_usage)
         cost = None if earlier.cost is None or state.cost is None else earlier.cost + state.cost
     else:
         if loop is not None:
             exchange = loop.committable(user)
-            tools = {name: tool.definition for name in loop.used_tool_names()
-                     if (tool := loop.tools.get(name)) is not None}
         else:
             # Without tools a tool_use could still arrive (a replayed transcript, a server): history keeps
             # only what the API accepts back.
@@ -361,11 +441,35 @@ def _commit_valid(turn: PreparedTurn, user: Any) -> Placement | None:
                                          {"role": "assistant", "content": state.assistant_content()}])
         usage = _add_usage({}, state.total_usage)
         cost = state.cost
+    if exchange is not None and state.stop_reason == "max_tokens":
+        exchange = _without_cut_thinking(exchange)
     if exchange is None:
         return None
+    system_tools = {"system": turn.request.get("system"), "tools": turn.request.get("tools"), "messages": [{}]}
+    prefixes = prefixes_of(system_tools, exchange) if turn.sent_before is None else \
+        prefixes_of({**system_tools, "messages": [*turn.sent_before, {}]}, exchange)
+    if turn.continues is None:
+        # Every tool the request sent stays with the conversation, in the order sent, so later turns send the
+        # same `tools` (a changed `tools` invalidates all earlier thinking, core.preserved).
+        tools = {definition["name"]: definition for definition in turn.request.get("tools", [])}
     committed = Turn(exchange, source=turn.source, owner=turn.owner, model=state.model, usage=usage,
-                     stop_reason=state.stop_reason, cost=cost, tools=tools)
-    return turn.conversation.commit_turn(committed, replace=turn.replaces)
+                     stop_reason=state.stop_reason, cost=cost, tools=tools, prefixes=prefixes)
+    placement = turn.conversation.commit_turn(committed, replace=turn.replaces)
+    if placement is not None:
+        turn.committed_id = turn.replaces if placement.replaced else committed.id
+    return placement
+
+
+def _without_cut_thinking(exchange: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """An answer max_tokens cut off while thinking ends in a thinking block that never finished: its
+    signature cannot vouch for the text it got, so it is not kept (None when nothing else was answered)."""
+    last = exchange[-1]
+    content = list(last["content"])
+    while content and content[-1].get("type") in ("thinking", "redacted_thinking"):
+        content.pop()
+    if content == last["content"]:
+        return exchange
+    return [*exchange[:-1], {**last, "content": content}] if content else None
 
 
 def _add_usage(usage: dict[str, int], more: Usage) -> dict[str, int]:

@@ -38,7 +38,10 @@ class Turn:
     usage: dict[str, int] = field(default_factory=dict)  # summed over the turn's messages
     stop_reason: str | None = None
     cost: float | None = None  # estimated US dollars (core.pricing), None when the model's prices are unknown
-    tools: dict[str, dict[str, Any]] = field(default_factory=dict)  # definitions of the tools its messages use
+    tools: dict[str, dict[str, Any]] = field(default_factory=dict)  # definitions of the tools its request sent
+    # For each assistant message, the digest of the prefix (system, tools, earlier messages as sent) its
+    # thinking blocks are bound to (core.preserved); empty for a turn from before they were recorded.
+    prefixes: list[str] = field(default_factory=list)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created: float = field(default_factory=time.time)
 
@@ -127,6 +130,16 @@ class Conversation:
                 if turn.id == turn_id:
                     break
                 kept.extend(copy.deepcopy(turn.messages))
+            return kept
+
+    def turns_before(self, turn_id: str | None) -> list[Turn]:
+        """The turns up to (not including) `turn_id`; all of them when that turn is not here."""
+        with self._lock:
+            kept = []
+            for turn in self._turns:
+                if turn.id == turn_id:
+                    break
+                kept.append(copy.deepcopy(turn))
             return kept
 
     def request_messages(self, prompt: str | list[dict[str, Any]], *, before: str | None = None) -> list[Message]:
@@ -240,12 +253,15 @@ STORE = ConversationStore()
 
 
 def message_text(content: str | list[dict[str, Any]]) -> str:
-    """A message's text for people: its text blocks, other blocks named in brackets."""
+    """A message's text for people: its text blocks, other blocks named in brackets (thinking left out:
+    on today's models every answer starts with a block that is often only a signature)."""
     if isinstance(content, str):
         return content
     parts = []
     for block in content:
         kind = block.get("type")
+        if kind in ("thinking", "redacted_thinking"):
+            continue
         if kind == "text":
             parts.append(block["text"])
         elif kind == "tool_use":

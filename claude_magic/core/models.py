@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typing
 
+from claude_magic._model_facts import contract
+
 DEFAULT_MODEL = "claude-sonnet-5-5"
 
 
@@ -17,22 +19,8 @@ def known_models() -> list[str]:
     return [name for literal in literals for name in typing.get_args(literal)]
 
 
-# Context windows (input tokens), by model id prefix, longest prefix first. From the model pages of the
-# API's docs and the SDK's model list as of SDK 2.15: the 5-generation models and Fable run a 1M window
-# natively; Opus/Sonnet/Haiku 4.x have 200K (their 1M window is a beta the request must ask for). A model
-# not listed has no known window: `max_input_tokens` then defaults to off, and `%claude tokens` says so.
-CONTEXT_WINDOWS: tuple[tuple[str, int], ...] = (
-    ("claude-fable-5", 1_000_000),
-    ("claude-opus-5", 1_000_000),
-    ("claude-sonnet-5", 1_000_000),
-    ("claude-haiku-5", 1_000_000),
-    ("claude-opus-4", 200_000),
-    ("claude-sonnet-4", 200_000),
-    ("claude-haiku-4", 200_000),
-    ("claude-3", 200_000),
-)
-
-
 def context_window(model: str) -> int | None:
-    """The model's context window in tokens, or None when it is not in CONTEXT_WINDOWS."""
-    return next((size for prefix, size in CONTEXT_WINDOWS if model.startswith(prefix)), None)
+    """The model's context window in tokens (from the contract table), or None for a model it does not know:
+    `max_input_tokens` then defaults to off, and `%claude tokens` says so."""
+    row = contract(model)
+    return None if row is None else row.context_window

@@ -215,7 +215,7 @@ def tokens_report(tokens: int, model: str, limit: int | None, *, turns: int, par
              "plus your prompt."]
     window = context_window(model)
     if window is None:
-        lines.append(f"{model}: context window not known (see claude_magic.core.models.CONTEXT_WINDOWS).")
+        lines.append(f"{model}: context window not known (the model is not in claude_magic._model_facts).")
     else:
         lines.append(f"{model}: context window {window:,} tokens, {max(window - tokens, 0):,} left.")
     if limit:

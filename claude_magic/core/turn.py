@@ -43,6 +43,9 @@ class Block:
     cut_off: bool = False  # tool_use whose input max_tokens cut off: shown as such, never run, never sent back
     # kind "tool_result": a display-only block for one call being run (a `core.tools.ToolCallView`).
     call: Any = None
+    # kind "thinking" on a model that sends the text it writes between tool calls as thinking (the 5.5
+    # models): a block after a tool call of the turn is that text, drawn in its place in the tool flow.
+    between_tools: bool = False
 
     @property
     def text(self) -> str:
@@ -155,6 +158,15 @@ class TurnState:
     # Where the committed turn went in its conversation ("replaced turn 2 of 5"), or why it was not added.
     history_note: str | None = None
     cost: float | None = None  # estimated US dollars for this turn (core.pricing)
+    # Where a cell draws the turn from (block index, part index): a continuation drawn below the cut-off
+    # answer shows only what follows it. None: all of it.
+    drawn_from: tuple[int, int] | None = None
+    # A cut-off answer that `%claude continue` has since continued: its warning is resolved.
+    continued_later: bool = False
+    # The model sends the text it writes between tool calls as thinking blocks (from the contract table).
+    narrates_in_thinking: bool = False
+    # Earlier thinking this request did not carry, or that the model does not read (core.preserved.describe).
+    thinking_note: str | None = None
 
     @property
     def text(self) -> str:
@@ -219,6 +231,8 @@ def reduce_event(state: TurnState, event: Any, now: float) -> TurnState:
             raise StreamOrderError(f"content block {event.index} started, "
                                    f"expected {len(state.blocks) - state.round_start}")
         block = _new_block(event.content_block)
+        if block.kind == "thinking" and state.narrates_in_thinking:
+            block.between_tools = any(earlier.kind in ("tool_use", "tool_result") for earlier in state.blocks)
         state.blocks.append(block)
         if block.parts or block.data:
             state.revision += 1

@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._binding import BindingOutcome, PrefixHasher, bound_signature
 from ._replies import default_reply, default_thinking, default_tool_blocks, generate_markdown
 from ._script import Turn, content_text, user_prompts
-from ._thinking_rules import thinking_mode, thinking_signature
+from ._thinking_rules import model_row, thinking_display, thinking_mode, thinking_type
 from ._tokens import count_request_tokens, tokenize
 from ._tool_rules import custom_tools
 
@@ -27,10 +28,12 @@ class Reply:
     stop_reason: str
     stop_sequence: str | None
     usage: dict[str, int] = field(default_factory=dict)
+    # input_transformations, reported only when the request sent the binding beta header (see _binding)
+    transformations: list[dict[str, str]] | None = None
 
     def message(self) -> dict[str, Any]:
         """The non-streaming Message object."""
-        return {
+        message = {
             "id": self.message_id,
             "type": "message",
             "role": "assistant",
@@ -40,6 +43,9 @@ class Reply:
             "stop_sequence": self.stop_sequence,
             "usage": dict(self.usage),
         }
+        if self.transformations is not None:
+            message["input_transformations"] = list(self.transformations)
+        return message
 
 
 @dataclass(frozen=True)
@@ -51,35 +57,61 @@ class StreamEvent:
     tokens: int = 0
 
 
+@dataclass
+class _Draft:
+    """A reply block while the reply is built: what is sent, plus what the emulator needs to know of it."""
+
+    block: dict[str, Any]
+    hidden: str | None = None  # thinking text display "omitted" leaves out (it still costs output tokens)
+    signed: bool = False  # the script set the signature: sent as it is
+
+
 def _tool_json(block: dict[str, Any]) -> str:
     # The API's partial_json uses json's default ", " / ": " separators.
     return json.dumps(block["input"], ensure_ascii=False)
 
 
-def _scripted_blocks(turn: Turn | None, body: dict[str, Any], tool_id: Callable[[], str]) -> list[dict[str, Any]]:
-    """The reply's blocks: what the script says (or the default reply), with the thinking a thinking
-    request gets put first, and only the rest of the answer when the request continues a partial one."""
-    blocks = _whole_reply(turn, body, tool_id)
+def _scripted_blocks(turn: Turn | None, body: dict[str, Any], tool_id: Callable[[], str]) -> list[_Draft]:
+    """The reply's blocks: what the script says (or the default reply), shaped the way the request's model
+    answers: up-front thinking first when thinking is on, the text between tool calls in thinking blocks on
+    the models that do so, thinking text left out under display "omitted"; and only the rest of the answer
+    when the request continues a partial one."""
+    drafts = [_Draft(block, signed=block["type"] == "thinking" and "signature" in block)
+              for block in _whole_reply(turn, body, tool_id)]
     prefill = _prefill_text(body["messages"])
     if prefill is not None:
-        return _continuation(blocks, prefill)
-    if thinking_mode(body) is not None and not _answers_tool_results(body["messages"]) and not any(
-            block["type"] in ("thinking", "redacted_thinking") for block in blocks):
+        return [_Draft(block) for block in _continuation([d.block for d in drafts], prefill)]
+    row = model_row(body)
+    kind = thinking_type(body)
+    if thinking_mode(body) is not None and not any(
+            d.block["type"] in ("thinking", "redacted_thinking") for d in drafts):
         thought = default_thinking(user_prompts(body["messages"]))
-        blocks.insert(0, {"type": "thinking", "thinking": thought, "signature": thinking_signature(thought)})
-    return blocks
+        drafts.insert(0, _Draft({"type": "thinking", "thinking": thought}))
+    progress: set[int] = set()
+    if row is not None and row.between_tools_text_as_thinking and kind in ("adaptive", "between_tools"):
+        # "Text between tool calls comes back in thinking blocks" (What's new in Claude Sonnet 5.5 / Opus 5.5):
+        # the text a reply writes before a tool call it makes is a progress update.
+        last_tool = max((n for n, d in enumerate(drafts) if d.block["type"] == "tool_use"), default=-1)
+        for draft in drafts[:max(last_tool, 0)]:
+            if draft.block["type"] == "text":
+                draft.block = {"type": "thinking", "thinking": draft.block["text"]}
+                progress.add(id(draft))
+    display = thinking_display(body)
+    for draft in drafts:
+        # Display "omitted" (the default from Claude 4.7 on): the block arrives with an empty `thinking` and
+        # only its signature (https://platform.claude.com/docs/en/build-with-claude/thinking). Under
+        # between_tools the progress updates keep their summary text (What's new in Claude Sonnet 5.5).
+        if draft.block["type"] == "thinking" and display == "omitted" and not (
+                kind == "between_tools" and id(draft) in progress):
+            draft.hidden = draft.block["thinking"]
+            draft.block = {**draft.block, "thinking": ""}
+    return drafts
 
 
 def _prefill_text(messages: list[Any]) -> str | None:
     """The text of a final assistant message (an answer to continue), or None when the user spoke last."""
     last = messages[-1]
     return content_text(last.get("content")) if last.get("role") == "assistant" else None
-
-
-def _answers_tool_results(messages: list[Any]) -> bool:
-    content = messages[-1].get("content")
-    return isinstance(content, list) and any(
-        isinstance(block, dict) and block.get("type") == "tool_result" for block in content)
 
 
 def _continuation(blocks: list[dict[str, Any]], prefill: str) -> list[dict[str, Any]]:
@@ -94,7 +126,7 @@ def _continuation(blocks: list[dict[str, Any]], prefill: str) -> list[dict[str, 
 
 
 def _whole_reply(turn: Turn | None, body: dict[str, Any], tool_id: Callable[[], str]) -> list[dict[str, Any]]:
-    """Complete content blocks for the turn (or the default reply), with ids and signatures filled in."""
+    """Complete content blocks for the turn (or the default reply), with tool ids filled in."""
     if turn is not None and turn.generate is not None:
         return [{"type": "text", "text": generate_markdown(turn.generate.tokens, turn.generate.seed)}]
     sources = turn.content if turn is not None else None
@@ -105,9 +137,7 @@ def _whole_reply(turn: Turn | None, body: dict[str, Any], tool_id: Callable[[], 
     blocks: list[dict[str, Any]] = []
     for source in sources:
         block = dict(source)
-        if block["type"] == "thinking":
-            block.setdefault("signature", thinking_signature(block["thinking"]))
-        elif block["type"] == "tool_use":
+        if block["type"] == "tool_use":
             block = {
                 "type": "tool_use",
                 "id": block.get("id") or tool_id(),
@@ -118,43 +148,69 @@ def _whole_reply(turn: Turn | None, body: dict[str, Any], tool_id: Callable[[], 
     return blocks
 
 
-def _cost(block: dict[str, Any]) -> int:
+def _cost(block: dict[str, Any], hidden: str | None = None) -> int:
     kind = block["type"]
     if kind == "tool_use":
         return len(tokenize(_tool_json(block)))
     if kind == "redacted_thinking":
         return len(tokenize(block["data"]))
+    if kind == "thinking" and hidden is not None:
+        return len(tokenize(hidden))
     return len(tokenize(block[kind]))
 
 
-def build_reply(turn: Turn | None, body: dict[str, Any], message_id: str, tool_id: Callable[[], str]) -> Reply:
-    """The reply to a validated request: scripted blocks, cut where a real model would have stopped."""
+def _cut(draft: _Draft, tokens: int) -> _Draft:
+    """The first `tokens` tokens of a text or thinking block (its hidden text too)."""
+    key = draft.block["type"]
+    block = {**draft.block, key: "".join(tokenize(draft.block[key])[:tokens])}
+    hidden = None if draft.hidden is None else "".join(tokenize(draft.hidden)[:tokens])
+    return _Draft(block, hidden, signed=False)  # a cut block is a different block: signed anew
+
+
+def _signed(drafts: list[_Draft], body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The blocks as sent, each thinking block signed for its model and prefix (see _binding): the request's
+    messages as sent and the reply's blocks before it."""
+    prefix = PrefixHasher(body).continue_with(body["messages"], "assistant")
+    blocks: list[dict[str, Any]] = []
+    for draft in drafts:
+        block = draft.block
+        if block["type"] == "thinking" and not draft.signed:
+            signature = bound_signature(body["model"], prefix.current(), block["thinking"])
+            block = {**block, "signature": signature}
+        prefix.take(block)
+        blocks.append(block)
+    return blocks
+
+
+def build_reply(turn: Turn | None, body: dict[str, Any], message_id: str, tool_id: Callable[[], str],
+                binding: BindingOutcome | None = None) -> Reply:
+    """The reply to a validated request: scripted blocks, cut where a real model would have stopped.
+
+    `binding`: the request's thinking blocks as checked (what the model sees; what was dropped)."""
     budget: int = body["max_tokens"]
     stops: list[str] = body.get("stop_sequences") or []
-    kept: list[dict[str, Any]] = []
+    kept: list[_Draft] = []
     used = 0
     forced: tuple[str, str | None] | None = None
-    for block in _scripted_blocks(turn, body, tool_id):
+    for draft in _scripted_blocks(turn, body, tool_id):
+        block = draft.block
         hit = None
         if block["type"] == "text" and stops:
             found = [(block["text"].find(s), s) for s in stops if s in block["text"]]
             if found:
                 position, hit = min(found)
-                block = {**block, "text": block["text"][:position]}
-        cost = _cost(block)
+                draft = _Draft({**block, "text": block["text"][:position]})
+                block = draft.block
+        cost = _cost(block, draft.hidden)
         if used + cost > budget:
             # Thinking and text can stop mid-way; a tool call or redacted block is all or nothing.
             if block["type"] in ("text", "thinking") and budget > used:
-                key = block["type"]
-                block = {**block, key: "".join(tokenize(block[key])[: budget - used])}
-                if key == "thinking":  # what was sent is what the signature must verify
-                    block["signature"] = thinking_signature(block["thinking"])
-                kept.append(block)
+                kept.append(_cut(draft, budget - used))
                 used = budget
             forced = ("max_tokens", None)
             break
         if block["type"] != "text" or block["text"]:
-            kept.append(block)
+            kept.append(draft)
         used += cost
         if hit is not None:
             forced = ("stop_sequence", hit)
@@ -162,19 +218,21 @@ def build_reply(turn: Turn | None, body: dict[str, Any], message_id: str, tool_i
     if forced is not None:
         stop_reason, stop_sequence = forced
     else:
-        has_tool = any(b["type"] == "tool_use" for b in kept)
+        has_tool = any(d.block["type"] == "tool_use" for d in kept)
         default = "tool_use" if has_tool else "end_turn"
         stop_reason = (turn.stop_reason if turn else None) or default
         stop_sequence = turn.stop_sequence if turn else None
+    seen = body if binding is None else {**body, "messages": binding.messages}  # dropped blocks cost nothing
     scripted_usage = dict(turn.usage) if turn else {}
     usage = {
-        "input_tokens": scripted_usage.get("input_tokens", count_request_tokens(body)),
+        "input_tokens": scripted_usage.get("input_tokens", count_request_tokens(seen)),
         # The API never reports 0 output tokens, even for an empty answer.
         "output_tokens": scripted_usage.get("output_tokens", max(used, 1)),
         "cache_creation_input_tokens": scripted_usage.get("cache_creation_input_tokens", 0),
         "cache_read_input_tokens": scripted_usage.get("cache_read_input_tokens", 0),
     }
-    return Reply(message_id, body["model"], kept, stop_reason, stop_sequence, usage)
+    transformations = binding.transformations if binding is not None and binding.report else None
+    return Reply(message_id, body["model"], _signed(kept, body), stop_reason, stop_sequence, usage, transformations)
 
 
 def _chunks(text: str, chunk_tokens: int) -> Iterator[tuple[str, int]]:

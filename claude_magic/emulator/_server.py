@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._wire import EMULATOR_HEADER
+from ._binding import content_digest
 from ._errors import ApiError, error_body, status_for_error_type
 from ._pacing import Pacer
 from ._response import Reply, build_reply, stream_events
@@ -21,7 +22,7 @@ from ._script import Fault, ScriptError, Turn, load_script, prompt_text, replay_
 from ._sse import MALFORMED_EVENT, encode_event
 from ._state import EmulatorState, RecordedRequest, redact_headers
 from ._tokens import count_request_tokens
-from ._validate import api_key_from, check_auth, validate_request
+from ._validate import api_key_from, check_auth, check_thinking_blocks, validate_request
 
 ADMIN_PREFIX = "/_emulator/"
 # Errors that only mean the client went away; nothing to report.
@@ -275,13 +276,17 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             raise
 
     def _count_tokens(self, exchange: _Exchange) -> None:
-        body = validate_request(exchange.body, self._state.models(), count_only=True,
-                                signatures=self._state.script_signatures())
+        body = validate_request(exchange.body, self._state.models(), count_only=True, paused=self._state.paused())
+        # The token counting endpoint runs the same prefix check as messages (preserved thinking), and what
+        # the API drops counts nothing.
+        binding = check_thinking_blocks(body, self._state.script_signatures(), exchange.headers)
         self._record(exchange, 200)
-        self._send_json(200, {"input_tokens": count_request_tokens(body)}, {"request-id": exchange.request_id})
+        tokens = count_request_tokens({**body, "messages": binding.messages})
+        self._send_json(200, {"input_tokens": tokens}, {"request-id": exchange.request_id})
 
     def _messages(self, exchange: _Exchange) -> None:
-        body = validate_request(exchange.body, self._state.models(), signatures=self._state.script_signatures())
+        body = validate_request(exchange.body, self._state.models(), paused=self._state.paused())
+        binding = check_thinking_blocks(body, self._state.script_signatures(), exchange.headers)
         turn = self._state.pick_turn(prompt_text(body["messages"]))
         fault = turn.fault if turn else None
         if fault is not None and fault.kind == "http":
@@ -289,7 +294,10 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if turn is not None and turn.replay and body.get("stream"):
             self._replay(exchange, turn)
             return
-        reply = build_reply(turn, body, self._state.next_id("msg_emu_"), lambda: self._state.next_id("toolu_emu_"))
+        reply = build_reply(turn, body, self._state.next_id("msg_emu_"), lambda: self._state.next_id("toolu_emu_"),
+                            binding)
+        if reply.stop_reason == "pause_turn":
+            self._state.remember_paused(content_digest(reply.blocks))
         if body.get("stream"):
             self._stream(exchange, reply, turn, fault)
         else:

@@ -57,6 +57,7 @@ class EmulatorState:
         self._counters: defaultdict[str, int] = defaultdict(int)
         self._active_streams = 0
         self._peak_streams = 0
+        self._paused: set[str] = set()
 
     # -- script and pacing -----------------------------------------------------------------------
 
@@ -101,6 +102,15 @@ class EmulatorState:
         return frozenset(block["signature"] for turn in script.turns for block in (turn.content or ())
                          if block.get("type") == "thinking" and block.get("signature"))
 
+    def remember_paused(self, digest: str) -> None:
+        """An answer that stopped with pause_turn: sent back as it was, it continues its turn."""
+        with self._lock:
+            self._paused.add(digest)
+
+    def paused(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._paused)
+
     def models(self) -> tuple[str, ...]:
         """Model ids accepted: the SDK's own plus the script's ``models``."""
         return sdk_models() + self.script.models
@@ -131,6 +141,7 @@ class EmulatorState:
         """Forget the log and rewind the script's ``times`` counts, as if freshly started."""
         with self._lock:
             self._log.clear()
+            self._paused.clear()
             self._picker = TurnPicker(self._picker.script)
 
     # -- streams ---------------------------------------------------------------------------------

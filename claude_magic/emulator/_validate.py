@@ -14,6 +14,7 @@ from typing import Any
 from anthropic.types import ModelParam
 
 from .._model_facts import SAMPLING_PARAMETERS, takes_sampling
+from ._binding import BindingOutcome, apply_binding, check_signatures
 from ._errors import ApiError
 from ._media_blocks import check_media_block
 from ._thinking_rules import check_thinking
@@ -171,10 +172,10 @@ def _check_system(system: Any) -> None:
 
 
 def validate_request(body: Any, models: Iterable[str], *, count_only: bool = False,
-                     signatures: frozenset[str] = frozenset()) -> dict[str, Any]:
+                     paused: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Check a Messages (or count_tokens) request body; returns it, or raises :class:`ApiError`.
 
-    `signatures`: thinking signatures a script set by hand (accepted besides the emulator's own)."""
+    The thinking blocks it carries are checked afterwards by :func:`check_thinking_blocks`."""
     if not isinstance(body, dict):
         raise _bad("Request body must be a JSON object")
     model = body.get("model")
@@ -195,16 +196,16 @@ def validate_request(body: Any, models: Iterable[str], *, count_only: bool = Fal
             raise _bad("stream: Input should be a valid boolean")
     _check_messages(body.get("messages"))
     check_tools(body)
-    check_thinking(body, signatures, count_only=count_only)
+    for name in SAMPLING_PARAMETERS:
+        if body.get(name) is not None and not takes_sampling(model):
+            raise _bad(f"`{name}` is deprecated for this model.")
+    check_thinking(body, count_only=count_only, paused=paused)
     _check_system(body.get("system"))
     temperature = body.get("temperature")
     if temperature is not None and (
         isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 1
     ):
         raise _bad("temperature: range: 0..1")
-    for name in SAMPLING_PARAMETERS:
-        if body.get(name) is not None and not takes_sampling(model):
-            raise _bad(f"`{name}` is deprecated for this model.")
     stops = body.get("stop_sequences")
     if stops is not None and (not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)):
         raise _bad("stop_sequences: Input should be a valid list of strings")
@@ -212,6 +213,14 @@ def validate_request(body: Any, models: Iterable[str], *, count_only: bool = Fal
     if model not in set(models):
         raise ApiError(404, f"model: {model}")
     return body
+
+
+def check_thinking_blocks(body: dict[str, Any], signatures: frozenset[str] = frozenset(),
+                          headers: dict[str, str] | None = None) -> BindingOutcome:
+    """The thinking blocks of a valid request checked the way the API checks them (signatures, and on the
+    models with preserved thinking, the model and prefix each block is bound to): the messages the model
+    sees and what was dropped, or the API's 400. `signatures`: signatures a script set by hand."""
+    return apply_binding(body, signatures, headers)
 
 
 HISTORY_MODEL = "history-check"
@@ -229,6 +238,7 @@ def history_problem(messages: Any, tools: list[dict[str, Any]] | None = None) ->
         body["tools"] = tools
     try:
         validate_request(body, (HISTORY_MODEL,), count_only=True)
+        check_signatures(messages)
     except ApiError as error:
         return error.message
     if messages[-1]["role"] != "assistant":

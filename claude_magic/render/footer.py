@@ -42,6 +42,10 @@ def footer_parts(state: TurnState) -> list[str]:
         parts.append(f"{format_cost(state.cost)} (estimate)")
     if state.history_note:
         parts.append(state.history_note)
+    if state.thinking_note:
+        parts.append(state.thinking_note)
+    if state.continued_later:
+        parts.append("continued below (%claude continue)")
     return parts
 
 
@@ -57,6 +61,8 @@ def tokens_per_second(state: TurnState) -> float | None:
 
 def warning_line(state: TurnState) -> str | None:
     """A plain sentence when the answer is not a whole, normal answer."""
+    if state.continued_later:
+        return None
     if state.error is not None:
         # A raised error is printed once, by the surface; the partial answer above stays marked by it.
         return None if state.error_raised else state.error.message

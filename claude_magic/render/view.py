@@ -21,6 +21,7 @@ LIVE_PREVIEW_CHARS = 800  # thinking and tool input shown while streaming: the t
 WAITING_TEXT = "Waiting for Claude…"
 CURSOR = '<span class="claude-magic-cursor">▍</span>'
 _STATUS_STYLE = "color:#777;font-style:italic"
+_QUIET_STYLE = "color:#888;font-size:0.9em"  # omitted/redacted thinking markers, between-tools narration
 _CLOSING_TAG = re.compile(r"</([a-z][a-z0-9]*)>")
 # The cursor goes inside every element still open at the end, except a highlighted token's span (so it
 # keeps the code's own colour) and a link (so it is not underlined or clickable): right after the text.
@@ -55,18 +56,33 @@ def _escape_pre(text: str) -> str:
     return f"<pre>{html.escape(text)}</pre>"
 
 
+def _quiet(text: str) -> str:
+    return f'<div class="claude-magic-quiet" style="{_QUIET_STYLE}">{html.escape(text)}</div>'
+
+
 def block_html(block: Block, *, live: bool = False) -> str:
-    """One content block as HTML; `live` shows only the tail of long non-text blocks."""
+    """One content block as HTML; `live` shows only the tail of long non-text blocks.
+
+    Thinking streams in an open fold while it is written and folds away once the answer goes on. A block
+    without text (`display: "omitted"`, the default from Claude 4.7 on when not asked for `summarized`)
+    is a quiet "Thinking…" line while it streams and nothing after: never an empty fold. On the models
+    that send the text they write between tool calls as thinking (`Block.between_tools`), it is shown in
+    its place in the tool flow, as the narration it is.
+    """
     if block.kind == "text":
         return render_markdown(block.text)
     if block.kind == "thinking":
         text = block.text
+        if not text:
+            return _quiet("Thinking…") if live and not block.complete else ""
+        if block.between_tools:
+            return f'<div class="claude-magic-between-tools" style="{_QUIET_STYLE}">{render_markdown(text)}</div>'
         shown = text[-LIVE_PREVIEW_CHARS:] if live else text
         label = "Thinking…" if live else "Thinking"
         return (f"<details{' open' if live else ''}><summary>{label} ({len(text):,} characters)</summary>"
                 f"{_escape_pre(shown)}</details>")
     if block.kind == "redacted_thinking":
-        return "<details><summary>Redacted thinking</summary></details>"
+        return _quiet("(some reasoning was redacted)")
     if block.kind in ("tool_use", "server_tool_use"):
         return tool_use_html(block, live=live)
     if block.kind == "tool_result":
@@ -78,9 +94,13 @@ def block_text(block: Block) -> str:
     if block.kind == "text":
         return block.text
     if block.kind == "thinking":
+        if not block.text:
+            return ""  # omitted: only a signature, nothing to read
+        if block.between_tools:
+            return f"{block.text}\n"
         return f"[thinking]\n{block.text}\n[/thinking]\n"
     if block.kind == "redacted_thinking":
-        return "[redacted thinking]\n"
+        return "(some reasoning was redacted)\n"
     if block.kind in ("tool_use", "server_tool_use"):
         return tool_use_text(block)
     if block.kind == "tool_result":
@@ -97,10 +117,23 @@ def status_html(state: TurnState) -> str:
     return ""
 
 
+def drawn_blocks(state: TurnState) -> list[Block]:
+    """The blocks a cell draws: all of them, or those from `state.drawn_from` on (a continuation)."""
+    if state.drawn_from is None:
+        return state.blocks
+    index, part = state.drawn_from
+    blocks = state.blocks[index:]
+    if blocks and part:
+        first = blocks[0]
+        blocks = [Block(first.kind, parts=first.parts[part:], complete=first.complete), *blocks[1:]]
+    return blocks
+
+
 def answer_bundle(state: TurnState) -> Bundle:
     """The whole turn, rendered once: answer, then warning and footer when finished."""
-    body = "".join(block_html(block) for block in state.blocks)
-    text = "".join(block_text(block) for block in state.blocks)
+    blocks = drawn_blocks(state)
+    body = "".join(block_html(block) for block in blocks)
+    text = "".join(block_text(block) for block in blocks)
     if state.finished:
         body += footer_html(state)
         text = f"{text.rstrip()}\n\n{footer_text(state)}" if text else footer_text(state)
@@ -128,6 +161,7 @@ class IncrementalView:
         self._block = 0
         self._part = 0
         self._offset = 0
+        self._fresh = True  # no frame drawn yet
 
     def _rest(self, block: Block) -> str:
         return "".join(block.parts[self._part :])[self._offset :]
@@ -144,6 +178,9 @@ class IncrementalView:
         frozen_html: list[str] = []
         frozen_text: list[str] = []
         blocks = state.blocks
+        if self._fresh and state.drawn_from is not None:  # a continuation: drawn from where it goes on
+            self._block, self._part = state.drawn_from
+        self._fresh = False
         while self._block < len(blocks) - 1:
             block = blocks[self._block]
             if block.kind == "text":
@@ -156,7 +193,7 @@ class IncrementalView:
             self._block += 1
             self._part = self._offset = 0
         tail_html = tail_text = ""
-        if blocks:
+        if self._block < len(blocks):  # (a continuation's view may start past the blocks it continues)
             block = blocks[self._block]
             if block.kind == "text":
                 rest = self._rest(block)

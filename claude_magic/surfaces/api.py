@@ -50,6 +50,8 @@ def ask(
     tool_choice: str | None = None,
     max_tool_rounds: int | None = None,
     thinking: str | int | None = None,
+    thinking_display: str | None = None,
+    effort: str | None = None,
 ) -> Reply:
     """Ask Claude and stream the answer into the cell, exactly as `%%claude` does; returns the Reply.
 
@@ -65,14 +67,17 @@ def ask(
     tools: functions Claude may call (sync or `async def`; also `anthropic.beta_tool` objects, tool dicts
     or names of the notebook's functions), default `%config ClaudeMagic.tools`; they run on this thread.
     tool_choice: auto, any, none or a tool's name. max_tool_rounds: default `%config
-    ClaudeMagic.max_tool_rounds`. thinking: a token budget, "adaptive" or "off" (default `%config
-    ClaudeMagic.thinking`), streamed in a folding block above the answer.
+    ClaudeMagic.max_tool_rounds`. thinking: "adaptive", "between_tools", "off" (the least the model allows)
+    or a token budget (default `%config ClaudeMagic.thinking`: the model's own default), streamed in a folding
+    block above the answer. thinking_display: "summarized" (default) or "omitted". effort: low, medium, high,
+    xhigh or max (default `%config ClaudeMagic.effort`: the model's). A value the model does not take raises
+    ValueError naming the ones it does, before anything is sent.
     """
     settings = current_settings()
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
                           display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds),
-                          thinking=thinking)
+                          thinking=(thinking, thinking_display, effort))
     cell = current_cell() if sink is not None else None
     run_exchange(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -94,6 +99,8 @@ async def ask_async(
     tool_choice: str | None = None,
     max_tool_rounds: int | None = None,
     thinking: str | int | None = None,
+    thinking_display: str | None = None,
+    effort: str | None = None,
 ) -> Reply:
     """`ask` through `anthropic.AsyncAnthropic`: streams live while the event loop stays free.
 
@@ -108,7 +115,7 @@ async def ask_async(
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
                           display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds),
-                          thinking=thinking)
+                          thinking=(thinking, thinking_display, effort))
     cell = current_cell() if sink is not None else None
     await run_exchange_async(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -118,7 +125,8 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
              temperature: float | None, conversation: str | None, new: bool, display: str | None,
              raising: bool, attach: Iterable[Any] | None = None, *,
              tool_options: tuple[Any, str | None, int | None] = (None, None, None),
-             thinking: str | int | None = None) -> tuple[PreparedTurn, Any]:
+             thinking: tuple[str | int | None, str | None, str | None] = (None, None, None),
+             ) -> tuple[PreparedTurn, Any]:
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("ask() needs a non-empty prompt string")
     attachments = _attachments(attach, settings)
@@ -130,9 +138,14 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
     turn = prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
                         temperature=temperature, conversation=conversation or "", new=new,
                         error_raised=raising and sink is not None, attachments=attachments,
-                        thinking=thinking, source="code", **_tool_arguments(*tool_options))
+                        source="code", **_thinking_arguments(*thinking), **_tool_arguments(*tool_options))
     show_attachments(attachments, display)
     return turn, sink
+
+
+def _thinking_arguments(thinking: str | int | None = None, thinking_display: str | None = None,
+                        effort: str | None = None) -> dict[str, Any]:
+    return {"thinking": thinking, "thinking_display": thinking_display, "effort": effort}
 
 
 def _tool_arguments(tools: Iterable[Any] | None, tool_choice: str | None,
@@ -188,6 +201,9 @@ def map(  # noqa: A001 - claude_magic.map reads as what it does, like the builti
     tools: Iterable[Any] | None = None,
     tool_choice: str | None = None,
     max_tool_rounds: int | None = None,
+    thinking: str | int | None = None,
+    thinking_display: str | None = None,
+    effort: str | None = None,
 ) -> list[Reply]:
     """Ask every prompt, at most `concurrency` at a time; one Reply per prompt, in input order.
 
@@ -201,10 +217,10 @@ def map(  # noqa: A001 - claude_magic.map reads as what it does, like the builti
     where an event loop is already running: the batch then runs on a private loop in a worker thread.
     tools, tool_choice, max_tool_rounds: as for `ask`; here `async def` tools are awaited on the batch's
     loop and plain functions run in worker threads (one call of a function at a time, unless it sets
-    `concurrency_safe = True`).
+    `concurrency_safe = True`). thinking, thinking_display, effort: as for `ask`.
     """
     turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency,
-                           (tools, tool_choice, max_tool_rounds))
+                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort))
     progress = _Progress(len(turns), display)  # built here: its widget must land in the calling cell
     try:
         asyncio.get_running_loop()
@@ -228,10 +244,13 @@ async def map_async(
     tools: Iterable[Any] | None = None,
     tool_choice: str | None = None,
     max_tool_rounds: int | None = None,
+    thinking: str | int | None = None,
+    thinking_display: str | None = None,
+    effort: str | None = None,
 ) -> list[Reply]:
     """`map` on the running event loop (`replies = await map_async(prompts)`); same arguments and results."""
     turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency,
-                           (tools, tool_choice, max_tool_rounds))
+                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort))
     progress = _Progress(len(turns), display)
     replies = await _run_batch(turns, concurrency, progress)
     progress.report()
@@ -240,7 +259,9 @@ async def map_async(
 
 def _prepare_batch(prompts: Iterable[str], model: str | None, system: str | None, max_tokens: int | None,
                    temperature: float | None, concurrency: int,
-                   tool_options: tuple[Any, str | None, int | None] = (None, None, None)) -> list[PreparedTurn]:
+                   tool_options: tuple[Any, str | None, int | None] = (None, None, None),
+                   thinking: tuple[str | int | None, str | None, str | None] = (None, None, None),
+                   ) -> list[PreparedTurn]:
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     settings = current_settings()
@@ -249,7 +270,8 @@ def _prepare_batch(prompts: Iterable[str], model: str | None, system: str | None
         if not isinstance(prompt, str):
             raise TypeError(f"map() takes strings; item {index} is {type(prompt).__name__}")
         turns.append(prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
-                                  temperature=temperature, conversation=ONE_OFF, **_tool_arguments(*tool_options)))
+                                  temperature=temperature, conversation=ONE_OFF, **_thinking_arguments(*thinking),
+                                  **_tool_arguments(*tool_options)))
     return turns
 
 

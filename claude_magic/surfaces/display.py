@@ -50,6 +50,30 @@ def make_sink(mode: str, *, events: bool = False) -> Sink | None:
     return make_cell_sink(mode, IPythonDisplay(), f"claude-{uuid.uuid4().hex[:12]}", events=events)
 
 
+# Cut-off answers drawn in cells, by turn id: `%claude continue` resolves their warning where they are drawn.
+_CUT_OFF: dict[str, tuple[Any, Any]] = {}
+_CUT_OFF_KEPT = 32
+
+
+def remember_cut_off(turn_id: str | None, sink: Any, state: Any) -> None:
+    """Remember where a cut-off answer was drawn (a sink that can `redraw`), for `resolve_cut_off`."""
+    if turn_id is None or not hasattr(sink, "redraw"):
+        return
+    _CUT_OFF[turn_id] = (sink, state)
+    while len(_CUT_OFF) > _CUT_OFF_KEPT:
+        _CUT_OFF.pop(next(iter(_CUT_OFF)))
+
+
+def resolve_cut_off(turn_id: str) -> None:
+    """The answer of `turn_id` was continued: draw it again where it was, its warning replaced by a note."""
+    entry = _CUT_OFF.pop(turn_id, None)
+    if entry is None:
+        return
+    sink, state = entry
+    state.continued_later = True
+    sink.redraw(state)
+
+
 def _execute_request(shell: Any) -> dict[str, Any]:
     """The kernel's current execute request (empty outside a kernel)."""
     kernel = getattr(shell, "kernel", None)

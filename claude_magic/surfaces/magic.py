@@ -104,9 +104,16 @@ class ClaudeMagics(Magics):
               "delta kind, a short payload; pings included), then the footer.")
     @argument("--out", metavar="NAME", help="Also store the reply (a claude_magic.Reply) in the variable NAME.")
     @argument("--no-raise", action="store_true", help="Do not raise when the turn fails.")
-    @argument("--thinking", metavar="N|adaptive|off",
-              help="Extended thinking: adaptive (Claude 4.6 and later), a token budget (Claude 4.6 and earlier; "
-              "at least 1024, less than --max-tokens), or off (default: %%config ClaudeMagic.thinking).")
+    @argument("--thinking", metavar="adaptive|between_tools|off|N",
+              help="Thinking: adaptive (Claude 4.6 and later), between_tools (Sonnet 5.5), off (the least the "
+              "model allows), or a token budget N (Claude 4.6 and earlier; at least 1024, less than "
+              "--max-tokens). Default: %%config ClaudeMagic.thinking, else the model's own.")
+    @argument("--thinking-display", choices=["summarized", "omitted"],
+              help="summarized: stream the model's reasoning above the answer; omitted: only a signature (the "
+              "answer starts sooner). Default: %%config ClaudeMagic.thinking_display (summarized).")
+    @argument("--effort", choices=["low", "medium", "high", "xhigh", "max"],
+              help="output_config.effort: how hard the model works (default: %%config ClaudeMagic.effort, "
+              "else the model's).")
     @argument("--key", metavar="NAME",
               help="Name this cell's turn: a later cell with the same --key replaces it (by default the "
               "notebook's cell id does this; use it where the frontend sends none, e.g. nbconvert).")
@@ -197,7 +204,7 @@ class ClaudeMagics(Magics):
                                 error_raised=raising and not settings.debug, attachments=attachments or (),
                                 tools=args.tools, tool_choice=args.tool_choice, namespace=self.shell.user_ns,
                                 thinking=args.thinking, source="cell", owner=self._owner(args.key),
-                                append=args.append)
+                                append=args.append, thinking_display=args.thinking_display, effort=args.effort)
         except ValueError as exc:
             raise UsageError(f"Invalid option: {exc}") from None
         return self._run(turn, args, attachments or [], raising)
@@ -223,16 +230,16 @@ class ClaudeMagics(Magics):
         raising = settings.raise_on_error and not args.no_raise
         try:
             turn = prepare_continuation(settings, conversation=args.conversation or "", max_tokens=args.max_tokens,
-                                        source="cell", error_raised=raising and not settings.debug)
+                                        source="cell", error_raised=raising and not settings.debug, redraw=False)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         return self._run(turn, args, [], raising)
 
     def _run(self, turn: PreparedTurn, args: Namespace, attachments: list[Attachment], raising: bool) -> Reply:
-        from claude_magic.core.engine import run_exchange
+        from claude_magic.core.engine import CONTINUABLE, run_exchange
         from claude_magic.core.errors import redacted_exception, user_error
         from claude_magic.surfaces.context_line import show_attachments
-        from claude_magic.surfaces.display import current_cell, make_sink
+        from claude_magic.surfaces.display import current_cell, make_sink, remember_cut_off, resolve_cut_off
         from claude_magic.surfaces.reply import Reply, remember_last
 
         settings = self.settings
@@ -243,6 +250,10 @@ class ClaudeMagics(Magics):
         show_attachments(attachments, display)
         cell = current_cell() if sink is not None else None
         state = run_exchange(turn, sink)
+        if turn.committed and turn.continues is not None:
+            resolve_cut_off(turn.continues.id)  # the earlier cell no longer says to continue it
+        if turn.committed and state.stop_reason in CONTINUABLE:
+            remember_cut_off(turn.committed_id, sink, state)
         reply = remember_last(Reply(state, streamed_into=cell))
         if args.format == "text" and not (state.error is not None and state.error.kind == "setup"):
             show_plain_text(reply, display)

@@ -45,6 +45,7 @@ import ipywidgets as widgets
 from claude_magic.core.engine import CONTINUABLE, PreparedTurn, prepare_continuation, prepare_turn, run_exchange
 from claude_magic.core.history import STORE, Conversation
 from claude_magic.core.models import known_models
+from claude_magic.core.request import DISPLAYS, EFFORTS
 from claude_magic.core.stream import TurnControl
 from claude_magic.core.turn import ErrorInfo, TurnState
 from claude_magic.render.budget import ENVELOPE_BYTES, FrameBudget, utf8_size
@@ -200,11 +201,15 @@ class ChatPanel:
 
     Settings (max_tokens, system, temperature, throttle_interval, max_retries, timeouts, offline,
     prompt_caching) come from `%config ClaudeMagic.*` when the extension is loaded, else from the same
-    environment defaults; the model comes from the panel's picker.
+    environment defaults; the model comes from the panel's picker, the effort and how thinking is shown
+    from its Effort and Thinking pickers (their defaults: `%config ClaudeMagic.effort` / `thinking_display`,
+    or the `effort=` / `thinking_display=` arguments). A value the model does not take is one line in the
+    panel, naming the ones it does; nothing is sent.
     """
 
     def __init__(self, conversation: str | None = None, *, model: str | None = None,
-                 tools: Iterable[Any] | None = None, tool_choice: str | None = None, raw: bool = False) -> None:
+                 tools: Iterable[Any] | None = None, tool_choice: str | None = None, raw: bool = False,
+                 effort: str | None = None, thinking_display: str | None = None) -> None:
         self._fallback_settings: ClaudeMagic | None = None
         # Tools Claude may call from this panel (default: %config ClaudeMagic.tools). They run in a worker
         # thread of the turn's, never in the widget callback; Stop ends the turn without waiting for them.
@@ -226,6 +231,13 @@ class ChatPanel:
             models.insert(0, default)
         self.model_picker = widgets.Dropdown(options=models, value=default, description="Model",
                                              layout=widgets.Layout(width="320px"))
+        # "" is the model's own effort; each model's accepted values are checked when a turn is asked.
+        self.effort_picker = widgets.Dropdown(options=[("default", ""), *((e, e) for e in EFFORTS)],
+                                              value=(effort if effort is not None else settings.effort) or "",
+                                              description="Effort", layout=widgets.Layout(width="170px"))
+        self.thinking_picker = widgets.Dropdown(options=list(DISPLAYS), description="Thinking",
+                                                value=thinking_display or settings.thinking_display or DISPLAYS[0],
+                                                layout=widgets.Layout(width="200px"))
         self.new_button = widgets.Button(description="New conversation", icon="plus",
                                          layout=widgets.Layout(width="auto", flex="0 0 auto"),
                                          tooltip="Clear this conversation's history (shared with %%claude)")
@@ -253,7 +265,8 @@ class ChatPanel:
                                               tooltip="Go on with the answer max_tokens cut off",
                                               layout=widgets.Layout(display="none"))
         self.continue_button.add_class("claude-magic-continue")
-        header = widgets.HBox([self.model_picker, self.new_button, self.raw_events, self.info],
+        header = widgets.HBox([self.model_picker, self.effort_picker, self.thinking_picker, self.new_button,
+                               self.raw_events, self.info],
                               layout=widgets.Layout(align_items="center"))
         buttons = widgets.VBox([self.send_button, self.stop_button, self.continue_button])
         self.widget = widgets.VBox([_html(PANEL_CSS), header, scroller,
@@ -391,9 +404,11 @@ class ChatPanel:
         """Snapshot history and settings, show the prompt, lock the controls (under the panel lock)."""
         self._sync_history_locked()
         if continuation:
-            exchange = prepare_continuation(self._settings(), conversation=self.conversation.name, source="panel")
+            exchange = prepare_continuation(self._settings(), conversation=self.conversation.name, source="panel",
+                                            redraw=True)
         else:
             exchange = prepare_turn(prompt, self._settings(), model=self.model_picker.value,
+                                    effort=self.effort_picker.value, thinking_display=self.thinking_picker.value,
                                     conversation=self.conversation.name, tools=self._tools,
                                     tool_choice=self._tool_choice, namespace=_user_namespace(), source="panel")
         # A prompt typed in the box leaves it at once, and the box stays locked until the first token:

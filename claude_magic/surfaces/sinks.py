@@ -124,6 +124,7 @@ class LiveCellSink:
         self._resent = 0  # bytes of pending HTML re-sent by frames since the last seal
         self._merged_upto = 0  # slots before this index hold merges; later sealed ones are single seals
         self._showed_content = False
+        self.final_display_id: str | None = None  # the output holding the finished turn
 
     def start(self, state: TurnState) -> None:
         self._drawing.start(state)
@@ -184,7 +185,8 @@ class LiveCellSink:
 
     def finish(self, state: TurnState) -> None:
         if len(self._slots) == 1:
-            self._publisher.update(self._drawing.bundle(state), self._slots[0].display_id)
+            self.final_display_id = self._slots[0].display_id
+            self._publisher.update(self._drawing.bundle(state), self.final_display_id)
             return
         # The last tokens first, cheaply, where the tail is; then the one clean rendering.
         frozen, tail = self._view.advance(state)
@@ -192,7 +194,13 @@ class LiveCellSink:
         self._publisher.flush()  # sent before the whole answer is rendered below
         final = self._drawing.bundle(state)
         self._publisher.clear()
-        self._publisher.display(final)
+        self.final_display_id = f"{self._id_prefix}-final"
+        self._publisher.display(final, display_id=self.final_display_id)
+
+    def redraw(self, state: TurnState) -> None:
+        """Draw the finished turn again where it was drawn (e.g. its cut-off warning, once continued)."""
+        if self.final_display_id is not None:
+            self._publisher.update(self._drawing.bundle(state), self.final_display_id)
 
 
 @dataclass
@@ -208,9 +216,10 @@ class FinalCellSink:
     ignore update_display_data, so a live display would be saved as its first frame.
     """
 
-    def __init__(self, publisher: DisplayPublisher, *, events: bool = False) -> None:
+    def __init__(self, publisher: DisplayPublisher, id_prefix: str = "", *, events: bool = False) -> None:
         self._publisher = publisher
         self._drawing = Drawing(events)
+        self.final_display_id = f"{id_prefix}-final" if id_prefix else None
 
     def start(self, state: TurnState) -> None:
         self._drawing.start(state)
@@ -222,11 +231,16 @@ class FinalCellSink:
         return True
 
     def finish(self, state: TurnState) -> None:
-        self._publisher.display(self._drawing.bundle(state))
+        self._publisher.display(self._drawing.bundle(state), display_id=self.final_display_id)
+
+    def redraw(self, state: TurnState) -> None:
+        """Draw the finished turn again where it was drawn (a notebook open in a frontend shows the change)."""
+        if self.final_display_id is not None:
+            self._publisher.update(self._drawing.bundle(state), self.final_display_id)
 
 
 def make_cell_sink(mode: str, publisher: Any, id_prefix: str, *, events: bool = False) -> LiveCellSink | FinalCellSink:
     """The cell's sink: final-only or live, drawing the answer or (`events`) the raw view."""
     if mode == "final":
-        return FinalCellSink(publisher, events=events)
+        return FinalCellSink(publisher, id_prefix, events=events)
     return LiveCellSink(publisher, id_prefix, events=events)

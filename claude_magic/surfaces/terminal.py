@@ -129,6 +129,9 @@ class _PlainRenderer:
         if state.notice and state.notice != self._notice:
             self._notice = state.notice
             self._out.write(f"[{state.notice}]\n")
+        if not self._written and state.drawn_from is not None:  # a continuation: printed from where it goes on
+            start, part = state.drawn_from
+            self._written = [len(block.parts) or 1 for block in state.blocks[:start]] + [part] * (part > 0)
         for index, block in enumerate(state.blocks):
             if index == len(self._written):
                 self._written.append(0)
@@ -168,6 +171,7 @@ class _RichRenderer:
         self._parts = 0  # parts of that block already taken into _tail
         self._tail = ""  # its Markdown not printed yet: the Markdown block still being written
         self._printed = False  # a piece is on screen: the next one starts after a blank line
+        self._started = False  # the first frame has been taken
 
     def start(self, state: TurnState) -> None:
         self._live.start()
@@ -193,6 +197,9 @@ class _RichRenderer:
     def _advance(self, state: TurnState, *, final: bool) -> None:
         """Print what has become final since the last frame; keep the unfinished block in `_tail`."""
         blocks = state.blocks
+        if not self._started and state.drawn_from is not None:  # a continuation: printed from where it goes on
+            self._index, self._parts = state.drawn_from
+        self._started = True
         while self._index < len(blocks):
             block = blocks[self._index]
             done = final or self._index < len(blocks) - 1  # a later block has started
