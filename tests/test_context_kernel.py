@@ -239,8 +239,8 @@ def test_tokens_counts_with_the_api_and_the_guard_refuses_before_sending(kernel:
     emulator.clear_requests()
     refused = kernel.execute("%%claude -a df\nThis one is too big", allow_error=True)
     assert refused.status == "error"
-    line = refused.stderr().strip()
-    assert line.startswith("UsageError: This turn would send ") and "over the limit of 100" in line
+    line = refused.traceback_text().strip()
+    assert line.startswith("ClaudeError: This turn would send ") and "over the limit of 100" in line
     assert "%claude reset" in line and len(line.splitlines()) == 1
     assert "/v1/messages" not in [r.path for r in emulator.requests]
 

@@ -276,9 +276,11 @@ def test_a_bad_import_is_one_line_and_loads_nothing(shell: Any, emu: Emulator, t
     assert len(STORE.get()) == 0
 
 
-def test_a_question_that_starts_like_a_subcommand_is_still_a_question(shell: Any, emu: Emulator) -> None:
-    run(shell, "export tariffs")  # no file suffix: a question
-    run(shell, "resume writing tips?")
+def test_a_question_that_starts_like_a_subcommand_goes_through_after_two_dashes(shell: Any, emu: Emulator) -> None:
+    with pytest.raises(UsageError, match="takes a FILE.json or FILE.md file, got 'tariffs'"):
+        run(shell, "export tariffs")  # a subcommand with a wrong argument, not a question
+    run(shell, "-- export tariffs")
+    run(shell, "-- resume writing tips?")
     assert [r.messages[-1]["content"] for r in emu.requests] == ["export tariffs", "resume writing tips?"]
 
 

@@ -109,7 +109,7 @@ def test_fault(case: Fault, fault_kernel: KernelSession, emulator_module: Emulat
     # 1. One clear line, no traceback; the cell fails so Run All stops.
     error = result.error()
     assert result.status == "error" and error is not None
-    assert error["ename"] == "UsageError"
+    assert error["ename"] == ("ClaudeInterrupted" if case.message.startswith("Interrupted") else "ClaudeError")
     assert case.message in error["evalue"] and "\n" not in error["evalue"]
     assert "Traceback" not in result.traceback_text()
     # 2. What streamed stays visible; the footer is there with the usage known; the error line is said

@@ -137,7 +137,7 @@ def test_no_api_key_is_one_line_without_traceback(kernel_factory: Any, emulator:
     kernel.execute("%load_ext claude_magic")
     result = kernel.execute("%%claude\nhi", allow_error=True)
     error = result.error()
-    assert error is not None and error["ename"] == "UsageError"
+    assert error is not None and error["ename"] == "ClaudeError"
     assert "set ANTHROPIC_API_KEY" in error["evalue"]
     assert len(result.traceback_text().strip().splitlines()) == 1
     assert emulator.requests == []
@@ -157,7 +157,7 @@ def test_interrupt_mid_stream_keeps_partial_and_history_valid(
     text = result.final_text()
     assert "Interrupted after" in text and "partial answer kept, not added to history" in text
     # The partial answer is still shown above the error line, which is said once (raised, not drawn too).
-    assert len(text.split("UsageError")[0].strip()) > 0
+    assert len(text.split("ClaudeInterrupted")[0].strip()) > 0
     assert text.count("Interrupted after") == 1 and "⚠" not in text
 
     emulator.set_pace(tokens_per_second=0)
