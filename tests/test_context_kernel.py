@@ -214,7 +214,7 @@ def test_format_json_last_and_text(kernel: KernelSession, emulator: Emulator) ->
     kernel.execute("%%claude -f json --out r\njson please")
     assert json.loads(kernel.execute("import json; print(json.dumps(r.json))").stdout()) == {"rows": 3, "ok": True}
     failed = kernel.execute("%%claude -f json\nnot json", allow_error=True)
-    assert "The answer is not JSON (Expecting value at line 1, column 1)" in failed.stderr()
+    assert "The answer is not JSON (Expecting value at line 1, column 1)" in failed.traceback_text()
     last = kernel.execute("%claude last")
     assert "Sorry, no JSON today." in last.final_text()
     text = kernel.execute("%%claude -f text\ncode please")

@@ -226,7 +226,7 @@ def restart(shell: Any) -> None:
     for name in STORE.names():
         STORE.get(name)._turns.clear()
     if persist._SAVER is not None:
-        persist._SAVER._owned.clear()
+        persist._SAVER._saves.clear()
 
 
 def test_resume_after_a_restart_loads_the_saved_turns(shell: Any, emu: Emulator,
@@ -238,12 +238,15 @@ def test_resume_after_a_restart_loads_the_saved_turns(shell: Any, emu: Emulator,
     assert len(STORE.get()) == 0  # a restarted kernel starts clean
     run(shell, "resume")
     assert [t.to_dict() for t in STORE.get().turns] == [t.to_dict() for t in saved]
-    assert "Loaded 2 turns from saved conversation 'default'" in capsys.readouterr().out
-    run(shell, "", "and one more")  # goes on in the same save, nothing moved aside
-    names = [entry.name for entry in persist._SAVER.saved()]
-    assert names == ["default"]
+    (save,) = [entry.name for entry in persist._SAVER.saved()]
+    assert f"Loaded 2 turns from saved conversation {save!r}" in capsys.readouterr().out
+    run(shell, "", "and one more")  # goes on in the same save: the kernel that wrote it no longer does
+    assert [(entry.name, entry.turns, entry.ours) for entry in persist._SAVER.saved()] == [(save, 3, True)]
     run(shell, "conversations")
-    assert "default                  3 turns" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    live = next(line for line in out.splitlines() if line.startswith("  default "))
+    assert "3 turns" in live and live.endswith(f"saved as {save}")
+    assert next(line for line in out.splitlines() if line.strip().startswith(save)).endswith("this kernel")
 
 
 def test_resume_refuses_to_overwrite_turns_of_this_kernel(shell: Any, emu: Emulator) -> None:

@@ -328,13 +328,17 @@ class ClaudeMagics(Magics):
             raise UsageError(f"Conversation {target.name!r} already has {len(target)} turns in this kernel: "
                              f"%claude reset it first, or {name} into another with -c NAME.")
         try:
-            turns = saver.load(source) if name == "resume" else read_export(Path(source).expanduser())
+            if name == "resume":
+                save = saver.find(source)  # the save NAME@time itself, or the newest save of conversation NAME
+                turns = saver.load(save)
+                what = f"saved conversation {save.name!r}"
+                # It goes on in the save it came from, unless a running kernel still writes that one.
+                saver.adopt(target.name, save, [turn.id for turn in turns])
+            else:
+                turns, what = read_export(Path(source).expanduser()), str(source)
         except HistoryFileError as exc:
             raise UsageError(str(exc)) from None
-        if name == "resume" and source == target.name:
-            saver.adopt(target.name, [turn.id for turn in turns])  # the save it came from stays its save
         target.load(turns)
-        what = f"saved conversation {source!r}" if name == "resume" else str(source)
         print(f"Loaded {len(turns)} turn{'s' * (len(turns) != 1)} from {what} into conversation {target.name!r}.")
 
     def _tokens(self, args: Namespace) -> None:
@@ -404,8 +408,8 @@ def keep_empty_cells(lines: list[str]) -> list[str]:
     """IPython input transformer: a `%%claude` cell with nothing below it. IPython itself would refuse it
     before the magic runs, suggesting the line magic ("Did you mean %claude?"), when what is missing is
     the question; handed a blank body, the magic says so."""
-    if not lines or any(line.strip() for line in lines[1:]):
-        return lines
+    if not lines or any(line.strip() for line in lines[1:]) or lines[0].rstrip().endswith("?"):
+        return lines  # a body, or not an empty cell: `%%claude?` asks for the help
     match = _CELL_MAGIC_LINE.match(lines[0].rstrip("\n"))
     if match is None:
         return lines
