@@ -86,7 +86,7 @@ def test_a_failed_rerun_keeps_the_old_turn(magic_kernel: KernelSession, emulator
     magic_kernel.execute("%config ClaudeMagic.max_retries = 0")
     magic_kernel.execute("%%claude\nA question that works", metadata=CELL_A)
     failed = magic_kernel.execute("%%claude\nfail now", metadata=CELL_A, allow_error=True)
-    assert failed.status == "error" and "API error (500)" in failed.stderr()
+    assert failed.status == "error" and "API error (500)" in failed.traceback_text()
     assert [h[0] for h in history(magic_kernel)] == ["A question that works"]
 
 
