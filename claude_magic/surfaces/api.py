@@ -27,7 +27,7 @@ from claude_magic.core.errors import redacted_exception, turn_failed
 from claude_magic.core.stream import SharedBackoff
 from claude_magic.core.turn import TurnState
 from claude_magic.settings import ClaudeMagic, current_settings
-from claude_magic.surfaces.context_line import show_attachments
+from claude_magic.surfaces.context_line import attachment_bundle, show_attachments
 from claude_magic.surfaces.display import current_cell, make_sink, resolve_display
 from claude_magic.surfaces.reply import ClaudeError, ClaudeInterrupted, Reply, remember_last
 
@@ -126,7 +126,7 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
     events = display.lower() == "events"  # the raw view, drawn where display_mode draws the answer
     if events:
         display = settings.display_mode
-    sink = make_sink(display, events=events)
+    sink = make_sink(display, events=events, above=[attachment_bundle(attachments)] if attachments else [])
     turn = prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
                         temperature=temperature, conversation=conversation or "", new=new,
                         error_raised=raising and sink is not None, attachments=attachments,

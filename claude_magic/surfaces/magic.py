@@ -34,7 +34,7 @@ from claude_magic.core.persist import install as install_saver
 from claude_magic.core.tokens import count_exactly, tokens_report
 from claude_magic.core.turn import TurnState
 from claude_magic.settings import DISPLAY_MODES, ClaudeMagic
-from claude_magic.surfaces.context_line import show_attachments
+from claude_magic.surfaces.context_line import attachment_bundle, show_attachments
 from claude_magic.surfaces.display import current_cell, make_sink, notebook_cell_id
 from claude_magic.surfaces.history_view import HistoryView, conversations_report
 from claude_magic.surfaces.reply import Reply, last_reply, remember_last
@@ -238,7 +238,8 @@ class ClaudeMagics(Magics):
         self.last_turn = turn.state
         display = args.display or settings.display_mode
         # -f text: the answer as plain text, drawn once when it is finished.
-        sink = make_sink("none" if args.format == "text" else display, events=args.raw)
+        sink = make_sink("none" if args.format == "text" else display, events=args.raw,
+                         above=[attachment_bundle(attachments)] if attachments else [])
         show_attachments(attachments, display)
         cell = current_cell() if sink is not None else None
         state = run_exchange(turn, sink)
