@@ -313,3 +313,14 @@ def test_key_names_a_turn_where_the_frontend_sends_no_cell_id(shell: Any, emu: E
     assert [m["content"] for m in emu.requests[-1].messages] == ["count again"]
     assert "replaced turn 1 of 2" in shell.user_ns["r"]._repr_mimebundle_()["text/plain"]
     assert [turn.prompt_text for turn in STORE.get().turns] == ["count again", "ponder this"]
+
+
+def test_an_exported_offline_turn_says_it_was_not_claude(shell: Any, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    monkeypatch.setenv("CLAUDE_MAGIC_EMULATOR_TPS", "0")
+    shell.run_line_magic("config", "ClaudeMagic.offline = True")
+    run(shell, "", "Explain HTTP caching in three bullet points.")
+    run(shell, f"export {tmp_path / 'offline.md'}")
+    footer = [line for line in (tmp_path / "offline.md").read_text().splitlines() if line.startswith("*claude")]
+    assert len(footer) == 1 and "· offline emulator, not Claude ·" in footer[0]

@@ -353,3 +353,29 @@ def test_an_existing_folder_gets_no_gitignore_written_into_it(tmp_path: Path) ->
     store, _files = saver_for(tmp_path / "history" / "nb")
     store.get().commit_turn(exchange("q", "a"))
     assert not (tmp_path / ".gitignore").exists() and (tmp_path / "history" / ".gitignore").exists()
+
+
+def test_markdown_export_keeps_the_offline_label_and_an_answers_headings_inside_its_turn(tmp_path: Path) -> None:
+    from markdown_it import MarkdownIt
+
+    answer = ("## Plan\n\nFirst this.\n\nDetails\n-------\n\n> ## Quoted heading\n\n"
+              "```python\n# a comment, not a heading\n```\n")
+    conversation = Conversation("c")
+    conversation.commit_turn(Turn([{"role": "user", "content": "# Why?\nPlan it."},
+                                   {"role": "assistant", "content": [{"type": "text", "text": answer}]}],
+                                  model="claude-sonnet-5-5", usage={"input_tokens": 3, "output_tokens": 9},
+                                  stop_reason="end_turn", offline=True))
+    conversation.commit_turn(exchange("q2", "a2", model="claude-sonnet-5-5"))  # from the API: no label
+    export_markdown(conversation, tmp_path / "c.md")
+    text = (tmp_path / "c.md").read_text()
+    footers = [line for line in text.splitlines() if line.startswith("*claude-sonnet-5-5")]
+    assert footers[0] == "*claude-sonnet-5-5 · offline emulator, not Claude · 3 in / 9 out · stop_reason: end_turn*"
+    assert "offline emulator" not in footers[1]
+    tokens = MarkdownIt("commonmark").parse(text)
+    headings = [(token.tag, tokens[number + 1].content) for number, token in enumerate(tokens)
+                if token.type == "heading_open"]
+    # Every heading of a message sits below its turn's `## Turn N`; the code block is untouched.
+    assert ("h2", "Turn 1 (code)") in headings and ("h3", "Why?") in headings
+    assert ("h4", "Plan") in headings and ("h4", "Details") in headings
+    assert "> #### Quoted heading" in text and "# a comment, not a heading" in text
+    assert [tag for tag, _ in headings if tag in ("h1", "h2")] == ["h1", "h2", "h2"]

@@ -364,7 +364,7 @@ def _commit_valid(turn: PreparedTurn, user: Any) -> Placement | None:
     if exchange is None:
         return None
     committed = Turn(exchange, source=turn.source, owner=turn.owner, model=state.model, usage=usage,
-                     stop_reason=state.stop_reason, cost=cost, tools=tools)
+                     stop_reason=state.stop_reason, cost=cost, tools=tools, offline=state.offline)
     return turn.conversation.commit_turn(committed, replace=turn.replaces)
 
 

@@ -39,6 +39,7 @@ class Turn:
     stop_reason: str | None = None
     cost: float | None = None  # estimated US dollars (core.pricing), None when the model's prices are unknown
     tools: dict[str, dict[str, Any]] = field(default_factory=dict)  # definitions of the tools its messages use
+    offline: bool = False  # answered by the bundled emulator, not Claude (said wherever the turn is shown)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created: float = field(default_factory=time.time)
 

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from claude_magic.core.history import STORE, Change, Conversation, Turn, message_text
+from claude_magic.core.turn import OFFLINE_LABEL
 from claude_magic.emulator import history_problem
 
 FORMAT = "claude_magic.conversation"
@@ -361,13 +362,17 @@ def export_json(conversation: Conversation, path: Path) -> None:
 
 
 def export_markdown(conversation: Conversation, path: Path) -> None:
-    """The conversation for a person to read: roles, text, tool calls and results, a footer per turn."""
+    """The conversation for a person to read: roles, text, tool calls and results, a footer per turn (as the
+    cell's footer says it, offline answers marked). Headings inside a message are moved two levels down, so
+    that an answer's own `## Plan` stays inside its `## Turn N` (under the document's `# Conversation`)."""
     lines = [f"# Conversation {conversation.name}", ""]
     for number, turn in enumerate(conversation.turns, start=1):
         lines += [f"## Turn {number} ({turn.source})", ""]
         for message in turn.messages:
-            lines += [f"**{message['role']}**", "", _markdown_content(message["content"]), ""]
+            lines += [f"**{message['role']}**", "", demote_headings(_markdown_content(message["content"]), 2), ""]
         facts = [turn.model] if turn.model else []
+        if turn.offline:
+            facts.append(OFFLINE_LABEL)
         usage = turn.usage or {}
         if usage:
             facts.append(f"{usage.get('input_tokens', 0):,} in / {usage.get('output_tokens', 0):,} out")
@@ -379,6 +384,37 @@ def export_markdown(conversation: Conversation, path: Path) -> None:
             lines += [f"*{' · '.join(facts)}*", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def demote_headings(markdown: str, levels: int) -> str:
+    """`markdown` with every heading `levels` deeper (at most `######`; setext headings become ATX ones);
+    code blocks, and `#` anywhere but a heading, are left as they are."""
+    from markdown_it import MarkdownIt
+
+    lines = markdown.split("\n")
+    replaced: dict[int, tuple[int, str]] = {}  # first line -> (lines it spans, the new heading line)
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    for position, token in enumerate(tokens):
+        if token.type != "heading_open" or token.map is None:
+            continue
+        start, end = token.map
+        level = min(int(token.tag[1]) + levels, 6)
+        # What contains the heading (indentation, `> ` of a quote, a list item's marker) stays in front.
+        container = re.match(r"[ \t>]*(?:(?:[-*+]|\d+[.)])[ \t]+)?", lines[start])
+        prefix = container[0] if container else ""
+        text = tokens[position + 1].content  # the inline token: the heading's text, markers removed
+        replaced[start] = (end - start, f"{prefix}{'#' * level} {text}")
+    out: list[str] = []
+    number = 0
+    while number < len(lines):
+        if number in replaced:
+            span, heading = replaced[number]
+            out.append(heading)
+            number += span
+        else:
+            out.append(lines[number])
+            number += 1
+    return "\n".join(out)
 
 
 def _markdown_content(content: Any) -> str:
