@@ -30,6 +30,7 @@ def run(shell: Any, cell: str) -> Any:
     ("%claude reset now", r"%claude reset takes no argument, got 'now'"),
     ("%claude history please", r"%claude history takes no argument"),
     ("%claude resume one two", r"Usage: %claude resume \[NAME\] \(one NAME\), got 'one two'"),
+    ("%claude tokens -a df", r"Options go before the subcommand: %claude -a df tokens\."),
     ("%claude histroy", r"Unknown subcommand 'histroy': did you mean history\?"),
     ("%claude rest", r"did you mean reset\?"),
     ("%claude conversation", r"did you mean conversations\?"),

@@ -439,6 +439,8 @@ def subcommand(prompt: str) -> tuple[str, str | None] | None:
     argument_usage = SUBCOMMANDS[name][0]
     usage = f"%claude {name} {argument_usage}".strip()
     escape = f"(A question that starts with {name!r}: %claude -- {prompt}, or a %%claude cell.)"
+    if any(word.startswith("-") for word in arguments):  # `%claude tokens -a df`: options go first
+        raise UsageError(f"Options go before the subcommand: %claude {' '.join(arguments)} {name}. {escape}")
     if not argument_usage and arguments:
         raise UsageError(f"{usage} takes no argument, got {' '.join(arguments)!r}. {escape}")
     if len(arguments) > 1:
