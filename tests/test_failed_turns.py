@@ -132,3 +132,12 @@ def test_nbval_lax_fails_a_notebook_whose_claude_cell_failed(tmp_path: Path) -> 
     passed = _nbval_lax(notebook, {**base, "CLAUDE_MAGIC_OFFLINE": "1", "CLAUDE_MAGIC_EMULATOR_TPS": "0",
                                    "CLAUDE_MAGIC_DISPLAY": "final"})
     assert passed.returncode == 0, passed.stdout
+
+
+def test_debug_mode_shows_the_chained_sdk_exception(shell: Any, emulator: Emulator) -> None:
+    emulator.set_script({"turns": [{"fault": {"kind": "http", "status": 400, "message": "nope"}}]})
+    run(shell, "%config ClaudeMagic.debug = True")
+    with pytest.raises(claude_magic.ClaudeError) as raised:
+        claude_magic.ask("hi", display="none")
+    shown = "\n".join(raised.value._render_traceback_())
+    assert "BadRequestError" in shown and "Traceback" in shown and str(raised.value) in shown
