@@ -134,10 +134,14 @@ def test_nbval_lax_fails_a_notebook_whose_claude_cell_failed(tmp_path: Path) -> 
     assert passed.returncode == 0, passed.stdout
 
 
-def test_debug_mode_shows_the_chained_sdk_exception(shell: Any, emulator: Emulator) -> None:
-    emulator.set_script({"turns": [{"fault": {"kind": "http", "status": 400, "message": "nope"}}]})
-    run(shell, "%config ClaudeMagic.debug = True")
-    with pytest.raises(claude_magic.ClaudeError) as raised:
-        claude_magic.ask("hi", display="none")
-    shown = "\n".join(raised.value._render_traceback_())
-    assert "BadRequestError" in shown and "Traceback" in shown and str(raised.value) in shown
+def test_debug_mode_shows_the_chained_sdk_exception() -> None:
+    """ask() in debug mode raises ClaudeError from the SDK's exception: then the whole chain is shown."""
+    try:
+        try:
+            raise ValueError("the SDK's own error")
+        except ValueError as cause:
+            raise claude_magic.ClaudeError("Bad request (400): nope") from cause
+    except claude_magic.ClaudeError as error:
+        shown = "\n".join(error._render_traceback_())
+    assert "Traceback" in shown and "ValueError: the SDK's own error" in shown
+    assert shown.rstrip().endswith("ClaudeError: Bad request (400): nope")

@@ -84,3 +84,9 @@ def test_an_empty_cell_says_the_question_is_missing(shell: Any, emulator: Emulat
         run(shell, cell)
     assert str(raised.value) == "Empty prompt: write the question in the cell body below %%claude."
     assert emulator.requests == []
+
+
+def test_terminal_ipython_still_waits_for_the_body_of_a_cell_magic(shell: Any) -> None:
+    # What terminal IPython asks after each Enter: `%%claude` alone is not yet a whole cell.
+    assert shell.input_transformer_manager.check_complete("%%claude\n")[0] == "incomplete"
+    assert shell.input_transformer_manager.check_complete("%%claude\nhi\n\n")[0] == "complete"

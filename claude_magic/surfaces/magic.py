@@ -417,6 +417,11 @@ def keep_empty_cells(lines: list[str]) -> list[str]:
     return [f"get_ipython().run_cell_magic('claude', {match['line'].strip()!r}, '\\n')\n"]
 
 
+# IPython skips transforms with side effects when it checks whether typed input is complete: so terminal
+# IPython still waits for the body after `%%claude` + Enter, as it does for every cell magic.
+keep_empty_cells.has_side_effects = True  # type: ignore[attr-defined]
+
+
 def subcommand(prompt: str) -> tuple[str, str | None] | None:
     """(name, argument) when a line magic's text is a subcommand; None when it is a question.
 
