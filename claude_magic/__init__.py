@@ -19,13 +19,14 @@ def load_ipython_extension(ipython: Any) -> None:
     (`claude_magic/surfaces/warm_up.py`), not before this returns."""
     from claude_magic.settings import register_settings
     from claude_magic.surfaces import warm_up
-    from claude_magic.surfaces.magic import ClaudeMagics, keep_question_marks
+    from claude_magic.surfaces.magic import ClaudeMagics, keep_empty_cells, keep_question_marks
 
     # The settings go in the shell's `configurables` (what %config searches); every surface reads them.
     settings = register_settings(ipython)
     ipython.register_magics(ClaudeMagics(shell=ipython, settings=settings))
-    if keep_question_marks not in ipython.input_transformers_cleanup:
-        ipython.input_transformers_cleanup.append(keep_question_marks)
+    for transform in (keep_question_marks, keep_empty_cells):
+        if transform not in ipython.input_transformers_cleanup:
+            ipython.input_transformers_cleanup.append(transform)
     _record_errors(ipython)
     _follow_deleted_cells(ipython)
     from claude_magic.core.persist import install
@@ -73,7 +74,8 @@ _LAZY = {
     "ask_async": "surfaces.api",
     "map": "surfaces.api",
     "map_async": "surfaces.api",
-    "ClaudeError": "surfaces.reply",
+    "ClaudeError": "core.errors",
+    "ClaudeInterrupted": "core.errors",
     "Reply": "surfaces.reply",
     "ChatPanel": "surfaces.panel",
 }
@@ -91,4 +93,5 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
-__all__ = ["ChatPanel", "ClaudeError", "Reply", "ask", "ask_async", "load_ipython_extension", "map", "map_async"]
+__all__ = ["ChatPanel", "ClaudeError", "ClaudeInterrupted", "Reply", "ask", "ask_async", "load_ipython_extension",
+           "map", "map_async"]

@@ -214,7 +214,7 @@ def test_format_json_last_and_text(kernel: KernelSession, emulator: Emulator) ->
     kernel.execute("%%claude -f json --out r\njson please")
     assert json.loads(kernel.execute("import json; print(json.dumps(r.json))").stdout()) == {"rows": 3, "ok": True}
     failed = kernel.execute("%%claude -f json\nnot json", allow_error=True)
-    assert "The answer is not JSON (Expecting value at line 1, column 1)" in failed.stderr()
+    assert "The answer is not JSON (Expecting value at line 1, column 1)" in failed.traceback_text()
     last = kernel.execute("%claude last")
     assert "Sorry, no JSON today." in last.final_text()
     text = kernel.execute("%%claude -f text\ncode please")
@@ -239,8 +239,8 @@ def test_tokens_counts_with_the_api_and_the_guard_refuses_before_sending(kernel:
     emulator.clear_requests()
     refused = kernel.execute("%%claude -a df\nThis one is too big", allow_error=True)
     assert refused.status == "error"
-    line = refused.stderr().strip()
-    assert line.startswith("UsageError: This turn would send ") and "over the limit of 100" in line
+    line = refused.traceback_text().strip()
+    assert line.startswith("ClaudeError: This turn would send ") and "over the limit of 100" in line
     assert "%claude reset" in line and len(line.splitlines()) == 1
     assert "/v1/messages" not in [r.path for r in emulator.requests]
 

@@ -252,7 +252,7 @@ def restart(shell: Any) -> None:
     for name in STORE.names():
         STORE.get(name)._turns.clear()
     if persist._SAVER is not None:
-        persist._SAVER._owned.clear()
+        persist._SAVER._saves.clear()
 
 
 def test_resume_after_a_restart_loads_the_saved_turns(shell: Any, emu: Emulator,
@@ -264,12 +264,15 @@ def test_resume_after_a_restart_loads_the_saved_turns(shell: Any, emu: Emulator,
     assert len(STORE.get()) == 0  # a restarted kernel starts clean
     run(shell, "resume")
     assert [t.to_dict() for t in STORE.get().turns] == [t.to_dict() for t in saved]
-    assert "Loaded 2 turns from saved conversation 'default'" in capsys.readouterr().out
-    run(shell, "", "and one more")  # goes on in the same save, nothing moved aside
-    names = [entry.name for entry in persist._SAVER.saved()]
-    assert names == ["default"]
+    (save,) = [entry.name for entry in persist._SAVER.saved()]
+    assert f"Loaded 2 turns from saved conversation {save!r}" in capsys.readouterr().out
+    run(shell, "", "and one more")  # goes on in the same save: the kernel that wrote it no longer does
+    assert [(entry.name, entry.turns, entry.ours) for entry in persist._SAVER.saved()] == [(save, 3, True)]
     run(shell, "conversations")
-    assert "default                  3 turns" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    live = next(line for line in out.splitlines() if line.startswith("  default "))
+    assert "3 turns" in live and live.endswith(f"saved as {save}")
+    assert next(line for line in out.splitlines() if line.strip().startswith(save)).endswith("this kernel")
 
 
 def test_resume_refuses_to_overwrite_turns_of_this_kernel(shell: Any, emu: Emulator) -> None:
@@ -302,9 +305,11 @@ def test_a_bad_import_is_one_line_and_loads_nothing(shell: Any, emu: Emulator, t
     assert len(STORE.get()) == 0
 
 
-def test_a_question_that_starts_like_a_subcommand_is_still_a_question(shell: Any, emu: Emulator) -> None:
-    run(shell, "export tariffs")  # no file suffix: a question
-    run(shell, "resume writing tips?")
+def test_a_question_that_starts_like_a_subcommand_goes_through_after_two_dashes(shell: Any, emu: Emulator) -> None:
+    with pytest.raises(UsageError, match="takes a FILE.json or FILE.md file, got 'tariffs'"):
+        run(shell, "export tariffs")  # a subcommand with a wrong argument, not a question
+    run(shell, "-- export tariffs")
+    run(shell, "-- resume writing tips?")
     assert [r.messages[-1]["content"] for r in emu.requests] == ["export tariffs", "resume writing tips?"]
 
 
@@ -334,3 +339,14 @@ def test_key_names_a_turn_where_the_frontend_sends_no_cell_id(shell: Any, emu: E
     assert [m["content"] for m in emu.requests[-1].messages] == ["count again"]
     assert "replaced turn 1 of 2" in shell.user_ns["r"]._repr_mimebundle_()["text/plain"]
     assert [turn.prompt_text for turn in STORE.get().turns] == ["count again", "ponder this"]
+
+
+def test_an_exported_offline_turn_says_it_was_not_claude(shell: Any, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    monkeypatch.setenv("CLAUDE_MAGIC_EMULATOR_TPS", "0")
+    shell.run_line_magic("config", "ClaudeMagic.offline = True")
+    run(shell, "", "Explain HTTP caching in three bullet points.")
+    run(shell, f"export {tmp_path / 'offline.md'}")
+    footer = [line for line in (tmp_path / "offline.md").read_text().splitlines() if line.startswith("*claude")]
+    assert len(footer) == 1 and "· offline emulator, not Claude ·" in footer[0]

@@ -86,7 +86,7 @@ def test_a_failed_rerun_keeps_the_old_turn(magic_kernel: KernelSession, emulator
     magic_kernel.execute("%config ClaudeMagic.max_retries = 0")
     magic_kernel.execute("%%claude\nA question that works", metadata=CELL_A)
     failed = magic_kernel.execute("%%claude\nfail now", metadata=CELL_A, allow_error=True)
-    assert failed.status == "error" and "API error (500)" in failed.stderr()
+    assert failed.status == "error" and "API error (500)" in failed.traceback_text()
     assert [h[0] for h in history(magic_kernel)] == ["A question that works"]
 
 
@@ -113,7 +113,7 @@ def test_history_survives_a_restart_with_resume(kernel_factory: Callable[..., Ke
     first.execute("%%claude\nAnd the colour blue", metadata=CELL_B)
     before = history(first)
     first.shutdown(now=True)
-    assert (tmp_path / "history" / "demo" / "default" / "index.json").exists()
+    assert len(list((tmp_path / "history" / "demo").glob("default@*/index.json"))) == 1
 
     second = kernel_factory(env=env, cwd=str(tmp_path))
     second.execute("%load_ext claude_magic")
@@ -124,3 +124,57 @@ def test_history_survives_a_restart_with_resume(kernel_factory: Callable[..., Ke
     second.execute("%%claude\nAnd the colour green", metadata=CELL_B)
     assert prompts(emulator)[-1] == ["Remember the number 42", "And the colour green"]
     assert [h[0] for h in history(second)] == ["Remember the number 42", "And the colour green"]
+
+
+def _saves(folder: Path) -> dict[str, list[str]]:
+    """Each save under `folder` (by folder name) and the prompts of its turns, in their saved order."""
+    from claude_magic.core.persist import HistoryFiles
+
+    files = HistoryFiles(lambda: folder)
+    return {entry.name: [turn.prompt_text for turn in files.load(entry.name)] for entry in files.saved()}
+
+
+def test_two_kernels_of_one_notebook_save_their_conversations_whole_and_apart(
+        kernel_factory: Callable[..., KernelSession], api_env: dict[str, str], emulator: Emulator,
+        tmp_path: Path) -> None:
+    env = {**api_env, "CLAUDE_MAGIC_HISTORY_DIR": str(tmp_path / "history"), "JPY_SESSION_NAME": "work/two.ipynb"}
+    first = kernel_factory(env=env, cwd=str(tmp_path))
+    second = kernel_factory(env=env, cwd=str(tmp_path))  # both running at once, one notebook
+    for kernel in (first, second):
+        kernel.execute("%load_ext claude_magic")
+    first.execute("%claude A-one")
+    first.execute("%claude A-two")
+    second.execute("%claude B-one")
+    first.execute("%claude A-three")
+    assert prompts(emulator)[-1] == ["A-one", "A-two", "A-three"]  # what kernel A had as its conversation
+
+    saves = _saves(tmp_path / "history" / "two")
+    assert sorted(saves.values()) == [["A-one", "A-two", "A-three"], ["B-one"]], saves
+
+    # `%claude conversations` says which save is whose.
+    first_pid, second_pid = (int(kernel.execute("import os; print(os.getpid())").stdout().strip())
+                             for kernel in (first, second))
+    report = first.execute("%claude conversations").stdout()
+    a_save = next(name for name, turns in saves.items() if turns[0] == "A-one")
+    b_save = next(name for name, turns in saves.items() if turns[0] == "B-one")
+    assert "default                  3 turns" in report and f"saved as {a_save}" in report
+    a_line = next(line for line in report.splitlines() if line.strip().startswith(a_save))
+    b_line = next(line for line in report.splitlines() if line.strip().startswith(b_save))
+    assert a_line.endswith("this kernel") and "3 turns" in a_line
+    assert f"another running kernel (pid {second_pid}," in b_line and "1 turn " in b_line
+    assert f"pid {first_pid}" in next(line for line in second.execute("%claude conversations").stdout().splitlines()
+                                      if line.strip().startswith(a_save))
+
+    # A third kernel resumes the newest save of 'default': A's, whole, and goes on with it as A had it.
+    second.shutdown(now=True)
+    third = kernel_factory(env=env, cwd=str(tmp_path))
+    third.execute("%load_ext claude_magic")
+    loaded = third.execute("%claude resume").stdout()
+    assert f"Loaded 3 turns from saved conversation {a_save!r}" in loaded
+    third.execute("%claude C-one")
+    assert prompts(emulator)[-1] == ["A-one", "A-two", "A-three", "C-one"]
+    # A still runs, so the resumed conversation is saved apart from A's save, which stays A's alone.
+    first.execute("%claude A-four")
+    saves = _saves(tmp_path / "history" / "two")
+    assert saves[a_save] == ["A-one", "A-two", "A-three", "A-four"]
+    assert ["A-one", "A-two", "A-three", "C-one"] in saves.values() and ["B-one"] in saves.values()

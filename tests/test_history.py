@@ -98,8 +98,14 @@ def saver_for(root: Path) -> tuple[ConversationStore, HistoryFiles]:
     return store, files
 
 
+def save_folder(root: Path, conversation: str = "default") -> Path:
+    """The one save of `conversation` under `root` (a folder `conversation@time`)."""
+    (folder,) = root.glob(f"{conversation}@*")
+    return folder
+
+
 def saved_files(root: Path, name: str = "default") -> list[str]:
-    return sorted(path.name for path in (root / name / "turns").iterdir())
+    return sorted(path.name for path in (save_folder(root, name) / "turns").iterdir())
 
 
 def test_every_committed_turn_is_saved_and_loads_back(tmp_path: Path) -> None:
@@ -107,8 +113,8 @@ def test_every_committed_turn_is_saved_and_loads_back(tmp_path: Path) -> None:
     conversation = store.get()
     conversation.commit_turn(exchange("q1", "a1", owner="c1", usage={"input_tokens": 10, "output_tokens": 2}))
     conversation.commit_turn(exchange("q2", "a2"))
-    index = json.loads((tmp_path / "default" / "index.json").read_text())
-    appended = (tmp_path / "default" / "appended.txt").read_text().split()
+    index = json.loads((save_folder(tmp_path) / "index.json").read_text())
+    appended = (save_folder(tmp_path) / "appended.txt").read_text().split()
     assert index["turns"] + appended == conversation.turn_ids and index["name"] == "default"
     assert not any(path.name.endswith(".tmp") for path in tmp_path.rglob("*"))  # renamed into place
     loaded = files.load("default")
@@ -135,16 +141,19 @@ def test_no_api_key_or_header_is_saved(tmp_path: Path) -> None:
     assert "sk-ant" not in saved and "x-api-key" not in saved and "authorization" not in saved.lower()
 
 
-def test_a_new_kernel_keeps_the_earlier_save_aside_instead_of_overwriting_it(tmp_path: Path) -> None:
-    store, _files = saver_for(tmp_path)
+def test_a_new_kernel_saves_apart_instead_of_overwriting_the_earlier_save(tmp_path: Path) -> None:
+    store, files = saver_for(tmp_path)
     store.get().commit_turn(exchange("old question", "old answer"))
+    old = save_folder(tmp_path).name
     # A restarted kernel: a new store and saver over the same folder, starting clean.
     store2, files2 = saver_for(tmp_path)
     store2.get().commit_turn(exchange("new question", "new answer"))
-    names = sorted(saved.name for saved in files2.saved())
-    assert names[0] == "default" and names[1].startswith("default@")
-    assert [turn.answer_text for turn in files2.load(names[1])] == ["old answer"]
-    assert [turn.answer_text for turn in files2.load("default")] == ["new answer"]
+    saves = files2.saved()
+    assert {entry.conversation for entry in saves} == {"default"} and len(saves) == 2
+    new = next(entry.name for entry in saves if entry.ours)
+    assert new != old and new.startswith("default@")
+    assert [turn.answer_text for turn in files2.load(old)] == ["old answer"]
+    assert [turn.answer_text for turn in files2.load(new)] == ["new answer"]
 
 
 def test_reset_keeps_the_save_so_far_aside(tmp_path: Path) -> None:
@@ -153,10 +162,11 @@ def test_reset_keeps_the_save_so_far_aside(tmp_path: Path) -> None:
     conversation.commit_turn(exchange("before the reset", "a"))
     conversation.reset()
     conversation.commit_turn(exchange("after the reset", "b"))
-    saved = {entry.name: entry.turns for entry in files.saved()}
-    aside = next(name for name in saved if name.startswith("default@"))
-    assert saved == {"default": 1, aside: 1}
+    saves = files.saved()
+    assert [(entry.conversation, entry.turns) for entry in saves] == [("default", 1), ("default", 1)]
+    (aside,) = [entry.name for entry in saves if not entry.ours]
     assert files.load(aside)[0].prompt_text == "before the reset"
+    assert files.load("default")[0].prompt_text == "after the reset"  # a conversation's name: its newest save
 
 
 def test_saving_does_not_grow_with_the_conversation(tmp_path: Path) -> None:
@@ -164,7 +174,7 @@ def test_saving_does_not_grow_with_the_conversation(tmp_path: Path) -> None:
     conversation = store.get()
     for i in range(30):
         conversation.commit_turn(exchange(f"q{i}", "a" * 200))
-    before = {path: path.stat().st_mtime_ns for path in (tmp_path / "default" / "turns").iterdir()}
+    before = {path: path.stat().st_mtime_ns for path in (save_folder(tmp_path) / "turns").iterdir()}
     conversation.commit_turn(exchange("last", "answer"))
     after = {path: path.stat().st_mtime_ns for path in before}
     assert before == after  # the earlier turns' files were not written again
@@ -187,7 +197,7 @@ def test_an_append_a_crash_cut_short_is_left_out(tmp_path: Path) -> None:
     conversation = store.get()
     conversation.commit_turn(exchange("q1", "a1"))
     conversation.commit_turn(exchange("q2", "a2"))
-    with open(tmp_path / "default" / "appended.txt", "a") as appended:
+    with open(save_folder(tmp_path) / "appended.txt", "a") as appended:
         appended.write("0123456789abcdef")  # a crash in the middle of the next append: no newline yet
     assert [turn.answer_text for turn in files.load("default")] == ["a1", "a2"]
 
@@ -198,8 +208,8 @@ def test_changes_of_order_fold_the_appended_ids_into_the_index(tmp_path: Path) -
     for number in range(3):
         conversation.commit_turn(exchange(f"q{number}", f"a{number}", owner=f"c{number}"))
     conversation.drop_owned_by(["c1"])
-    assert not (tmp_path / "default" / "appended.txt").exists()
-    index = json.loads((tmp_path / "default" / "index.json").read_text())
+    assert not (save_folder(tmp_path) / "appended.txt").exists()
+    index = json.loads((save_folder(tmp_path) / "index.json").read_text())
     assert index["turns"] == conversation.turn_ids
     assert [turn.answer_text for turn in files.load("default")] == ["a0", "a2"]
 
@@ -207,7 +217,7 @@ def test_changes_of_order_fold_the_appended_ids_into_the_index(tmp_path: Path) -
 def test_a_corrupt_save_is_one_clear_error(tmp_path: Path) -> None:
     store, files = saver_for(tmp_path)
     store.get().commit_turn(exchange("q", "a"))
-    turn_file = next((tmp_path / "default" / "turns").iterdir())
+    turn_file = next((save_folder(tmp_path) / "turns").iterdir())
     turn_file.write_text("{not json")
     with pytest.raises(HistoryFileError, match="cannot be read"):
         files.load("default")
@@ -301,3 +311,71 @@ def test_the_footer_shows_the_estimate_and_where_the_turn_went() -> None:
     state.history_note = "replaced turn 2 of 5"
     assert footer_text(state).endswith(f"{format_cost(0.003)} (estimate) · replaced turn 2 of 5")
     assert format_cost(0.003) == "≈ $0.0030"
+
+
+def test_two_kernels_writing_beside_each_other_keep_their_saves_whole(tmp_path: Path) -> None:
+    """Kernel A asks A-one, A-two; kernel B (same notebook) asks B-one; A asks A-three. Neither's save mixes
+    in the other's turns, and A's three turns are in one save, in order."""
+    store_a, files_a = saver_for(tmp_path)
+    store_b, files_b = saver_for(tmp_path)
+    store_a.get().commit_turn(exchange("A-one", "a1"))
+    store_a.get().commit_turn(exchange("A-two", "a2"))
+    store_b.get().commit_turn(exchange("B-one", "b1"))
+    store_a.get().commit_turn(exchange("A-three", "a3"))
+    saves = {entry.name: [turn.prompt_text for turn in files_a.load(entry.name)] for entry in files_a.saved()}
+    assert sorted(saves.values()) == [["A-one", "A-two", "A-three"], ["B-one"]]
+    assert [entry.turns for entry in files_a.saved() if entry.ours] == [3]
+    assert [entry.turns for entry in files_b.saved() if entry.ours] == [1]
+
+
+def test_the_history_folder_keeps_itself_out_of_git(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    repository = tmp_path / "project"
+    repository.mkdir()
+    subprocess.run([git, "init", "-q"], cwd=repository, check=True)
+    (repository / "analysis.ipynb").write_text("{}")
+    store, _files = saver_for(repository / ".claude_magic" / "history" / "analysis")
+    store.get().commit_turn(exchange("my private question", "an answer about my data"))
+    assert (repository / ".claude_magic" / ".gitignore").read_text().splitlines()[-1] == "*"
+    subprocess.run([git, "add", "."], cwd=repository, check=True)
+    staged = subprocess.run([git, "diff", "--cached", "--name-only"], cwd=repository, check=True,
+                            capture_output=True, text=True).stdout.split()
+    assert staged == ["analysis.ipynb"]
+
+
+def test_an_existing_folder_gets_no_gitignore_written_into_it(tmp_path: Path) -> None:
+    # Like pytest's cache: only a folder the saver creates is marked; the user's own folders are left alone.
+    store, _files = saver_for(tmp_path / "history" / "nb")
+    store.get().commit_turn(exchange("q", "a"))
+    assert not (tmp_path / ".gitignore").exists() and (tmp_path / "history" / ".gitignore").exists()
+
+
+def test_markdown_export_keeps_the_offline_label_and_an_answers_headings_inside_its_turn(tmp_path: Path) -> None:
+    from markdown_it import MarkdownIt
+
+    answer = ("## Plan\n\nFirst this.\n\nDetails\n-------\n\n> ## Quoted heading\n\n"
+              "```python\n# a comment, not a heading\n```\n")
+    conversation = Conversation("c")
+    conversation.commit_turn(Turn([{"role": "user", "content": "# Why?\nPlan it."},
+                                   {"role": "assistant", "content": [{"type": "text", "text": answer}]}],
+                                  model="claude-sonnet-5-5", usage={"input_tokens": 3, "output_tokens": 9},
+                                  stop_reason="end_turn", offline=True))
+    conversation.commit_turn(exchange("q2", "a2", model="claude-sonnet-5-5"))  # from the API: no label
+    export_markdown(conversation, tmp_path / "c.md")
+    text = (tmp_path / "c.md").read_text()
+    footers = [line for line in text.splitlines() if line.startswith("*claude-sonnet-5-5")]
+    assert footers[0] == "*claude-sonnet-5-5 · offline emulator, not Claude · 3 in / 9 out · stop_reason: end_turn*"
+    assert "offline emulator" not in footers[1]
+    tokens = MarkdownIt("commonmark").parse(text)
+    headings = [(token.tag, tokens[number + 1].content) for number, token in enumerate(tokens)
+                if token.type == "heading_open"]
+    # Every heading of a message sits below its turn's `## Turn N`; the code block is untouched.
+    assert ("h2", "Turn 1 (code)") in headings and ("h3", "Why?") in headings
+    assert ("h4", "Plan") in headings and ("h4", "Details") in headings
+    assert "> #### Quoted heading" in text and "# a comment, not a heading" in text
+    assert [tag for tag, _ in headings if tag in ("h1", "h2")] == ["h1", "h2", "h2"]

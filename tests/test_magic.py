@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
+from claude_magic.core.errors import ClaudeError
 from claude_magic.core.models import DEFAULT_MODEL
 from claude_magic.emulator import Emulator
 from claude_magic.surfaces.magic import split_options
@@ -143,7 +144,7 @@ def test_no_key_is_one_clear_line(shell: Any, monkeypatch: pytest.MonkeyPatch) -
 
     _client.reset_clients()
     monkeypatch.delenv("ANTHROPIC_API_KEY")
-    with pytest.raises(UsageError, match="set ANTHROPIC_API_KEY") as caught:
+    with pytest.raises(ClaudeError, match="set ANTHROPIC_API_KEY") as caught:
         run(shell, "%%claude\nhi")
     assert "\n" not in str(caught.value)
     assert "CLAUDE_MAGIC_OFFLINE=1" in str(caught.value)
@@ -203,7 +204,7 @@ def test_debug_mode_raises_the_original_exception(shell: Any, emulator: Emulator
     import anthropic
 
     emulator.set_script({"turns": [{"fault": {"kind": "http", "status": 400, "message": "nope"}}]})
-    with pytest.raises(UsageError, match="Bad request"):
+    with pytest.raises(ClaudeError, match="Bad request"):
         run(shell, "%%claude\nhi")
     run(shell, "%config ClaudeMagic.debug = True")
     with pytest.raises(anthropic.APIStatusError) as raised:  # the SDK's own exception, not the one line

@@ -140,7 +140,7 @@ def test_no_api_key_is_one_line_without_traceback(kernel_factory: Any, emulator:
     kernel.execute("%load_ext claude_magic")
     result = kernel.execute("%%claude\nhi", allow_error=True)
     error = result.error()
-    assert error is not None and error["ename"] == "UsageError"
+    assert error is not None and error["ename"] == "ClaudeError"
     assert "set ANTHROPIC_API_KEY" in error["evalue"]
     assert len(result.traceback_text().strip().splitlines()) == 1
     assert emulator.requests == []
@@ -157,11 +157,12 @@ def test_interrupt_mid_stream_keeps_partial_and_history_valid(
     magic_kernel.interrupt()
     result = magic_kernel.collect(msg_id, timeout=30)
     assert result.status == "error"
-    text = result.final_text()
-    assert "Interrupted after" in text and "partial answer kept, not added to history" in text
+    text, raised = result.final_text(), result.traceback_text()
+    assert raised.startswith("ClaudeInterrupted: Interrupted after")
+    assert "partial answer kept, not added to history" in raised
     # The partial answer is still shown above the error line, which is said once (raised, not drawn too).
-    assert len(text.split("UsageError")[0].strip()) > 0
-    assert text.count("Interrupted after") == 1 and "⚠" not in text
+    assert len(text.strip()) > 0 and "stop_reason" in text
+    assert "Interrupted after" not in text and "⚠" not in text
 
     emulator.set_pace(tokens_per_second=0)
     magic_kernel.execute("%%claude\nIs this a follow-up?")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from harness.kernel import KernelSession
-from IPython.core.error import UsageError
 
+from claude_magic.core.errors import ClaudeError
 from claude_magic.emulator import Emulator
 
 pytestmark = pytest.mark.kernel
@@ -49,10 +49,10 @@ def test_help_shows_both_forms_and_the_subcommands(magic_kernel: KernelSession) 
 
 
 def test_a_failed_turn_says_its_error_once(shell: Any, emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
-    """Terminal IPython (in-process shell): the raised UsageError carries the line; the output does not."""
+    """Terminal IPython (in-process shell): the raised ClaudeError carries the line; the output does not."""
     emulator.set_script({"turns": [{"fault": {"kind": "http", "status": 529}}]})
     shell.run_line_magic("config", "ClaudeMagic.max_retries = 0")
-    with pytest.raises(UsageError, match=r"Overloaded \(529\)") as raised:
+    with pytest.raises(ClaudeError, match=r"Overloaded \(529\)") as raised:
         shell.run_cell_magic("claude", "", "hi")
     printed = capsys.readouterr().out
     assert "Overloaded (529)" not in printed and "⚠" not in printed
@@ -76,6 +76,6 @@ def test_offline_mode_answers_from_a_script_of_ones_own(
     kernel.execute(f"%config ClaudeMagic.emulator_script = {str(tmp_path / 'missing.yaml')!r}")
     failed = kernel.execute("%%claude\nhello", allow_error=True)
     error = failed.error()
-    assert error is not None and error["ename"] == "UsageError"
+    assert error is not None and error["ename"] == "ClaudeError"
     assert "Emulator script not found" in error["evalue"] and "emulator_script" in error["evalue"]
     assert "Traceback" not in failed.traceback_text()

@@ -176,7 +176,7 @@ def test_key_never_leaks_from_a_kernel(
         "%%claude\nnormal turn",
         "%claude history",
         *(f"%%claude -c {i} --no-raise\n{prompt}" for i, prompt in enumerate(ECHO_PROMPTS)),
-        "%%claude -c raised\necho 400",  # raises: the line reaches the page as IPython's UsageError
+        "%%claude -c raised\necho 400",  # raises: the line reaches the page as a ClaudeError
         "%claude -c raised-too echo 500",
         "%config ClaudeMagic",
         "%claude?",
@@ -195,7 +195,8 @@ def test_key_never_leaks_from_a_kernel(
         results.append((source, result))
     failed = [(s, r.status) for s, r in results if r.status != "ok"]
     assert [s.splitlines()[-1] for s, _ in failed] == ["echo 400", "%claude -c raised-too echo 500"], failed
-    assert "UsageError" in results[cells.index("%%claude -c raised\necho 400")][1].stderr() + json.dumps(failed)
+    raised = results[cells.index("%%claude -c raised\necho 400")][1]
+    assert "ClaudeError" in raised.traceback_text() + json.dumps(failed)
     panel_lines = results[cells.index(PANEL_CELLS[1])][1].stdout()
     assert "normal turn -> complete" in panel_lines and "echo 400 -> error" in panel_lines, panel_lines
 

@@ -142,3 +142,17 @@ def test_short_answer_is_updated_in_place() -> None:
     publisher = RecordingPublisher()
     stream("One short paragraph.", LiveCellSink(publisher, "t"), step=5)
     assert len(publisher.outputs) == 1 and "One short paragraph." in publisher.outputs[0]["data"]["text/plain"]
+
+
+@pytest.mark.parametrize("length", [20, 20_000])  # one slot, updated in place; many slots, replaced at the end
+def test_what_the_turn_drew_above_its_answer_stays_when_it_finishes(length: int) -> None:
+    """The attachment line is shown above the answer while it streams; live and final mode end the same,
+    with the line still there (the cell is cleared to replace many slots, and the line drawn again)."""
+    attached = {"text/plain": "Attached: df", "text/html": '<div class="claude-magic-attached">Attached: df</div>'}
+    live, final_only = RecordingPublisher(), RecordingPublisher()
+    for publisher in (live, final_only):
+        publisher.display(attached)  # what show_attachments draws before the turn starts
+    stream(LONG[:length], LiveCellSink(live, "t", above=[attached]), step=25)
+    stream(LONG[:length], FinalCellSink(final_only), step=25)
+    assert [o["data"] for o in live.outputs] == [o["data"] for o in final_only.outputs]
+    assert live.outputs[0]["data"] == attached and len(live.outputs) == 2

@@ -677,7 +677,7 @@ def test_magic_cells_run_no_payload_in_jupyterlab(
     tool_cell = len(cells)
     cells.append(f"%%claude -c xss-toolrun --tools fetch_page,explode\n{TOOL_RUN_PROMPT}")
     cells.append(HISTORY_CELL.format(names=[a.conversation for a in questions] + ["xss-toolrun"]))
-    # Last: a failing turn that raises, so the error line also reaches the page as IPython's UsageError.
+    # Last: a failing turn that raises, so the error line also reaches the page as a ClaudeError.
     cells.append("%%claude -c xss-error-raised\nxss-error: fail with HTML and raise")
     write_notebook(lab.root_dir / "xss_magic.ipynb", cells)
     nb, watch, title = open_watched(lab_page, lab, "xss_magic.ipynb")
@@ -687,7 +687,7 @@ def test_magic_cells_run_no_payload_in_jupyterlab(
     nb.run_all(timeout=90)
     footers = lab_page.locator(".jp-OutputArea-output .claude-magic-footer")
     footers.nth(len(questions) + 1).wait_for(timeout=30_000)  # one per %%claude cell, the raising one included
-    nb.wait_output_text(len(cells) - 1, "UsageError", timeout=30)
+    nb.wait_output_text(len(cells) - 1, "ClaudeError", timeout=30)
     nb.wait_output_text(len(cells) - 2, "Prompt received.", timeout=30)
     t_done = time.monotonic()
     lab_page.wait_for_timeout(500)  # late handlers (image errors, MathJax typesetting) get their chance

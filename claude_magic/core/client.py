@@ -17,7 +17,7 @@ from typing import Any
 import anthropic
 import httpx2
 
-from claude_magic.core.errors import NO_API_KEY_MESSAGE, user_error
+from claude_magic.core.errors import NO_API_KEY_MESSAGE, ClaudeError
 from claude_magic.core.wire_events import TappedAnthropic, TappedAsyncAnthropic
 
 OFFLINE_API_KEY = "offline-emulator"
@@ -44,7 +44,7 @@ _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_Clien
 
 
 def get_client(settings: ClientSettings) -> anthropic.Anthropic:
-    """The shared client for these settings; raises a one-line UsageError with the fix when there is no key."""
+    """The shared client for these settings; raises a one-line ClaudeError with the fix when there is no key."""
     # The environment is part of the key: a user who sets ANTHROPIC_API_KEY after a failed cell
     # must get a client that uses it.
     key = (settings, os.environ.get("ANTHROPIC_API_KEY"), os.environ.get("ANTHROPIC_BASE_URL"))
@@ -85,7 +85,7 @@ def _make_client(settings: ClientSettings, kind: type[Any] = TappedAnthropic) ->
                     max_retries=0, timeout=timeout)
     api_key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
     if not (api_key or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
-        raise user_error(NO_API_KEY_MESSAGE)
+        raise ClaudeError(NO_API_KEY_MESSAGE)
     # A key pasted with a stray newline or space is not a valid header value: strip it here.
     return kind(api_key=api_key or None, max_retries=0, timeout=timeout)
 
@@ -97,14 +97,14 @@ def _offline_base_url(script: str) -> str:
     emulator = _emulators.get(path)
     if emulator is None:
         if not path.is_file():
-            raise user_error(f"Emulator script not found: {script!r}. Fix the path in %config ClaudeMagic."
-                             "emulator_script (or CLAUDE_MAGIC_EMULATOR_SCRIPT), or set it to '' for the "
-                             "bundled one.")
+            raise ClaudeError(f"Emulator script not found: {script!r}. Fix the path in %config ClaudeMagic."
+                              "emulator_script (or CLAUDE_MAGIC_EMULATOR_SCRIPT), or set it to '' for the "
+                              "bundled one.")
         rate = float(os.environ.get("CLAUDE_MAGIC_EMULATOR_TPS", DEMO_TOKENS_PER_SECOND))
         try:
             emulator = Emulator(script=path, tokens_per_second=rate, chunk_tokens=1).start()
         except ValueError as exc:  # the script's own loader names the bad key and where it is
-            raise user_error(f"Emulator script is not valid: {exc}") from None
+            raise ClaudeError(f"Emulator script is not valid: {exc}") from None
         _emulators[path] = emulator
     return emulator.base_url  # type: ignore[attr-defined]
 

@@ -453,7 +453,8 @@ def _commit_valid(turn: PreparedTurn, user: Any) -> Placement | None:
         # same `tools` (a changed `tools` invalidates all earlier thinking, core.preserved).
         tools = {definition["name"]: definition for definition in turn.request.get("tools", [])}
     committed = Turn(exchange, source=turn.source, owner=turn.owner, model=state.model, usage=usage,
-                     stop_reason=state.stop_reason, cost=cost, tools=tools, prefixes=prefixes)
+                     stop_reason=state.stop_reason, cost=cost, tools=tools, prefixes=prefixes,
+                     offline=state.offline)
     placement = turn.conversation.commit_turn(committed, replace=turn.replaces)
     if placement is not None:
         turn.committed_id = turn.replaces if placement.replaced else committed.id

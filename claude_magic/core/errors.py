@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import traceback
 from email.utils import parsedate_to_datetime
 from time import time as _wall_clock
 from typing import Any
 
 import anthropic
 import httpx2
-from IPython.core.error import UsageError
 
 from claude_magic.core.turn import ErrorInfo
 
@@ -24,10 +24,36 @@ _MAX_RETRY_DELAY = 8.0
 _MAX_RETRY_AFTER = 60.0
 
 
-def user_error(message: str) -> UsageError:
-    """A failure the user can act on. IPython prints a UsageError as one line without a traceback,
-    but only the exact class (it tests `etype is UsageError`), so no subclass is used."""
-    return UsageError(message)
+class ClaudeError(Exception):
+    """A Claude turn failed (the API, the network, no key, an answer that is not what was asked for).
+
+    A real exception, unlike IPython's UsageError (which the surfaces keep for a bad flag or argument: IPython
+    prints it to stderr, with no `error` message on IOPub): the kernel sends this one as an `error` message, so
+    `pytest --nbval-lax`, nbconvert and Run All stop at the cell as they do for any exception. IPython
+    shows `_render_traceback_` in place of a traceback: the one line says what happened and the fix.
+    `.reply` holds what arrived (a `claude_magic.Reply`: partial text, usage, state), when a turn ran.
+    """
+
+    def __init__(self, message: str, reply: Any = None) -> None:
+        super().__init__(message)
+        self.reply = reply
+
+    def _render_traceback_(self) -> list[str]:
+        if self.__cause__ is not None:  # debug mode chains the SDK's own exception to it: show everything
+            return "".join(traceback.format_exception(self)).splitlines()
+        return [f"{type(self).__name__}: {self}"]
+
+
+class ClaudeInterrupted(ClaudeError):
+    """The turn was interrupted (the kernel's Interrupt, a cancelled task): the partial answer stays shown
+    and marked, history is untouched. Not a mistake of the user's, and still the end of Run All."""
+
+
+def turn_failed(reply: Any) -> ClaudeError:
+    """The exception for a reply whose turn ended in an error or an interrupt."""
+    status = reply.state.status
+    error = ClaudeInterrupted if status in ("interrupted", "stopped") else ClaudeError
+    return error(reply.error or status, reply)
 
 
 NO_API_KEY_MESSAGE = (

@@ -42,6 +42,7 @@ class Turn:
     # For each assistant message, the digest of the prefix (system, tools, earlier messages as sent) its
     # thinking blocks are bound to (core.preserved); empty for a turn from before they were recorded.
     prefixes: list[str] = field(default_factory=list)
+    offline: bool = False  # answered by the bundled emulator, not Claude (said wherever the turn is shown)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created: float = field(default_factory=time.time)
 

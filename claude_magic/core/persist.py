@@ -1,8 +1,17 @@
 """Conversations on disk: every committed turn saved at once, loaded back only when asked (`%claude resume`).
 
-    <history_dir>/<notebook>/<conversation>/index.json        {"name": ..., "turns": [turn ids, in order]}
-    <history_dir>/<notebook>/<conversation>/appended.txt      ids of turns added since, one per line
-    <history_dir>/<notebook>/<conversation>/turns/<id>.json   one turn: its messages, source, usage, cost
+    <history_dir>/.gitignore                                  "*": written with the folder (as pytest does
+                                                              for its cache), so a `git add .` leaves it out
+    <history_dir>/<notebook>/<conversation>@<time>/index.json    {"name", "turns": [ids, in order], "kernel"}
+    <history_dir>/<notebook>/<conversation>@<time>/appended.txt  ids of turns added since, one per line
+    <history_dir>/<notebook>/<conversation>@<time>/turns/<id>.json   one turn: messages, source, usage, cost
+
+Each kernel saves each of its conversations into a folder of its own (a *save*), named after the conversation
+and the time that kernel first saved it, and created with an exclusive mkdir: two kernels of one notebook, or
+two terminal IPython sessions (which all save under `ipython/`), never write into one folder, so each save
+holds one kernel's conversation whole, in the order it had, whatever else writes beside it. The index names
+the kernel that writes the save (process id, host, start time); `%claude conversations` says which save is
+this kernel's and which another's, and whether that kernel is still running.
 
 A turn's file is written to a temporary file in the same folder and renamed over the old one, so a crash
 leaves the old file or the new one, never half of one. A new turn's id is then appended to
@@ -11,9 +20,10 @@ saving a turn costs the turn's own size whatever the length of the conversation.
 dropped turn, a load) rewrite the index, the same way, and empty the list of appended ids. Only messages
 and the turn's facts are saved: never the API key, never request headers.
 
-A restarted kernel starts clean. When it first changes a conversation whose earlier save it did not
-load, that save is kept aside as `<conversation>@<time>` (listed by `%claude conversations`, resumable by
-name) instead of being overwritten; `%claude reset` keeps the save so far aside the same way.
+A restarted kernel starts clean, and its first turn starts a new save. `%claude resume [NAME]` loads the
+newest save of conversation NAME (or the save NAME@time itself) back; when the kernel that wrote it is no
+longer running, the resumed conversation goes on in that save, otherwise in a new one. `%claude reset`
+leaves the save so far as it is and starts a new one with the next turn.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import sys
 import tempfile
 import threading
@@ -32,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from claude_magic.core.history import STORE, Change, Conversation, Turn, message_text
+from claude_magic.core.turn import OFFLINE_LABEL
 
 FORMAT = "claude_magic.conversation"
 VERSION = 1
@@ -70,16 +82,66 @@ def _write_atomically(path: Path, data: Any) -> None:
         raise
 
 
+GITIGNORE = "# Created by claude_magic: saved conversations hold prompts, answers and attached data.\n*\n"
+
+
+def _make_folders(path: Path) -> None:
+    """mkdir -p `path`; the topmost folder this creates gets a .gitignore ignoring everything in it."""
+    created = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        created = folder
+    path.mkdir(parents=True, exist_ok=True)
+    if created is not None:
+        with contextlib.suppress(OSError):
+            (created / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
+
+
+def _this_kernel() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started": _STARTED}
+
+
+_STARTED = time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _still_running(kernel: dict[str, Any]) -> bool | None:
+    """Whether the process that wrote a save is still running; None when that cannot be told (another host)."""
+    if kernel.get("host") != socket.gethostname() or not isinstance(kernel.get("pid"), int):
+        return None
+    if kernel["pid"] == os.getpid():
+        return True
+    try:
+        os.kill(kernel["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else
+        return True
+    return True
+
+
 @dataclass(frozen=True)
 class SavedConversation:
-    """What `%claude conversations` lists of a conversation saved on disk."""
+    """What `%claude conversations` lists of a save on disk."""
 
-    name: str
+    name: str  # the save's name (its folder): what `%claude resume NAME` takes
+    conversation: str  # the conversation it saves
     turns: int
     input_tokens: int
     output_tokens: int
     cost: float | None
     modified: float
+    kernel: dict[str, Any]  # the process that writes it: pid, host, started (empty for older saves)
+    ours: bool  # written by this kernel
+    running: bool | None  # its kernel is still running (None: on another host, or unknown)
+
+
+@dataclass
+class _Save:
+    """A save this kernel writes: its folder and the turn ids in it, in order."""
+
+    folder: Path
+    ids: dict[str, None]
 
 
 class HistoryFiles:
@@ -88,35 +150,32 @@ class HistoryFiles:
     def __init__(self, root: Callable[[], Path | None]) -> None:
         self._root = root
         self._lock = threading.Lock()
-        # Conversations this kernel has saved or loaded, by folder, with the ids saved there: their saves
-        # are this kernel's to overwrite.
-        self._owned: dict[Path, dict[str, None]] = {}
+        # This kernel's saves, by folder of saves and conversation name: only this kernel writes into them.
+        self._saves: dict[tuple[Path, str], _Save] = {}
         self.last_error: str | None = None
 
     def root(self) -> Path | None:
         """This notebook's folder of saved conversations (None: saving is off)."""
         return self._root()
 
-    def folder(self, name: str) -> Path | None:
-        root = self._root()
-        return None if root is None else root / _safe(name)
-
     # -- saving ----------------------------------------------------------------------------------------
 
     def on_change(self, conversation: Conversation, change: Change, turn: Turn | None) -> None:
         """The store's listener: runs after every change, under the conversation's lock (so in order)."""
-        folder = self.folder(conversation.name)
-        if folder is None:
+        root = self._root()
+        if root is None:
             return
+        key = (root, conversation.name)
+        folder: Path | None = None
         try:
             with self._lock:
                 if change == "reset":
-                    # Cleared, not lost: the save so far is kept aside, and the next turn starts a new one.
-                    if self._owned.get(folder) and (folder / INDEX).exists():
-                        self._move_aside(folder)
-                    self._owned[folder] = {}
+                    # Cleared, not lost: the save so far stays as it is; the next turn starts a new one.
+                    self._saves.pop(key, None)
                     return
-                ids = self._claim(folder)
+                save = self._saves.get(key) or self._new_save(root, conversation.name)
+                self._saves[key] = save
+                folder, ids = save.folder, save.ids
                 if change == "turn" and turn is not None:
                     _write_atomically(folder / TURNS / f"{turn.id}.json", turn.to_dict())
                     if turn.id in ids:
@@ -136,73 +195,97 @@ class HistoryFiles:
                 for gone in set(ids) - set(current):
                     with contextlib.suppress(OSError):
                         (folder / TURNS / f"{gone}.json").unlink()
-                self._owned[folder] = dict.fromkeys(current)
+                save.ids = dict.fromkeys(current)
         except OSError as exc:
             # Saving is a convenience: the turn is committed in memory whatever the disk says.
-            message = f"claude_magic: could not save conversation {conversation.name!r} to {folder}: {exc}"
+            message = (f"claude_magic: could not save conversation {conversation.name!r} to {folder or root}: "
+                       f"{exc}")
             if message != self.last_error:
                 print(message, file=sys.stderr)
             self.last_error = message
 
-    def _claim(self, folder: Path) -> dict[str, None]:
-        """The ids saved in `folder` by this kernel, in order; an earlier kernel's save is first moved aside."""
-        if folder in self._owned:
-            return self._owned[folder]
-        if (folder / INDEX).exists():
-            self._move_aside(folder)
-        self._owned[folder] = {}
-        return self._owned[folder]
-
     @staticmethod
-    def _move_aside(folder: Path) -> None:
-        """Rename a save to `<name>@<time it was last written>` (a rename: O(1), whatever its size)."""
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime((folder / INDEX).stat().st_mtime))
-        aside = folder.with_name(f"{folder.name}@{stamp}")
-        counter = 1
-        while aside.exists():
-            counter += 1
-            aside = folder.with_name(f"{folder.name}@{stamp}-{counter}")
-        folder.rename(aside)
-        HistoryFiles._write_index(aside, aside.name, _saved_ids(aside))
+    def _new_save(root: Path, name: str) -> _Save:
+        """A folder no other kernel writes: `<name>@<now>`, claimed with an exclusive mkdir (a second kernel
+        starting the same second gets `-2`, ...)."""
+        _make_folders(root)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for counter in range(1, 1000):
+            folder = root / f"{_safe(name)}@{stamp}{'' if counter == 1 else f'-{counter}'}"
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                continue
+            return _Save(folder, {})
+        raise OSError(f"no free folder name for {name!r} in {root}")
 
     @staticmethod
     def _write_index(folder: Path, name: str, ids: list[str]) -> None:
-        _write_atomically(folder / INDEX, {"format": FORMAT, "version": VERSION, "name": name, "turns": ids})
+        _write_atomically(folder / INDEX, {"format": FORMAT, "version": VERSION, "name": name, "turns": ids,
+                                           "kernel": _this_kernel()})
         with contextlib.suppress(FileNotFoundError):
             (folder / APPENDED).unlink()  # its ids are in the index now
 
     # -- loading ---------------------------------------------------------------------------------------
 
-    def load(self, name: str) -> list[Turn]:
-        """The saved turns of conversation `name`, checked the way the API would check the history."""
-        folder = self.folder(name)
-        if folder is None:
+    def find(self, name: str) -> Path:
+        """The save `name` (a folder `conversation@time`), else the newest save of conversation `name`."""
+        root = self._root()
+        if root is None:
             raise HistoryFileError("Saving history is off (%config ClaudeMagic.history_dir is empty)")
-        index = folder / INDEX
-        if not index.exists():
-            raise HistoryFileError(f"No saved conversation {name!r} in {folder.parent}")
+        exact = root / _safe(name)
+        if "@" in name and (exact / INDEX).exists():
+            return exact
+        saves = []
+        for index in root.glob(f"*/{INDEX}"):
+            try:
+                conversation = str(json.loads(index.read_text(encoding="utf-8"))["name"])
+            except (OSError, ValueError, KeyError, TypeError):  # a broken index: loading it says why
+                conversation = index.parent.name
+            if conversation.split("@")[0] == name:
+                saves.append(index.parent)
+        if not saves:
+            raise HistoryFileError(f"No saved conversation {name!r} in {root}")
+        return max(saves, key=_modified)
+
+    def load(self, name: str | Path) -> list[Turn]:
+        """The saved turns of save or conversation `name` (or of the save in folder `name`, a Path from
+        `find`), checked the way the API would check the history."""
+        folder = name if isinstance(name, Path) else self.find(name)
         try:
             ids = _saved_ids(folder)
             turns = [Turn.from_dict(json.loads((folder / TURNS / f"{turn_id}.json").read_text(encoding="utf-8")))
                      for turn_id in ids]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise HistoryFileError(f"The saved conversation {name!r} cannot be read: {exc}") from None
+            raise HistoryFileError(f"The saved conversation {folder.name!r} cannot be read: {exc}") from None
         check_turns(turns, where=str(folder))
         return turns
 
-    def adopt(self, name: str, ids: list[str]) -> None:
-        """Before loading conversation `name` back from its own save: that save (turns `ids`) is this
-        kernel's from now on, to go on with rather than to move aside."""
-        folder = self.folder(name)
-        if folder is not None:
-            with self._lock:
-                self._owned[folder] = dict.fromkeys(ids)
+    def adopt(self, conversation: str, folder: Path, ids: list[str]) -> None:
+        """Before loading the save in `folder` (turns `ids`) into `conversation` of this kernel: when no running
+        kernel writes that save any more, the conversation goes on in it; otherwise it gets a save of its own."""
+        root = self._root()
+        if root is None:
+            return
+        try:
+            kernel = json.loads((folder / INDEX).read_text(encoding="utf-8")).get("kernel") or {}
+        except (OSError, ValueError):
+            return
+        key = (root, conversation)
+        with self._lock:
+            holder = next((held for held, save in self._saves.items() if save.folder == folder), None)
+            if holder is not None and holder != key:
+                return  # another conversation of this kernel writes it
+            written_here = kernel.get("pid") == os.getpid() and kernel.get("host") == socket.gethostname()
+            if holder == key or written_here or not kernel or _still_running(kernel) is False:
+                self._saves[key] = _Save(folder, dict.fromkeys(ids))
 
     def saved(self) -> list[SavedConversation]:
-        """The conversations saved for this notebook, newest first."""
+        """The saves of this notebook's conversations, newest first."""
         root = self._root()
         if root is None or not root.is_dir():
             return []
+        ours = {save.folder for save in self._saves.values()}
         found = []
         for index in root.glob(f"*/{INDEX}"):
             try:
@@ -212,12 +295,24 @@ class HistoryFiles:
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # a broken save is reported when someone resumes it
             costs = [turn.get("cost") for turn in turns]
+            kernel = data.get("kernel") if isinstance(data.get("kernel"), dict) else {}
+            is_ours = index.parent in ours
             found.append(SavedConversation(
-                name=str(data.get("name", index.parent.name)), turns=len(turns),
+                name=index.parent.name, conversation=str(data.get("name", index.parent.name)).split("@")[0],
+                turns=len(turns),
                 input_tokens=sum(turn.get("usage", {}).get("input_tokens", 0) for turn in turns),
                 output_tokens=sum(turn.get("usage", {}).get("output_tokens", 0) for turn in turns),
-                cost=None if not costs or None in costs else sum(costs), modified=index.stat().st_mtime))
+                cost=None if not costs or None in costs else sum(costs), modified=_modified(index.parent),
+                kernel=kernel, ours=is_ours, running=True if is_ours else _still_running(kernel) if kernel else False))
         return sorted(found, key=lambda saved: -saved.modified)
+
+
+def _modified(folder: Path) -> float:
+    """When a save last changed: its index, or the list of turns appended since."""
+    times = [(folder / INDEX).stat().st_mtime]
+    with contextlib.suppress(FileNotFoundError):
+        times.append((folder / APPENDED).stat().st_mtime)
+    return max(times)
 
 
 def _saved_ids(folder: Path) -> list[str]:
@@ -270,13 +365,17 @@ def export_json(conversation: Conversation, path: Path) -> None:
 
 
 def export_markdown(conversation: Conversation, path: Path) -> None:
-    """The conversation for a person to read: roles, text, tool calls and results, a footer per turn."""
+    """The conversation for a person to read: roles, text, tool calls and results, a footer per turn (as the
+    cell's footer says it, offline answers marked). Headings inside a message are moved two levels down, so
+    that an answer's own `## Plan` stays inside its `## Turn N` (under the document's `# Conversation`)."""
     lines = [f"# Conversation {conversation.name}", ""]
     for number, turn in enumerate(conversation.turns, start=1):
         lines += [f"## Turn {number} ({turn.source})", ""]
         for message in turn.messages:
-            lines += [f"**{message['role']}**", "", _markdown_content(message["content"]), ""]
+            lines += [f"**{message['role']}**", "", demote_headings(_markdown_content(message["content"]), 2), ""]
         facts = [turn.model] if turn.model else []
+        if turn.offline:
+            facts.append(OFFLINE_LABEL)
         usage = turn.usage or {}
         if usage:
             facts.append(f"{usage.get('input_tokens', 0):,} in / {usage.get('output_tokens', 0):,} out")
@@ -288,6 +387,37 @@ def export_markdown(conversation: Conversation, path: Path) -> None:
             lines += [f"*{' · '.join(facts)}*", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def demote_headings(markdown: str, levels: int) -> str:
+    """`markdown` with every heading `levels` deeper (at most `######`; setext headings become ATX ones);
+    code blocks, and `#` anywhere but a heading, are left as they are."""
+    from markdown_it import MarkdownIt
+
+    lines = markdown.split("\n")
+    replaced: dict[int, tuple[int, str]] = {}  # first line -> (lines it spans, the new heading line)
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    for position, token in enumerate(tokens):
+        if token.type != "heading_open" or token.map is None:
+            continue
+        start, end = token.map
+        level = min(int(token.tag[1]) + levels, 6)
+        # What contains the heading (indentation, `> ` of a quote, a list item's marker) stays in front.
+        container = re.match(r"[ \t>]*(?:(?:[-*+]|\d+[.)])[ \t]+)?", lines[start])
+        prefix = container[0] if container else ""
+        text = tokens[position + 1].content  # the inline token: the heading's text, markers removed
+        replaced[start] = (end - start, f"{prefix}{'#' * level} {text}")
+    out: list[str] = []
+    number = 0
+    while number < len(lines):
+        if number in replaced:
+            span, heading = replaced[number]
+            out.append(heading)
+            number += span
+        else:
+            out.append(lines[number])
+            number += 1
+    return "\n".join(out)
 
 
 def _markdown_content(content: Any) -> str:

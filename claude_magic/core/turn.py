@@ -11,6 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# What every footer of an emulated answer says, wherever it is shown or exported.
+OFFLINE_LABEL = "offline emulator, not Claude"
+
 TurnStatus = Literal["waiting", "streaming", "complete", "error", "interrupted", "stopped"]
 
 

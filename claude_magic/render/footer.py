@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from claude_magic.core.pricing import format_cost
-from claude_magic.core.turn import TurnState
+from claude_magic.core.turn import OFFLINE_LABEL, TurnState
 
 _STOP_EXPLANATIONS = {
     "max_tokens": "cut off: the answer reached max_tokens. Continue it with %claude continue (the panel: "
@@ -23,7 +23,7 @@ def footer_parts(state: TurnState) -> list[str]:
     usage = state.total_usage  # summed over tool rounds
     parts = [state.model]
     if state.offline:
-        parts.append("offline emulator, not Claude")
+        parts.append(OFFLINE_LABEL)
     tokens = f"{usage.input_tokens:,} in / {state.tokens_so_far:,} out"
     if usage.cache_read_input_tokens:
         tokens += f" / {usage.cache_read_input_tokens:,} cache read"

@@ -23,13 +23,13 @@ from typing import Any
 from claude_magic.core.client import close_async_clients
 from claude_magic.core.context import Attachment, attach_objects
 from claude_magic.core.engine import ONE_OFF, PreparedTurn, prepare_turn, run_exchange, run_exchange_async
-from claude_magic.core.errors import redacted_exception
+from claude_magic.core.errors import redacted_exception, turn_failed
 from claude_magic.core.stream import SharedBackoff
 from claude_magic.core.turn import TurnState
 from claude_magic.settings import ClaudeMagic, current_settings
-from claude_magic.surfaces.context_line import show_attachments
+from claude_magic.surfaces.context_line import attachment_bundle, show_attachments
 from claude_magic.surfaces.display import current_cell, make_sink, resolve_display
-from claude_magic.surfaces.reply import ClaudeError, Reply, remember_last
+from claude_magic.surfaces.reply import ClaudeError, ClaudeInterrupted, Reply, remember_last
 
 PROGRESS_REFRESH_SECONDS = 0.5  # the bar's redraws: a few per second whatever the batch's pace
 
@@ -134,7 +134,7 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
     events = display.lower() == "events"  # the raw view, drawn where display_mode draws the answer
     if events:
         display = settings.display_mode
-    sink = make_sink(display, events=events)
+    sink = make_sink(display, events=events, above=[attachment_bundle(attachments)] if attachments else [])
     turn = prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
                         temperature=temperature, conversation=conversation or "", new=new,
                         error_raised=raising and sink is not None, attachments=attachments,
@@ -182,8 +182,8 @@ def _finish(state: TurnState, cell: str | None, raising: bool, settings: ClaudeM
         return reply
     cause = state.error.exception
     if settings.debug and cause is not None:
-        raise ClaudeError(reply) from redacted_exception(cause)
-    raise ClaudeError(reply) from None  # the line says it all; the SDK's traceback would bury it
+        raise turn_failed(reply) from redacted_exception(cause)
+    raise turn_failed(reply) from None  # the line says it all; the SDK's traceback would bury it
 
 
 # -- many prompts ------------------------------------------------------------------------------------------
@@ -426,4 +426,4 @@ def _make_bar(total: int, *, text: bool) -> Any:
                 smoothing=0.1)
 
 
-__all__ = ["ClaudeError", "Reply", "ask", "ask_async", "map", "map_async"]
+__all__ = ["ClaudeError", "ClaudeInterrupted", "Reply", "ask", "ask_async", "map", "map_async"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,10 +35,11 @@ def resolve_display(mode: str) -> str:
     return mode
 
 
-def make_sink(mode: str, *, events: bool = False) -> Sink | None:
+def make_sink(mode: str, *, events: bool = False, above: Sequence[dict[str, str]] = ()) -> Sink | None:
     """A fresh sink for one turn (None for "none"); every live sink gets display ids of its own, so
     concurrent turns in one cell update their own outputs. `events`: the raw view (the stream's events,
-    then the footer) instead of the answer, drawn the same way: live, final-only or in a terminal."""
+    then the footer) instead of the answer, drawn the same way: live, final-only or in a terminal.
+    `above`: the outputs the turn shows above its answer in a cell (the attachment line), kept there."""
     mode = resolve_display(mode)
     if mode == "none":
         return None
@@ -47,7 +49,7 @@ def make_sink(mode: str, *, events: bool = False) -> Sink | None:
 
     if mode == "terminal":
         return TerminalEventsSink() if events else TerminalSink()
-    return make_cell_sink(mode, IPythonDisplay(), f"claude-{uuid.uuid4().hex[:12]}", events=events)
+    return make_cell_sink(mode, IPythonDisplay(), f"claude-{uuid.uuid4().hex[:12]}", events=events, above=above)
 
 
 # Cut-off answers drawn in cells, by turn id: `%claude continue` resolves their warning where they are drawn.

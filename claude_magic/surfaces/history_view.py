@@ -72,13 +72,16 @@ class HistoryView:
 
 
 def conversations_report(in_memory: list[Conversation], saved: list[SavedConversation], folder: Path | None) -> str:
-    """`%claude conversations`: this kernel's conversations, then the ones saved for this notebook."""
+    """`%claude conversations`: this kernel's conversations (and the save each goes to), then the saves of
+    this notebook's conversations, each with the kernel that writes it."""
     lines = ["In this kernel:"]
     live = [conversation for conversation in in_memory if len(conversation)]
     if not live:
         lines.append("  (no turns yet)")
+    ours = {entry.conversation: entry.name for entry in saved if entry.ours}
     for conversation in live:
-        lines.append(f"  {conversation.name:<24} {totals(conversation.turns)}")
+        save = f" · saved as {ours[conversation.name]}" if conversation.name in ours else ""
+        lines.append(f"  {conversation.name:<24} {totals(conversation.turns)}{save}")
     if folder is None:
         lines.append("Saving is off (%config ClaudeMagic.history_dir is empty).")
         return "\n".join(lines)
@@ -91,9 +94,22 @@ def conversations_report(in_memory: list[Conversation], saved: list[SavedConvers
         parts = [f"{entry.turns} turn{'s' * (entry.turns != 1)}", _tokens(usage)]
         if entry.cost is not None:
             parts.append(f"{format_cost(entry.cost)} (estimate)")
-        lines.append(f"  {entry.name:<24} {' · '.join(parts)} · saved {when}")
-    lines.append("Load one back with %claude resume NAME.")
+        lines.append(f"  {entry.name:<32} {' · '.join(parts)} · saved {when} · {_writer(entry)}")
+    lines.append("Load one back with %claude resume NAME (a conversation's name loads its newest save).")
     return "\n".join(lines)
+
+
+def _writer(entry: SavedConversation) -> str:
+    """Which kernel a save belongs to: two kernels of one notebook (or terminal sessions) save apart."""
+    if entry.ours:
+        return "this kernel"
+    if not entry.kernel:
+        return "an earlier kernel"
+    pid = entry.kernel.get("pid")
+    if entry.running is None:
+        return f"a kernel on {entry.kernel.get('host')} (pid {pid})"
+    started = entry.kernel.get("started")
+    return f"{'another running' if entry.running else 'an earlier'} kernel (pid {pid}, started {started})"
 
 
 __all__ = ["HistoryView", "conversations_report", "totals", "turn_facts"]

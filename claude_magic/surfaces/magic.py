@@ -41,30 +41,40 @@ if TYPE_CHECKING:
     from claude_magic.core.turn import TurnState
     from claude_magic.surfaces.reply import Reply
 
-_SUBCOMMANDS = ("history", "reset", "panel", "last", "tokens", "continue", "conversations", "resume")
-# Subcommands that take one argument; "export notes" (no file suffix) stays a question.
-_WITH_ARGUMENT = re.compile(r"^(?P<name>resume|export|import)\s+(?P<arg>\S+)$")
+# Every subcommand of the line magic: (its argument, what it does). The help text, the parser of a line and
+# its usage errors are all made from this table.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "history": ("", "show the conversation: numbered turns, where each came from, tokens and cost"),
+    "reset": ("", "clear the conversation"),
+    "continue": ("", "go on with the last answer where max_tokens cut it off"),
+    "conversations": ("", "list this kernel's conversations and the ones saved for this notebook"),
+    "resume": ("[NAME]", "load a saved conversation back (after a kernel restart)"),
+    "export": ("FILE", "write the conversation to FILE.json (to import again) or FILE.md (to read)"),
+    "import": ("FILE", "load a conversation from FILE.json"),
+    "panel": ("", "open the chat panel on the conversation"),
+    "last": ("", "show the last reply (a claude_magic.Reply)"),
+    "tokens": ("", "count the input tokens the next request would carry (-a NAME counts attachments too)"),
+}
+# The file suffixes a subcommand's FILE takes.
+_SUFFIXES = {"export": (".json", ".md"), "import": (".json",)}
 FORMATS = ("markdown", "text", "code", "json")
 
-_USAGE = """
+
+def _subcommand_lines() -> str:
+    return "\n".join(f"  {f'{name} {argument}'.strip():<17}{what}" for name, (argument, what) in SUBCOMMANDS.items())
+
+
+_USAGE = f"""
   %%claude [options]
   PROMPT (the cell body, any number of lines)
 
   %claude [options] PROMPT        a one-line question; a trailing ? is part of it
   answer = %claude [options] PROMPT
   %claude SUBCOMMAND
+  %claude [options] -- PROMPT     a question that starts with a subcommand's word ("-- reset my password?")
 
 Subcommands (line magic):
-  history          show the conversation: numbered turns, where each came from, tokens and cost
-  reset            clear the conversation
-  continue         go on with the last answer where max_tokens cut it off
-  conversations    list this kernel's conversations and the ones saved for this notebook
-  resume [NAME]    load a saved conversation back (after a kernel restart)
-  export FILE      write the conversation to FILE.json (to import again) or FILE.md (to read)
-  import FILE      load a conversation from FILE.json
-  panel            open the chat panel on the conversation
-  last             show the last reply (a claude_magic.Reply)
-  tokens           count the input tokens the next request would carry (-a NAME counts attachments too)
+{_subcommand_lines()}
 
 Re-running a %%claude cell replaces that cell's turn in the conversation (--append adds a new one)."""
 
@@ -136,7 +146,7 @@ class ClaudeMagics(Magics):
     @argument(
         "prompt",
         nargs="*",
-        help="Line magic only: the prompt, or one of `history`, `reset`, `panel`. "
+        help="Line magic only: the prompt, or a subcommand (listed above). "
         "The cell magic takes the prompt from the cell body.",
     )
     @no_var_expand  # the prompt is sent exactly as typed; -i expands it, with its own rules
@@ -147,9 +157,9 @@ class ClaudeMagics(Magics):
         The conversation is kept per kernel: each turn sees the earlier ones. The line magic returns the
         reply (`answer = %claude ...`), which is not drawn a second time on the cell's last line.
         """
-        args, prompt = self._parse(line, cell)
+        args, prompt, verbatim = self._parse(line, cell)
         warm_up.wait()  # the SDK and the renderers are loaded (or being loaded) in the background
-        command = subcommand(prompt) if cell is None else None
+        command = subcommand(prompt) if cell is None and not verbatim else None
         if command is not None:
             return self._subcommand(*command, args)
         if not prompt.strip():
@@ -173,7 +183,9 @@ class ClaudeMagics(Magics):
 
     # -- parsing -----------------------------------------------------------------------------------
 
-    def _parse(self, line: str, cell: str | None) -> tuple[Namespace, str]:
+    def _parse(self, line: str, cell: str | None) -> tuple[Namespace, str, bool]:
+        """The options, the prompt, and whether the prompt is a question whatever its first word (`--`
+        ends the options, or a cell body)."""
         option_args, rest = split_options(line, self.claude.parser)
         args = self.claude.parser.parse_args(option_args)
         if cell is not None:
@@ -182,8 +194,8 @@ class ClaudeMagics(Magics):
                     f"Unexpected text on the %%claude line: {rest!r}. Put the prompt in the cell body."
                 )
             # Trailing newlines are an artifact of the cell, not part of the question.
-            return args, cell.strip("\n").rstrip()
-        return args, rest
+            return args, cell.strip("\n").rstrip(), True
+        return args, rest, "--" in option_args
 
     # -- turns ---------------------------------------------------------------------------------------
 
@@ -237,8 +249,8 @@ class ClaudeMagics(Magics):
 
     def _run(self, turn: PreparedTurn, args: Namespace, attachments: list[Attachment], raising: bool) -> Reply:
         from claude_magic.core.engine import CONTINUABLE, run_exchange
-        from claude_magic.core.errors import redacted_exception, user_error
-        from claude_magic.surfaces.context_line import show_attachments
+        from claude_magic.core.errors import redacted_exception, turn_failed
+        from claude_magic.surfaces.context_line import attachment_bundle, show_attachments
         from claude_magic.surfaces.display import current_cell, make_sink, remember_cut_off, resolve_cut_off
         from claude_magic.surfaces.reply import Reply, remember_last
 
@@ -246,7 +258,8 @@ class ClaudeMagics(Magics):
         self.last_turn = turn.state
         display = args.display or settings.display_mode
         # -f text: the answer as plain text, drawn once when it is finished.
-        sink = make_sink("none" if args.format == "text" else display, events=args.raw)
+        sink = make_sink("none" if args.format == "text" else display, events=args.raw,
+                         above=[attachment_bundle(attachments)] if attachments else [])
         show_attachments(attachments, display)
         cell = current_cell() if sink is not None else None
         state = run_exchange(turn, sink)
@@ -259,31 +272,38 @@ class ClaudeMagics(Magics):
             show_plain_text(reply, display)
         if args.out is not None:
             self.shell.user_ns[args.out] = reply
+        # A failed turn raises ClaudeError, not UsageError: only a real exception reaches IOPub as an `error`
+        # message, which is what stops nbval (--nbval-lax too) and nbconvert, like any failing cell.
         if state.error is not None and state.error.kind == "setup":
-            raise user_error(state.error.message)  # nothing was drawn: this line is the only report
+            raise turn_failed(reply) from None  # nothing was drawn: this line is the only report
         if state.error is not None and raising:
             if settings.debug and state.error.exception is not None:
                 raise redacted_exception(state.error.exception)
-            raise user_error(state.error.message)
+            raise turn_failed(reply) from None
         if state.error is None:
-            self._deliver(reply, args.format, raising)
+            self._deliver(reply, args, raising)
         return reply
 
-    def _deliver(self, reply: Reply, answer_format: str, raising: bool) -> None:
+    def _deliver(self, reply: Reply, args: Namespace, raising: bool) -> None:
         """-f code: the answer's code blocks become the next cell; -f json: the answer must parse."""
-        if answer_format == "code":
+        if args.format == "code":
             blocks = [code.rstrip("\n") for _language, code in reply.code_blocks]
             if blocks:
                 self.shell.set_next_input("\n\n".join(blocks), replace=False)
             else:
                 print("The answer has no code blocks: no cell was added.")
-        elif answer_format == "json":
+        elif args.format == "json":
+            from claude_magic.core.errors import ClaudeError
+
             try:
                 reply.json  # noqa: B018 - parsed here so that a non-JSON answer is reported in this cell
             except ValueError as exc:
+                # Say where the answer is in this notebook: the magic binds no `reply` variable.
+                where = f"{args.out}.text" if args.out else "%claude last (its .text)"
+                message = f"{exc}: the answer is shown above and kept in {where}"
                 if raising:
-                    raise UsageError(str(exc)) from None
-                print(exc)
+                    raise ClaudeError(message, reply) from None
+                print(message)
 
     # -- subcommands -------------------------------------------------------------------------------
 
@@ -341,20 +361,24 @@ class ClaudeMagics(Magics):
             raise UsageError(f"Conversation {target.name!r} already has {len(target)} turns in this kernel: "
                              f"%claude reset it first, or {name} into another with -c NAME.")
         try:
-            turns = saver.load(source) if name == "resume" else read_export(Path(source).expanduser())
+            if name == "resume":
+                save = saver.find(source)  # the save NAME@time itself, or the newest save of conversation NAME
+                turns = saver.load(save)
+                what = f"saved conversation {save.name!r}"
+                # It goes on in the save it came from, unless a running kernel still writes that one.
+                saver.adopt(target.name, save, [turn.id for turn in turns])
+            else:
+                turns, what = read_export(Path(source).expanduser()), str(source)
         except HistoryFileError as exc:
             raise UsageError(str(exc)) from None
-        if name == "resume" and source == target.name:
-            saver.adopt(target.name, [turn.id for turn in turns])  # the save it came from stays its save
         target.load(turns)
-        what = f"saved conversation {source!r}" if name == "resume" else str(source)
         print(f"Loaded {len(turns)} turn{'s' * (len(turns) != 1)} from {what} into conversation {target.name!r}.")
 
     def _tokens(self, args: Namespace) -> None:
         """Count the next request exactly (history, system, tools, attachments) with messages.count_tokens."""
         from claude_magic.core.client import get_client
         from claude_magic.core.engine import prepare_turn
-        from claude_magic.core.errors import redacted_exception, user_error
+        from claude_magic.core.errors import ClaudeError, redacted_exception
         from claude_magic.core.tokens import count_exactly, tokens_report
 
         try:
@@ -370,7 +394,7 @@ class ClaudeMagics(Magics):
         try:
             tokens = count_exactly(turn.request, lambda params: client.messages.count_tokens(**params).input_tokens)
         except Exception as exc:  # noqa: BLE001 - one line: the API's own message says why
-            raise user_error(f"Could not count tokens: {redacted_exception(exc)}") from None
+            raise ClaudeError(f"Could not count tokens: {redacted_exception(exc)}") from None
         request = turn.request
         parts = (["system prompt"] if request.get("system") else []) + (
             [f"{len(request['tools'])} tools"] if request.get("tools") else []) + (
@@ -415,18 +439,75 @@ def keep_question_marks(lines: list[str]) -> list[str]:
     return out
 
 
-def subcommand(prompt: str) -> tuple[str, str | None] | None:
-    """(name, argument) when a line magic's text is a subcommand, else None (it is a question)."""
-    if prompt in _SUBCOMMANDS:
-        return prompt, None
-    match = _WITH_ARGUMENT.match(prompt)
+_CELL_MAGIC_LINE = re.compile(r"^\s*%%claude\b(?P<line>.*)$")
+
+
+def keep_empty_cells(lines: list[str]) -> list[str]:
+    """IPython input transformer: a `%%claude` cell with nothing below it. IPython itself would refuse it
+    before the magic runs, suggesting the line magic ("Did you mean %claude?"), when what is missing is
+    the question; handed a blank body, the magic says so."""
+    if not lines or any(line.strip() for line in lines[1:]) or lines[0].rstrip().endswith("?"):
+        return lines  # a body, or not an empty cell: `%%claude?` asks for the help
+    match = _CELL_MAGIC_LINE.match(lines[0].rstrip("\n"))
     if match is None:
+        return lines
+    return [f"get_ipython().run_cell_magic('claude', {match['line'].strip()!r}, '\\n')\n"]
+
+
+# IPython skips transforms with side effects when it checks whether typed input is complete: so terminal
+# IPython still waits for the body after `%%claude` + Enter, as it does for every cell magic.
+keep_empty_cells.has_side_effects = True  # type: ignore[attr-defined]
+
+
+def subcommand(prompt: str) -> tuple[str, str | None] | None:
+    """(name, argument) when a line magic's text is a subcommand; None when it is a question.
+
+    A line whose first word is a subcommand's is that subcommand, and a one-word line one letter away from
+    one is taken for a typo of it: with a missing, wrong or extra argument, or misspelled, it raises a
+    one-line UsageError (the usage, or "did you mean history?"), so that it never goes to Claude as a
+    question (money spent, a junk turn in history). A question that starts with such a word goes through
+    after `--` (`%claude -- reset my password?`), or in a %%claude cell.
+    """
+    words = prompt.split()
+    if not words:
         return None
-    name, argument = match["name"], match["arg"]
-    suffixes = {"resume": None, "export": (".json", ".md"), "import": (".json",)}[name]
-    if suffixes is not None and not argument.lower().endswith(suffixes):
+    name, arguments = words[0], words[1:]
+    if name not in SUBCOMMANDS:
+        near = [known for known in SUBCOMMANDS if _one_edit_apart(name.lower(), known)]
+        if len(words) == 1 and near:
+            raise UsageError(f"Unknown subcommand {name!r}: did you mean {' or '.join(near)}? "
+                             f"(To ask it as a question: %claude -- {prompt})")
         return None
+    argument_usage = SUBCOMMANDS[name][0]
+    usage = f"%claude {name} {argument_usage}".strip()
+    escape = f"(A question that starts with {name!r}: %claude -- {prompt}, or a %%claude cell.)"
+    if any(word.startswith("-") for word in arguments):  # `%claude tokens -a df`: options go first
+        raise UsageError(f"Options go before the subcommand: %claude {' '.join(arguments)} {name}. {escape}")
+    if not argument_usage and arguments:
+        raise UsageError(f"{usage} takes no argument, got {' '.join(arguments)!r}. {escape}")
+    if len(arguments) > 1:
+        raise UsageError(f"Usage: {usage} (one {argument_usage.strip('[]')}), got {' '.join(arguments)!r}. {escape}")
+    argument = arguments[0] if arguments else None
+    if argument is None and argument_usage and not argument_usage.startswith("["):
+        raise UsageError(f"Usage: {usage}: {SUBCOMMANDS[name][1]}. {escape}")
+    suffixes = _SUFFIXES.get(name)
+    if argument is not None and suffixes is not None and not argument.lower().endswith(suffixes):
+        raise UsageError(f"%claude {name} takes a {' or '.join(f'FILE{suffix}' for suffix in suffixes)} file, "
+                         f"got {argument!r}. {escape}")
     return name, argument
+
+
+def _one_edit_apart(word: str, known: str) -> bool:
+    """One letter added, dropped, changed, or two neighbours swapped ("histroy" for "history")."""
+    if word == known or abs(len(word) - len(known)) > 1:
+        return False
+    if len(word) == len(known):
+        differ = [i for i, (a, b) in enumerate(zip(word, known, strict=True)) if a != b]
+        return len(differ) == 1 or (
+            len(differ) == 2 and differ[1] == differ[0] + 1
+            and word[differ[0]] == known[differ[1]] and word[differ[1]] == known[differ[0]])
+    shorter, longer = sorted((word, known), key=len)
+    return any(longer[:i] + longer[i + 1:] == shorter for i in range(len(longer)))
 
 
 def check_encodable(prompt: str) -> None:
@@ -463,6 +544,9 @@ def split_options(line: str, parser: Any) -> tuple[list[str], str]:
         if not needs_value and not _looks_like_option(token):
             break
         options.append(token)
+        if token == "--" and not needs_value:  # the end of the options: the rest is the prompt as typed
+            consumed = lexer.instream.tell()
+            break
         if needs_value:
             needs_value = False
         else:
@@ -476,4 +560,4 @@ def _looks_like_option(token: str) -> bool:
     return token.startswith("--") or (len(token) >= 2 and token[0] == "-" and token[1].isalpha())
 
 
-__all__ = ["ClaudeMagics", "keep_question_marks", "split_options", "subcommand"]
+__all__ = ["SUBCOMMANDS", "ClaudeMagics", "keep_empty_cells", "keep_question_marks", "split_options", "subcommand"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from claude_magic.core.errors import ClaudeError, ClaudeInterrupted
 from claude_magic.core.turn import TurnState, Usage
 from claude_magic.render.view import answer_bundle
 
@@ -77,8 +78,7 @@ class Reply:
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"The answer is not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
-                             "its text is in reply.text.") from None
+            raise ValueError(f"The answer is not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
 
     def __str__(self) -> str:
         return self.text
@@ -117,12 +117,4 @@ def last_reply() -> Reply | None:
     return _last[0] if _last else None
 
 
-class ClaudeError(Exception):
-    """A turn of `claude_magic.ask` / `ask_async` failed; `.reply` holds what arrived (partial text, state)."""
-
-    def __init__(self, reply: Reply) -> None:
-        super().__init__(reply.error)
-        self.reply = reply
-
-
-__all__ = ["ClaudeError", "Reply", "last_reply", "remember_last"]
+__all__ = ["ClaudeError", "ClaudeInterrupted", "Reply", "last_reply", "remember_last"]

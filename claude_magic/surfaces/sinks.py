@@ -6,6 +6,7 @@ Each sink receives the same TurnState at throttled frames and once more at the e
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -98,7 +99,9 @@ class LiveCellSink:
 
     Live frames carry HTML only. At the end the slots are replaced by one clean rendering of the whole
     answer with its footer (HTML and text), exactly what final-only mode shows; the last tokens are
-    drawn first, cheaply, so they are on screen while that rendering is built.
+    drawn first, cheaply, so they are on screen while that rendering is built. Replacing several slots
+    clears the cell's output, so what the turn drew above its answer (`above`: the attachment line) is
+    drawn again first: live and final mode end the same.
 
     `events=True` draws the raw view instead (`render.events_view`): the stream's event lines, which
     go through the same slots as finished Markdown, and the same footer.
@@ -111,9 +114,10 @@ class LiveCellSink:
     SEAL_PRICE = 2 * ENVELOPE_BYTES
 
     def __init__(self, publisher: DisplayPublisher, id_prefix: str, budget: FrameBudget | None = None, *,
-                 events: bool = False) -> None:
+                 events: bool = False, above: Sequence[dict[str, str]] = ()) -> None:
         self._publisher = publisher
         self._id_prefix = id_prefix
+        self._above = list(above)
         self.budget = budget or FrameBudget()
         self._drawing = Drawing(events)
         self._view = self._drawing.view
@@ -194,6 +198,8 @@ class LiveCellSink:
         self._publisher.flush()  # sent before the whole answer is rendered below
         final = self._drawing.bundle(state)
         self._publisher.clear()
+        for bundle in self._above:
+            self._publisher.display(bundle)
         self.final_display_id = f"{self._id_prefix}-final"
         self._publisher.display(final, display_id=self.final_display_id)
 
@@ -239,8 +245,10 @@ class FinalCellSink:
             self._publisher.update(self._drawing.bundle(state), self.final_display_id)
 
 
-def make_cell_sink(mode: str, publisher: Any, id_prefix: str, *, events: bool = False) -> LiveCellSink | FinalCellSink:
-    """The cell's sink: final-only or live, drawing the answer or (`events`) the raw view."""
+def make_cell_sink(mode: str, publisher: Any, id_prefix: str, *, events: bool = False,
+                   above: Sequence[dict[str, str]] = ()) -> LiveCellSink | FinalCellSink:
+    """The cell's sink: final-only or live, drawing the answer or (`events`) the raw view; `above`: what the
+    turn shows above its answer in the cell."""
     if mode == "final":
         return FinalCellSink(publisher, id_prefix, events=events)
-    return LiveCellSink(publisher, id_prefix, events=events)
+    return LiveCellSink(publisher, id_prefix, events=events, above=above)
