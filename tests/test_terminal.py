@@ -252,7 +252,7 @@ def test_retry_notice_and_waiting_line_show_only_while_they_apply() -> None:
     sink = TerminalSink(console=console)
     state = new_state()
     sink.start(state)
-    assert screen(console.file.getvalue()) == "⏳ Waiting for Claude…"
+    assert screen(console.file.getvalue()) == "Waiting for Claude…"
     state.notice = "Overloaded (529): retrying in 1 s (retry 1 of 2)"
     sink.frame(state)
     assert "\x1b[3;33mOverloaded (529): retrying" in console.file.getvalue()  # italic yellow

@@ -13,7 +13,7 @@ from typing import Any
 
 from claude_magic.core.history import message_text
 from claude_magic.core.turn import block_from_param
-from claude_magic.render.footer import WARNING_STYLE
+from claude_magic.render.footer import warning_html
 from claude_magic.render.markdown import render_markdown
 from claude_magic.render.view import block_html
 
@@ -90,4 +90,4 @@ def note_html(text: str) -> str:
 
 def setup_error_html(message: str) -> str:
     """A turn that never reached the API (no key, bad settings): the warning line alone."""
-    return f'<div class="claude-magic-warning" style="{WARNING_STYLE}">⚠ {html.escape(message)}</div>'
+    return warning_html(message)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import re
 import shlex
+import uuid
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,10 @@ from claude_magic.core.tokens import count_exactly, tokens_report
 from claude_magic.core.turn import TurnState
 from claude_magic.settings import DISPLAY_MODES, ClaudeMagic
 from claude_magic.surfaces.context_line import show_attachments
-from claude_magic.surfaces.display import current_cell, make_sink, notebook_cell_id
+from claude_magic.surfaces.display import current_cell, in_kernel, make_sink, notebook_cell_id, resolve_display
 from claude_magic.surfaces.history_view import HistoryView, conversations_report
 from claude_magic.surfaces.reply import Reply, last_reply, remember_last
+from claude_magic.surfaces.sinks import IPythonDisplay, PlainTextCellSink
 
 _SUBCOMMANDS = ("history", "reset", "panel", "last", "tokens", "continue", "conversations", "resume")
 # Subcommands that take one argument; "export notes" (no file suffix) stays a question.
@@ -159,7 +161,10 @@ class ClaudeMagics(Magics):
         reply = self._ask(prompt, args, attachments)
         # The line magic's value is the reply (`answer = %claude ...`); a %%claude cell keeps its value
         # None, so a terminal prints no empty `Out[n]:` after every answer (`--out NAME` keeps it there).
-        return reply if cell is None else None
+        # So does a terminal's bare `%claude question` line, whose answer is on screen already.
+        if cell is not None or (not in_kernel() and _bare_magic_line(self.shell)):
+            return None
+        return reply
 
     # -- parsing -----------------------------------------------------------------------------------
 
@@ -191,11 +196,16 @@ class ClaudeMagics(Magics):
                                 temperature=args.temperature, conversation=args.conversation or "", new=args.new,
                                 error_raised=raising and not settings.debug, attachments=attachments or (),
                                 tools=args.tools, tool_choice=args.tool_choice, namespace=self.shell.user_ns,
-                                thinking=args.thinking, source="cell", owner=self._owner(args.key),
+                                thinking=args.thinking, source=self._source(), owner=self._owner(args.key),
                                 append=args.append)
         except ValueError as exc:
             raise UsageError(f"Invalid option: {exc}") from None
         return self._run(turn, args, attachments or [], raising)
+
+    @staticmethod
+    def _source() -> str:
+        """Where a turn was asked, as `%claude history` labels it: a notebook cell or a terminal."""
+        return "cell" if in_kernel() else "terminal"
 
     def _owner(self, key: str | None = None) -> str | None:
         """The key of this cell's turn: --key, else the notebook's cell id, and which %claude of the cell it
@@ -216,7 +226,7 @@ class ClaudeMagics(Magics):
         raising = settings.raise_on_error and not args.no_raise
         try:
             turn = prepare_continuation(settings, conversation=args.conversation or "", max_tokens=args.max_tokens,
-                                        source="cell", error_raised=raising and not settings.debug)
+                                        source=self._source(), error_raised=raising and not settings.debug)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         return self._run(turn, args, [], raising)
@@ -225,13 +235,16 @@ class ClaudeMagics(Magics):
         settings = self.settings
         self.last_turn = turn.state
         display = args.display or settings.display_mode
-        # -f text: the answer as plain text, drawn once when it is finished.
-        sink = make_sink("none" if args.format == "text" else display, events=args.raw)
+        # -f text: the answer as plain text, drawn once when it is finished; a live cell shows the
+        # waiting line until then.
+        text_live = args.format == "text" and resolve_display(display) == "live"
+        sink = (PlainTextCellSink(IPythonDisplay(), f"claude-{uuid.uuid4().hex[:12]}") if text_live
+                else make_sink("none" if args.format == "text" else display, events=args.raw))
         show_attachments(attachments, display)
         cell = current_cell() if sink is not None else None
         state = run_exchange(turn, sink)
         reply = remember_last(Reply(state, streamed_into=cell))
-        if args.format == "text" and not (state.error is not None and state.error.kind == "setup"):
+        if args.format == "text" and not text_live and not (state.error is not None and state.error.kind == "setup"):
             show_plain_text(reply, display)
         if args.out is not None:
             self.shell.user_ns[args.out] = reply
@@ -275,6 +288,9 @@ class ClaudeMagics(Magics):
             print(f"Conversation {conversation.name!r} cleared ({turns} turn{'s' * (turns != 1)} removed).")
             return None
         if name == "history":
+            if not in_kernel():  # rendered Markdown, wrapped between words, and no `Out[n]:` in front
+                HistoryView(conversation).print_to_terminal()
+                return None
             return HistoryView(conversation)
         if name == "last":
             reply = last_reply()
@@ -337,10 +353,12 @@ class ClaudeMagics(Magics):
         except Exception as exc:  # noqa: BLE001 - one line: the API's own message says why
             raise user_error(f"Could not count tokens: {redacted_exception(exc)}") from None
         request = turn.request
+        tools = len(request.get("tools") or ())
         parts = (["system prompt"] if request.get("system") else []) + (
-            [f"{len(request['tools'])} tools"] if request.get("tools") else []) + (
+            [f"{tools} tool{'s' * (tools != 1)}"] if tools else []) + (
             [f"attachments: {', '.join(a.name for a in attachments)}"] if attachments else [])
-        history = len(request["messages"]) // 2
+        # Turns as `%claude history` numbers them: a turn with tool calls holds several messages.
+        history = len(STORE.get(args.conversation or self.settings.conversation))
         print(tokens_report(tokens, request["model"], turn.input_limit, turns=history, parts=parts))
         if attachments:
             print(f"   {', '.join(a.summary() for a in attachments)}")
@@ -392,6 +410,15 @@ def subcommand(prompt: str) -> tuple[str, str | None] | None:
     if suffixes is not None and not argument.lower().endswith(suffixes):
         return None
     return name, argument
+
+
+def _bare_magic_line(shell: Any) -> bool:
+    """True when the input being run is one `%claude …` line whose value nobody takes (no `x = %claude`)."""
+    try:
+        raw = shell.history_manager.input_hist_raw[-1]
+    except (AttributeError, IndexError):
+        return False
+    return "\n" not in raw.strip() and raw.lstrip().startswith("%claude")
 
 
 def check_encodable(prompt: str) -> None:
