@@ -70,8 +70,13 @@ _ANSWER_CLASS = "claude-panel-answer"
 _STOP_WAIT = 5.0  # seconds New conversation waits for a stopped turn to wind down
 
 
+# A message fills the transcript's width exactly: ipywidgets gives every widget a 2 px margin on each
+# side, which a width of 100% would push 4 px past its box (a horizontal scrollbar under each message).
+_FULL_WIDTH = {"width": "100%", "flex": "0 0 auto", "margin": "2px 0"}
+
+
 def _html(value: str, *classes: str) -> widgets.HTML:
-    widget = widgets.HTML(value, layout=widgets.Layout(width="100%", flex="0 0 auto"))
+    widget = widgets.HTML(value, layout=widgets.Layout(**_FULL_WIDTH))
     for name in classes:
         widget.add_class(name)
     return widget
@@ -115,7 +120,7 @@ class _TurnView:
     _NEW_WIDGET_BYTES = 1400  # a piece's comm_open: envelope and widget state besides its HTML
 
     def __init__(self, on_first_content: Callable[[], None] | None = None, *, events: bool = False) -> None:
-        self._layout = widgets.Layout(width="100%", flex="0 0 auto")
+        self._layout = widgets.Layout(**_FULL_WIDTH)
         self.box = widgets.VBox(layout=self._layout)
         self.box.add_class(_ANSWER_CLASS)
         # `events`: the raw view (the stream's event lines, then the footer), drawn through the same pieces.
@@ -235,7 +240,7 @@ class ChatPanel:
         self.raw_events = widgets.ToggleButton(value=raw, description="Raw events", icon="list",
                                                tooltip="Draw the next answers as the stream's events",
                                                layout=widgets.Layout(width="auto", flex="0 0 auto"))
-        self.transcript = widgets.VBox(layout=widgets.Layout(width="100%", flex="0 0 auto"))
+        self.transcript = widgets.VBox(layout=widgets.Layout(**_FULL_WIDTH))
         # A column-reverse scroller keeps the view pinned to the newest text while it streams,
         # without any front-end code; its one child keeps the normal top-to-bottom order (and must
         # not shrink, or the flex layout would clip the messages instead of scrolling).
