@@ -177,8 +177,14 @@ HISTORY_JS = r"""
   const labels = Array.from(root.querySelectorAll('details > summary span:first-child'));
   const headings = Array.from(root.querySelectorAll('details :is(h1, h2, h3, h4, h5, h6)'));
   const size = (el) => parseFloat(getComputedStyle(el).fontSize);
+  const folded = {height: root.getBoundingClientRect().height, chars: root.innerText.length};
+  const shut = Array.from(root.querySelectorAll('details:not([open])'));
+  shut.forEach((d) => { d.open = true; });
+  const unfolded = {height: root.getBoundingClientRect().height, chars: root.innerText.length};
+  shut.forEach((d) => { d.open = false; });
   return {
-    height: root.getBoundingClientRect().height, chars: root.innerText.length, turns: labels.length,
+    height: folded.height, chars: folded.chars, openHeight: unfolded.height, openChars: unfolded.chars,
+    turns: labels.length,
     label: labels.length ? Math.min(...labels.map(size)) : null,
     heading: headings.length ? Math.max(...headings.map(size)) : 0,
     open: root.querySelectorAll('details[open]').length,
@@ -268,7 +274,9 @@ def test_answers_panel_and_history_read_well_in_light_and_dark_themes(lab: Jupyt
         assert not seen["sideways"], f"{theme}: the panel scrolls sideways: {seen['sideways']}"
         history = seen["history"]
         assert history["turns"] == 3 and history["open"] == 1, history
-        assert history["chars"] < 20_000 and history["height"] < 3_000, f"{theme}: history too big {history}"
+        assert history["chars"] < 2_000 and history["height"] < 1_000, f"{theme}: history too big {history}"
+        # Unfolded, the 200,000-character prompt is clipped: the whole history is a few screens at most.
+        assert history["openChars"] < 10_000 and history["openHeight"] < 3_000, f"{theme}: history too big {history}"
         assert 0 < history["heading"] < history["label"], f"{theme}: a heading outgrows its turn {history}"
 
 

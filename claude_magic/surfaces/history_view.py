@@ -17,12 +17,13 @@ from claude_magic.render.markdown import render_markdown, themed
 # in `%claude export`): a 200k-character prompt must not make a 40,000-pixel output.
 PROMPT_CHARS = 1_500
 ANSWER_CHARS = 4_000
-# The turn's own heading is bigger than any heading inside it: an answer's `#` becomes <h5>, the rest <h6>.
-_HEADING_SHIFT = 4
+# The turn's own label is bigger than any heading inside it: an answer's `#` becomes <h4> (JupyterLab: 1.2em),
+# `##` <h5>, the rest <h6>, under a label of 1.35em.
+_HEADING_SHIFT = 3
 _HEADING_TAG = re.compile(r"<(/?)h([1-6])>")
 _FACTS_STYLE = f"{themed('color', '--jp-content-font-color2', '#6e6e6e')};font-size:0.85em"
 _SUMMARY_STYLE = "cursor:pointer;margin:0.4em 0"
-_TURN_LABEL_STYLE = "font-size:1.15em;font-weight:bold"
+_TURN_LABEL_STYLE = "font-size:1.35em;font-weight:bold"
 _BODY_STYLE = "margin:0 0 0.6em 1em"
 
 
@@ -64,7 +65,8 @@ def clipped(text: str, limit: int) -> str:
 
 
 def _demoted(markup: str) -> str:
-    """Headings of sanitized HTML moved down to <h5>/<h6> (every `<` of text is escaped there: tags only)."""
+    """Headings of sanitized HTML moved down three levels, to <h6> at most (every `<` of text is escaped
+    there: what the pattern finds are tags)."""
     return _HEADING_TAG.sub(lambda m: f"<{m[1]}h{min(int(m[2]) + _HEADING_SHIFT, 6)}>", markup)
 
 
