@@ -29,9 +29,10 @@ PANEL_CSS = f"""<style>
 .{PANEL_CLASS} .widget-html-content {{ line-height: 1.45; }}
 .{PANEL_CLASS} .claude-panel-user {{ background: var(--jp-layout-color2, #f1f3f5); border-radius: 6px;
   padding: 4px 10px; margin: 6px 0 2px 0; white-space: pre-wrap; }}
-.{PANEL_CLASS} .claude-panel-who {{ color: #777; font-size: 0.8em; }}
-.{PANEL_CLASS} .claude-panel-info {{ color: #777; font-size: 0.85em; }}
-.{PANEL_CLASS} .claude-panel-note {{ color: #777; font-style: italic; font-size: 0.85em; }}
+.{PANEL_CLASS} .claude-panel-who {{ color: var(--jp-content-font-color2, #6e6e6e); font-size: 0.8em; }}
+.{PANEL_CLASS} .claude-panel-info {{ color: var(--jp-content-font-color2, #6e6e6e); font-size: 0.85em; }}
+.{PANEL_CLASS} .claude-panel-note {{ color: var(--jp-content-font-color2, #6e6e6e); font-style: italic;
+  font-size: 0.85em; }}
 </style>"""
 
 # Shift+Enter / Ctrl+Enter / Cmd+Enter in a panel's textarea sends. ipywidgets' Textarea has no key
