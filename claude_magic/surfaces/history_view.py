@@ -22,7 +22,6 @@ ANSWER_CHARS = 4_000
 _HEADING_SHIFT = 3
 _HEADING_TAG = re.compile(r"<(/?)h([1-6])>")
 _FACTS_STYLE = f"{themed('color', '--jp-content-font-color2', '#6e6e6e')};font-size:0.85em"
-_SUMMARY_STYLE = "cursor:pointer;margin:0.4em 0"
 _TURN_LABEL_STYLE = "font-size:1.35em;font-weight:bold"
 _BODY_STYLE = "margin:0 0 0.6em 1em"
 
@@ -112,7 +111,7 @@ class HistoryView:
                 body.append(f"<div><strong>{html.escape(role)}</strong></div>{_demoted(render_markdown(text))}")
             opened = " open" if number == len(self.turns) else ""
             html_parts.append(
-                f'<details{opened}><summary style="{_SUMMARY_STYLE}"><span style="{_TURN_LABEL_STYLE}">'
+                f'<details{opened}><summary><span style="{_TURN_LABEL_STYLE}">'
                 f'{html.escape(label)}</span> <span style="{_FACTS_STYLE}">· {html.escape(rest)}</span></summary>'
                 f'<div style="{_BODY_STYLE}">{"".join(body)}</div></details>')
         return {"text/plain": "\n\n".join(text_parts), "text/html": "".join(html_parts)}
