@@ -132,3 +132,11 @@ def test_tokens_counts_turns_as_history_numbers_them(shell: Any, emulator: Emula
     messages = sum(len(turn.messages) for turn in STORE.get().turns)
     assert turns == 2 and messages > 2 * turns  # the tool round added messages
     assert "(2 turns of history, 1 tool;" in printed, printed
+
+
+@pytest.mark.kernel
+def test_final_display_of_a_raised_failure_leaves_no_empty_output(magic_kernel: KernelSession) -> None:
+    """nbval and nbconvert (display final) save what is sent: a raised failure before anything arrived
+    sends no empty display, only its error line."""
+    failed = magic_kernel.execute("%%claude -m gpt-4 --display final\nhello", allow_error=True)
+    assert not [out for out in failed.final_outputs() if out.get("output_type") == "display_data"]

@@ -771,7 +771,9 @@ def test_panel_runs_no_payload_in_jupyterlab(
         lab_page.wait_for_timeout(100)
         statuses = "\n".join(nb.output_texts(2)).split()
     assert statuses == expected
-    live.locator(".claude-magic-footer").nth(len(questions) - 1).wait_for(timeout=30_000)
+    # Every answer ends with its footer, or (failed before anything arrived) its warning line alone.
+    finished = ".claude-panel-answer:has(.claude-magic-footer), .claude-panel-answer:has(.claude-magic-warning)"
+    live.locator(finished).nth(len(questions) - 1).wait_for(timeout=30_000)
     nb.run_cell(3, timeout=30)
     redrawn = nb.output(3).locator(".claude-magic-panel")
     redrawn.get_by_text("Retried fine.").wait_for(timeout=30_000)

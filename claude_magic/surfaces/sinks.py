@@ -192,7 +192,8 @@ class LiveCellSink:
         self._publisher.flush()  # sent before the whole answer is rendered below
         final = self._drawing.bundle(state)
         self._publisher.clear()
-        self._publisher.display(final)
+        if any(final.values()):  # empty: the turn failed before anything arrived and the surface raises
+            self._publisher.display(final)
 
 
 @dataclass
@@ -222,7 +223,9 @@ class FinalCellSink:
         return True
 
     def finish(self, state: TurnState) -> None:
-        self._publisher.display(self._drawing.bundle(state))
+        final = self._drawing.bundle(state)
+        if any(final.values()):  # empty: the turn failed before anything arrived and the surface raises
+            self._publisher.display(final)
 
 
 class PlainTextCellSink:
