@@ -80,14 +80,14 @@ def test_attached_figure_line_answer_and_image_block(
     summary.wait_for(timeout=10_000)
     line = summary.inner_text().strip()
     assert "\n" not in line, line
-    assert line.startswith("📎 Attached: fig (matplotlib Figure, PNG 400×300 px, "), line
+    assert line.startswith("Attached: fig (matplotlib Figure, PNG 400×300 px, "), line
     fig_part = line.split(" · ")[0]
     assert re.search(r"PNG 400×300 px, [\d.]+ (kB|B), ~[\d,]+ tokens\)$", fig_part), fig_part
     assert f"payload (str, 1 line, {len(PAYLOAD)} chars, ~" in line, line
     assert f"evil ({PAYLOAD} (repr), " in line, line  # the payload is shown as text
     texts = outputs.all_inner_texts()
     assert texts[0].strip() == line and "stop_reason" not in texts[0]
-    assert "The figure" in texts[-1] and "📎" not in texts[-1]
+    assert "The figure" in texts[-1] and "Attached:" not in texts[-1]
 
     # The answer is rendered Markdown: a heading, list items, a highlighted code block.
     assert answer.locator("h2", has_text="The figure").count() == 1

@@ -95,7 +95,7 @@ def test_text_kinds_are_labelled_blocks_before_the_prompt(kernel: KernelSession,
     assert "{'a': 1}" in repr_text
     assert "The cache is cold on Mondays." in md_text
     line = result.final_text()
-    assert line.startswith("📎 Attached: df (pandas DataFrame, 30 rows × 3 columns, ~")
+    assert line.startswith("Attached: df (pandas DataFrame, 30 rows × 3 columns, ~")
     assert "notes.md (MD file, 3 lines" in line
 
 

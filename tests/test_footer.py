@@ -53,7 +53,10 @@ def test_footer_html_is_styled_inline_not_by_a_style_element() -> None:
     """A saved notebook opened from disk is untrusted: JupyterLab drops <style> elements there."""
     markup = footer_html(finished(stop_reason="max_tokens"))
     assert "<style" not in markup
-    warning = '<div class="claude-magic-warning" style="color:#b35c00;font-weight:600;margin-top:0.4em">⚠ cut off'
+    # Each colour twice: a hex one for frontends without JupyterLab's theme, then the theme's variable.
+    warning = ('<div class="claude-magic-warning" style="color:#b35c00;color:var(--jp-warn-color0, #b35c00);'
+               'font-weight:600;margin-top:0.4em">⚠ cut off')
     assert warning in markup
-    assert '<div class="claude-magic-footer" style="color:#777;font-size:0.85em;margin-top:0.4em">' in markup
+    assert ('<div class="claude-magic-footer" style="color:#6e6e6e;color:var(--jp-content-font-color2, #6e6e6e);'
+            'font-size:0.85em;margin-top:0.4em">') in markup
     assert "claude-magic-warning" not in footer_html(finished())

@@ -8,8 +8,10 @@ import pytest
 from IPython.core.error import UsageError
 
 from claude_magic.core.errors import ClaudeError
+from claude_magic.core.history import STORE
 from claude_magic.core.models import DEFAULT_MODEL
 from claude_magic.emulator import Emulator
+from claude_magic.surfaces.history_view import HistoryView
 from claude_magic.surfaces.magic import split_options
 
 SCRIPT = {
@@ -70,15 +72,20 @@ def test_named_conversations_are_separate(shell: Any, emulator: Emulator) -> Non
     assert len(emulator.requests[-1].messages) == 3
 
 
-def test_history_view_shows_both_roles(shell: Any, emulator: Emulator) -> None:
+def test_history_view_shows_both_roles(shell: Any, emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
     emulator.set_script(SCRIPT)
     run(shell, "%%claude\nWhat is the capital of France?")
-    view = run(shell, "%claude history")
-    bundle = view._repr_mimebundle_()
+    capsys.readouterr()
+    # Outside a kernel (a terminal) the history is printed, rendered, and the magic's value is None.
+    assert run(shell, "%claude history") is None
+    printed = capsys.readouterr().out
+    bundle = HistoryView(STORE.get())._repr_mimebundle_()
     assert bundle["text/plain"] == (
-        "Conversation 'default': 1 turn · 11 in / 5 out\n\n"
-        "── Turn 1 · cell · claude-sonnet-5-5 · 11 in / 5 out\n\n"
+        "Conversation 'default' · 1 turn · 11 in / 5 out\n\n"
+        "── Turn 1 · terminal · claude-sonnet-5-5 · 11 in / 5 out\n\n"
         "user:\nWhat is the capital of France?\n\nassistant:\nParis is the capital.")
+    assert printed.startswith("Conversation 'default' · 1 turn · 11 in / 5 out\n")  # the notebook's header
+    assert "Turn 1 · terminal · claude-sonnet-5-5" in printed and "Paris is the capital." in printed
 
 
 def test_flags_and_config_reach_the_request(shell: Any, emulator: Emulator) -> None:

@@ -235,10 +235,20 @@ def test_second_panel_shows_history_and_follows_commits(
     second.send("Explain HTTP caching again")
     second.wait(30)
     assert roles(emu.requests[-1].messages) == ["user", "assistant"] * 2 + ["user"]
-    # New conversation clears it for both panels (and for the magic).
-    first.new_conversation()
-    assert len(STORE.get()) == 0
-    assert "0 turns" in second.info.value and "medium answer" not in transcript_html(second)
+    # New conversation starts another one in that panel; nothing is cleared, and the note says how to go back.
+    assert first.new_conversation() == "default-2"
+    assert len(STORE.get()) == 3 and first.conversation.name == "default-2" and len(first.conversation) == 0
+    assert "3 turns" in second.info.value and "medium answer" in transcript_html(second)
+    note = transcript_html(first)
+    assert "medium answer" not in note and "default-2" in first.info.value
+    assert "ChatPanel(conversation=&#x27;default&#x27;)" in note and "%%claude -c default" in note
+    first.send("a medium answer please")
+    first.wait(30)
+    assert roles(emu.requests[-1].messages) == ["user"]  # the new conversation starts empty
+    assert len(STORE.get("default-2")) == 1 and len(STORE.get()) == 3
+    # An empty conversation stays: a second click starts no third one.
+    third = make_panel(conversation="empty")
+    assert third.new_conversation() == "empty" and "empty already" in transcript_html(third)
 
 
 def test_stop_ends_stream_fast_and_keeps_history_valid(

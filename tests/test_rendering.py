@@ -245,9 +245,9 @@ def test_cursor_sits_right_after_the_last_character(source: str, innermost: list
 
 
 def test_cursor_in_thinking_and_tool_input_follows_their_text() -> None:
-    for kind, text in (("thinking", "Let me think about it\n"), ("tool_use", '{"city": "Par')):
+    for kind, text, element in (("thinking", "Let me think about it\n", "div"), ("tool_use", '{"city": "Par', "pre")):
         found = cursor_in(live_tail(text, kind).html)
-        assert found.at_cursor[-1] == "pre" and found.text_before.rstrip() == found.text_before
+        assert found.at_cursor[-1] == element and found.text_before.rstrip() == found.text_before
         assert found.text_before.endswith(text.strip()[-3:])
 
 
@@ -331,7 +331,8 @@ def test_very_long_code_blocks_are_shown_plain() -> None:
     assert "<span" in render_markdown(f"```python\n{code[:600]}```\n")
 
 
-SAFE_STYLE = re.compile(r"^(?:[a-z-]+:[#a-z0-9.% -]+)(?:;[a-z-]+:[#a-z0-9.% -]+)*$")
+_SAFE_VALUE = r"(?:[#a-z0-9.% -]+|var\(--jp-[a-z0-9-]+, #[0-9a-f]{3,8}\))"
+SAFE_STYLE = re.compile(rf"^(?:[a-z-]+:{_SAFE_VALUE})(?:;[a-z-]+:{_SAFE_VALUE})*$")
 
 
 @pytest.mark.parametrize(

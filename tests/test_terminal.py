@@ -16,6 +16,7 @@ from typing import Any
 
 import anthropic
 import pytest
+from harness.lab import artifacts_dir
 from rich.console import Console
 from support import FAKE_API_KEY
 
@@ -252,7 +253,7 @@ def test_retry_notice_and_waiting_line_show_only_while_they_apply() -> None:
     sink = TerminalSink(console=console)
     state = new_state()
     sink.start(state)
-    assert screen(console.file.getvalue()) == "⏳ Waiting for Claude…"
+    assert screen(console.file.getvalue()) == "Waiting for Claude…"
     state.notice = "Overloaded (529): retrying in 1 s (retry 1 of 2)"
     sink.frame(state)
     assert "\x1b[3;33mOverloaded (529): retrying" in console.file.getvalue()  # italic yellow
@@ -421,3 +422,85 @@ def test_terminal_ipython_renders_markdown_in_place(tmux: Tmux, emulator: Emulat
     leading = re.match(r"(?:\x1b\[[0-9;]*m)*", footer_line).group()  # type: ignore[union-attr]
     assert re.search(r"\x1b\[(?:[0-9;]*;)?2(?:;[0-9;]*)?m", leading), repr(footer_line)  # dim
     assert tmux.run("display-message", "-p", "-t", "claude", "#{cursor_flag}").strip() == "1"  # cursor shown
+
+
+WRAP_ANSWER = (
+    "## Wrapping\n\n"
+    "Internationalization, counterintuitively, makes straightforward documentation "
+    "considerably longer: characteristically, implementations accommodate "
+    "incomprehensibilities nobody anticipated.\n\n"
+    "```python\n"
+    "def top(items):\n"
+    "    return sorted(items)[:3]\n"
+    "```\n"
+)
+_SGR = re.compile(r"\x1b\[([0-9;]*)m")
+_NEAR_WHITE = re.compile(r"37|97|38;5;(?:7|15|2[3-5]\d)|38;2;2[0-5]\d;2[0-5]\d;2[0-5]\d")
+
+
+def painted_white_or_on_a_background(line: str) -> list[str]:
+    """Visible text of a captured line (`capture-pane -e`) drawn in a near-white colour or on a background
+    colour: what is white-on-nothing on a light terminal where the background is not drawn."""
+    found, white, background = [], False, False
+    for index, piece in enumerate(_SGR.split(line)):
+        if index % 2:  # the parameters of one SGR sequence
+            for code in re.findall(r"38;5;\d+|38;2;\d+;\d+;\d+|48;5;\d+|48;2;\d+;\d+;\d+|\d+", piece or "0"):
+                if code in ("0", "39") or (code.startswith(("3", "9")) and not _NEAR_WHITE.fullmatch(code)):
+                    white = False
+                if _NEAR_WHITE.fullmatch(code):
+                    white = True
+                if code in ("0", "49"):
+                    background = False
+                elif re.fullmatch(r"4[0-7]|10[0-7]|48;.*", code):
+                    background = True
+        elif piece.strip() and (white or background):
+            found.append(piece)
+    return found
+
+
+def test_terminal_ipython_history_and_replies_read_like_the_answer(tmux: Tmux, emulator: Emulator,
+                                                                   tmp_path: Path) -> None:
+    """A bare `%claude question` leaves no empty `Out[n]:`; a Reply and `%claude history` print rendered
+    Markdown wrapped between words (not raw Markdown cut mid-word by the terminal); the history's header
+    is the notebook's and its turns say `terminal`; code keeps the terminal's own colours."""
+    emulator.set_script({"turns": [{"match": "wrap demo", "content": WRAP_ANSWER}]})
+    deadline = time.monotonic() + 55
+    (tmp_path / "ipython").mkdir()
+    command = [
+        "env", "-u", "NO_COLOR", "-u", "FORCE_COLOR", "-u", "CLAUDE_MAGIC_OFFLINE", "-u", "CLAUDE_MAGIC_DISPLAY",
+        "-u", "COLUMNS", "-u", "LINES",  # the width is the pane's, as in a terminal of that size
+        f"ANTHROPIC_BASE_URL={emulator.base_url}", f"ANTHROPIC_API_KEY={FAKE_API_KEY}", "CLAUDE_MAGIC_HISTORY_DIR=",
+        str(IPYTHON), "--no-banner", f"--ipython-dir={tmp_path / 'ipython'}", "--no-confirm-exit",
+        "--HistoryManager.hist_file=:memory:",
+    ]
+    tmux.run("new-session", "-d", "-s", "claude", "-x", "60", "-y", "200", " ".join(command))
+    tmux.wait_for(lambda screen: "In [1]:" in screen, deadline, "the first prompt")
+    steps = [("%load_ext claude_magic", "In [2]:"), ("%claude wrap demo please", "In [3]:"),
+             ("reply = %claude wrap demo again", "In [4]:"), ("reply", "In [5]:"), ("%claude history", "In [6]:")]
+    for keys, prompt in steps:
+        tmux.run("send-keys", "-t", "claude", keys, "Enter")
+        tmux.wait_for(lambda screen, prompt=prompt: prompt in screen, deadline, f"{keys!r} to finish")
+    # Without -J: the lines as the terminal shows them, so a word the terminal wrapped shows up cut.
+    screen = tmux.run("capture-pane", "-p", "-S", "-200", "-t", "claude")
+    coloured = tmux.run("capture-pane", "-p", "-e", "-S", "-200", "-t", "claude")
+    artifacts = artifacts_dir("test_terminal__history_and_replies", clean=True)
+    (artifacts / "screen.txt").write_text(screen)
+    (artifacts / "screen-with-colours.txt").write_text(coloured)
+
+    assert "Out[2]" not in screen and "Out[3]" not in screen, screen  # bare and assigned lines: no empty Out
+    reply_part = screen[screen.index("In [4]: reply") : screen.index("In [5]:")]
+    history_part = screen[screen.index("In [5]: %claude history") : screen.index("In [6]:")]
+    for part in (reply_part, history_part):
+        assert "Wrapping" in part and "##" not in part and "```" not in part, part
+        words = [line.split() for line in part.splitlines()]
+        for word in ("Internationalization,", "counterintuitively,", "characteristically,", "incomprehensibilities"):
+            assert any(word in line for line in words), f"{word} cut across lines:\n{part}"
+    assert "Out[5]" not in screen  # %claude history prints; it has no value to show
+    history_lines = [line for line in history_part.splitlines()[1:] if line.strip()]
+    assert history_lines[0].startswith("Conversation 'default' · 2 turns · "), history_lines[0]
+    assert "Turn 1 · terminal ·" in history_part and "Turn 2 · terminal ·" in history_part
+    code_lines = [line for line in coloured.splitlines()
+                  if any(code in re.sub(r"\x1b\[[0-9;]*m", "", line) for code in ("sorted(items)", "def top"))]
+    assert len(code_lines) >= 6  # streamed twice, the reply, the history's two turns
+    for line in code_lines:
+        assert not painted_white_or_on_a_background(line), repr(line)

@@ -190,7 +190,7 @@ class Attachment:
 
 def summary_line(attachments: Iterable[Attachment]) -> str:
     """The one line the cell shows before the answer."""
-    return "📎 Attached: " + " · ".join(attachment.summary() for attachment in attachments)
+    return "Attached: " + " · ".join(attachment.summary() for attachment in attachments)
 
 
 def user_content(prompt: str, attachments: Iterable[Attachment]) -> str | list[dict[str, Any]]:

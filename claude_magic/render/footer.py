@@ -6,6 +6,7 @@ import html
 
 from claude_magic.core.pricing import format_cost
 from claude_magic.core.turn import OFFLINE_LABEL, TurnState
+from claude_magic.render.markdown import themed
 
 _STOP_EXPLANATIONS = {
     "max_tokens": "cut off: the answer reached max_tokens. Continue it with %claude continue (the panel: "
@@ -76,14 +77,17 @@ def footer_text(state: TurnState) -> str:
 
 
 # Inline styles, not a <style> element: a saved notebook opened from disk is untrusted, and JupyterLab
-# then drops <style> elements but keeps these properties.
-FOOTER_STYLE = "color:#777;font-size:0.85em;margin-top:0.4em"
-WARNING_STYLE = "color:#b35c00;font-weight:600;margin-top:0.4em"
+# then drops <style> elements but keeps these properties. Colours follow the theme (`themed`).
+FOOTER_STYLE = f"{themed('color', '--jp-content-font-color2', '#6e6e6e')};font-size:0.85em;margin-top:0.4em"
+WARNING_STYLE = f"{themed('color', '--jp-warn-color0', '#b35c00')};font-weight:600;margin-top:0.4em"
+
+
+def warning_html(warning: str) -> str:
+    return f'<div class="claude-magic-warning" style="{WARNING_STYLE}">⚠ {html.escape(warning)}</div>'
 
 
 def footer_html(state: TurnState) -> str:
     line = html.escape(" · ".join(footer_parts(state)))
     warning = warning_line(state)
-    warning_html = (f'<div class="claude-magic-warning" style="{WARNING_STYLE}">⚠ {html.escape(warning)}</div>'
-                    if warning else "")
-    return f'{warning_html}<div class="claude-magic-footer" style="{FOOTER_STYLE}">{line}</div>'
+    shown = warning_html(warning) if warning else ""
+    return f'{shown}<div class="claude-magic-footer" style="{FOOTER_STYLE}">{line}</div>'

@@ -11,6 +11,11 @@ unknown one is shown plain, never guessed) as inline-styled spans, and table cel
 alignment inline: everything survives JupyterLab's sanitizer for untrusted notebooks, which drops
 <style> elements and classes' CSS would not reach. Inline styles pass only per element and property,
 with values made of words, numbers and hex colours (`_ALLOWED_STYLES`).
+
+Colours follow JupyterLab's theme (light or dark): each is written twice, a hex colour and then
+`var(--jp-…, hex)` (see `themed`). Where JupyterLab's variables exist the second wins; a frontend
+without them, or a sanitizer that drops `var()` (an untrusted notebook), keeps the hex colour, which
+pairs with the hex background of the code box, so a saved notebook stays readable anywhere.
 """
 
 from __future__ import annotations
@@ -57,15 +62,57 @@ _ALLOWED_STYLES = {
     "code": {"background-color", "color"},
     "span": {"color", "font-weight", "font-style"},
 }
-_STYLE_VALUE = re.compile(r"[#a-zA-Z0-9.% -]+")
+_STYLE_VALUE = re.compile(r"[#a-zA-Z0-9.% -]+|var\(--jp-[a-z0-9-]+, #[0-9a-fA-F]{3,8}\)")
 _STYLE_PROPERTIES = {p for props in _ALLOWED_STYLES.values() for p in props}
 
-# Fenced and indented code: a light box with its own text colour (readable in dark themes too), and
-# `code`'s own background (JupyterLab paints one) made transparent. Inline styles, because a saved
-# notebook opened from disk is untrusted and JupyterLab then drops <style> elements; it keeps these.
-_PRE_STYLE = "background-color:#f3f5f7;padding:8px 12px;border-radius:4px"
-_CODE_STYLE = "background-color:transparent;color:#1f2328"
+
+
+def themed(css_property: str, variable: str, fallback: str) -> str:
+    """`property:fallback;property:var(variable, fallback)`: JupyterLab's theme colour where it is
+    defined, the hex colour wherever `var()` is unknown or stripped (see the module's docstring)."""
+    return f"{css_property}:{fallback};{css_property}:var({variable}, {fallback})"
+
+
+# Fenced and indented code: a box in the theme's editor colours (a light box with dark text where the
+# theme is unknown), and `code`'s own background (JupyterLab paints one) made transparent. Inline
+# styles, because a saved notebook opened from disk is untrusted and JupyterLab then drops <style>
+# elements; it keeps these.
+_PRE_STYLE = (f"{themed('background-color', '--jp-cell-editor-background', '#f3f5f7')};"
+              "padding:8px 12px;border-radius:4px")
+_CODE_STYLE = f"background-color:transparent;{themed('color', '--jp-content-font-color1', '#1f2328')}"
 _PYGMENTS_STYLE = get_style_by_name("default")
+# Pygments token types → the CodeMirror colour variables JupyterLab's themes set for its own editors,
+# so highlighted answers look like the notebook's code cells in every theme. A token type not listed
+# takes its nearest listed parent's; the hex fallback is the Pygments default style's colour.
+_THEME_COLOUR_VARIABLES = {
+    "Keyword": "--jp-mirror-editor-keyword-color",
+    "Keyword.Constant": "--jp-mirror-editor-keyword-color",
+    "Operator": "--jp-mirror-editor-operator-color",
+    "Operator.Word": "--jp-mirror-editor-keyword-color",
+    "Name.Builtin": "--jp-mirror-editor-builtin-color",
+    "Name.Function": "--jp-mirror-editor-def-color",
+    "Name.Class": "--jp-mirror-editor-def-color",
+    "Name.Decorator": "--jp-mirror-editor-meta-color",
+    "Name.Attribute": "--jp-mirror-editor-property-color",
+    "Name.Tag": "--jp-mirror-editor-tag-color",
+    "Name.Variable": "--jp-mirror-editor-variable-2-color",
+    "Name.Constant": "--jp-mirror-editor-atom-color",
+    "Name.Entity": "--jp-mirror-editor-atom-color",
+    "Name.Label": "--jp-mirror-editor-atom-color",
+    "Name.Exception": "--jp-mirror-editor-builtin-color",
+    "Name.Namespace": "--jp-mirror-editor-variable-color",
+    "Literal.String": "--jp-mirror-editor-string-color",
+    "Literal.Number": "--jp-mirror-editor-number-color",
+    "Comment": "--jp-mirror-editor-comment-color",
+    "Comment.Preproc": "--jp-mirror-editor-meta-color",
+    "Punctuation": "--jp-mirror-editor-punctuation-color",
+    "Generic.Heading": "--jp-mirror-editor-header-color",
+    "Generic.Subheading": "--jp-mirror-editor-header-color",
+    "Generic.Deleted": "--jp-mirror-editor-error-color",
+    "Generic.Inserted": "--jp-mirror-editor-string-color",
+    "Generic.Error": "--jp-mirror-editor-error-color",
+    "Error": "--jp-mirror-editor-error-color",
+}
 # Highlighting costs ~2 µs a character and the block being written is highlighted again on each
 # frame: longer blocks are shown plain (the same in every frame and in the final rendering).
 HIGHLIGHT_LIMIT = 10_000
@@ -91,6 +138,16 @@ def _lexer_class(language: str) -> type[Lexer] | None:
         return None
 
 
+def _theme_variable(ttype: _TokenType) -> str | None:
+    """The theme's colour variable for a token type, from the type itself or its nearest listed parent."""
+    while ttype is not None:
+        variable = _THEME_COLOUR_VARIABLES.get(str(ttype).removeprefix("Token."))
+        if variable is not None:
+            return variable
+        ttype = ttype.parent
+    return None
+
+
 @lru_cache(maxsize=512)
 def _token_style(ttype: _TokenType) -> str:
     """Inline style for a token type: colour, bold, italic from the Pygments style ("" for plain)."""
@@ -100,7 +157,9 @@ def _token_style(ttype: _TokenType) -> str:
     parts = []
     color = spec.get("color") or ""
     if re.fullmatch(r"[0-9a-fA-F]{6}", color):
-        parts.append(f"color:#{color.lower()}")
+        variable = _theme_variable(ttype)
+        hex_colour = f"#{color.lower()}"
+        parts.append(themed("color", variable, hex_colour) if variable else f"color:{hex_colour}")
     if spec.get("bold"):
         parts.append("font-weight:bold")
     if spec.get("italic"):

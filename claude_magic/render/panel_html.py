@@ -13,7 +13,7 @@ from typing import Any
 
 from claude_magic.core.history import message_text
 from claude_magic.core.turn import block_from_param
-from claude_magic.render.footer import WARNING_STYLE
+from claude_magic.render.footer import warning_html
 from claude_magic.render.markdown import render_markdown
 from claude_magic.render.view import block_html
 
@@ -29,9 +29,10 @@ PANEL_CSS = f"""<style>
 .{PANEL_CLASS} .widget-html-content {{ line-height: 1.45; }}
 .{PANEL_CLASS} .claude-panel-user {{ background: var(--jp-layout-color2, #f1f3f5); border-radius: 6px;
   padding: 4px 10px; margin: 6px 0 2px 0; white-space: pre-wrap; }}
-.{PANEL_CLASS} .claude-panel-who {{ color: #777; font-size: 0.8em; }}
-.{PANEL_CLASS} .claude-panel-info {{ color: #777; font-size: 0.85em; }}
-.{PANEL_CLASS} .claude-panel-note {{ color: #777; font-style: italic; font-size: 0.85em; }}
+.{PANEL_CLASS} .claude-panel-who {{ color: var(--jp-content-font-color2, #6e6e6e); font-size: 0.8em; }}
+.{PANEL_CLASS} .claude-panel-info {{ color: var(--jp-content-font-color2, #6e6e6e); font-size: 0.85em; }}
+.{PANEL_CLASS} .claude-panel-note {{ color: var(--jp-content-font-color2, #6e6e6e); font-style: italic;
+  font-size: 0.85em; }}
 </style>"""
 
 # Shift+Enter / Ctrl+Enter / Cmd+Enter in a panel's textarea sends. ipywidgets' Textarea has no key
@@ -90,4 +91,4 @@ def note_html(text: str) -> str:
 
 def setup_error_html(message: str) -> str:
     """A turn that never reached the API (no key, bad settings): the warning line alone."""
-    return f'<div class="claude-magic-warning" style="{WARNING_STYLE}">⚠ {html.escape(message)}</div>'
+    return warning_html(message)

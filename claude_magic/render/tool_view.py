@@ -12,15 +12,18 @@ from typing import Any
 from claude_magic.core.errors import redact_secrets
 from claude_magic.core.tools import ToolCallView, describe_call
 from claude_magic.core.turn import Block
+from claude_magic.render.markdown import themed
 
-# Plain property values only (no var(), url()): the sanitizer tests hold every style to that.
+# Plain property values, or the theme's colour variables with a hex fallback (`themed`); never url().
 _CALL_STYLE = "margin:0.3em 0;font-size:0.9em"
-_MUTED = "color:#777"
-_ERROR = "color:#b00020"
-_WARN = "color:#b35c00;font-weight:600"
+_MUTED = themed("color", "--jp-content-font-color2", "#6e6e6e")
+_ERROR = themed("color", "--jp-error-color1", "#b00020")
+_WARN = f"{themed('color', '--jp-warn-color0', '#b35c00')};font-weight:600"
 _TRACE_STYLE = "margin:0.3em 0 0 1.5em;font-size:0.95em;max-height:20em;overflow:auto"
 LIVE_PREVIEW_CHARS = 800  # raw tool input shown while streaming: the tail only
-_STATUS_ICONS = {"running": "⏳", "done": "✓", "error": "✗", "interrupted": "⚠", "stopped": "⚠"}
+# Status marks in every common text font (DejaVu, Liberation's fallbacks, Segoe UI Symbol, Apple
+# Symbols): no emoji, which shows as an empty box on a machine without an emoji font.
+_STATUS_ICONS = {"running": "○", "done": "✓", "error": "✗", "interrupted": "⚠", "stopped": "⚠"}
 
 
 def _call_text(block: Block) -> str:
@@ -36,10 +39,10 @@ def tool_use_html(block: Block, *, live: bool) -> str:
     """A tool call Claude is writing or wrote: its name and arguments (the fields parsed so far)."""
     text = html.escape(_call_text(block))
     if block.cut_off:
-        return (f'<div style="{_CALL_STYLE}">🔧 <code>{text}</code> '
+        return (f'<div style="{_CALL_STYLE}"><span style="{_MUTED}">tool call</span> <code>{text}</code> '
                 f'<span style="{_WARN}">— cut off by max_tokens: incomplete input, not run</span></div>')
     title = "server tool" if block.kind == "server_tool_use" else "tool call"
-    head = f'<div style="{_CALL_STYLE}">🔧 <span style="{_MUTED}">{title}</span> <code>{text}</code></div>'
+    head = f'<div style="{_CALL_STYLE}"><span style="{_MUTED}">{title}</span> <code>{text}</code></div>'
     if block.snapshot is None and block.parts and not block.complete:
         # No parsed snapshot (events replayed without the SDK's stream): the raw JSON so far, its tail.
         return f"{head}<pre>{html.escape(redact_secrets(block.text)[-LIVE_PREVIEW_CHARS:])}</pre>"
@@ -49,8 +52,8 @@ def tool_use_html(block: Block, *, live: bool) -> str:
 def tool_use_text(block: Block) -> str:
     text = _call_text(block)
     if block.cut_off:
-        return f"\n🔧 {text} — cut off by max_tokens: incomplete input, not run\n"
-    return f"\n🔧 tool call {text}\n"
+        return f"\ntool call {text} — cut off by max_tokens: incomplete input, not run\n"
+    return f"\ntool call {text}\n"
 
 
 def _status_line(call: ToolCallView) -> str:

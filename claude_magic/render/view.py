@@ -13,15 +13,19 @@ import re
 from dataclasses import dataclass
 
 from claude_magic.core.turn import Block, TurnState
-from claude_magic.render.footer import footer_html, footer_text
-from claude_magic.render.markdown import finished_prefix_length, render_markdown
+from claude_magic.render.footer import footer_html, footer_text, warning_html, warning_line
+from claude_magic.render.markdown import finished_prefix_length, render_markdown, themed
 from claude_magic.render.tool_view import tool_result_html, tool_result_text, tool_use_html, tool_use_text
 
 LIVE_PREVIEW_CHARS = 800  # thinking and tool input shown while streaming: the tail only
 WAITING_TEXT = "Waiting for Claude…"
 CURSOR = '<span class="claude-magic-cursor">▍</span>'
-_STATUS_STYLE = "color:#777;font-style:italic"
-_QUIET_STYLE = "color:#888;font-size:0.9em"  # omitted/redacted thinking markers, between-tools narration
+MUTED_COLOUR = themed("color", "--jp-content-font-color2", "#6e6e6e")
+_STATUS_STYLE = f"{MUTED_COLOUR};font-style:italic"
+_QUIET_STYLE = f"{MUTED_COLOUR};font-size:0.9em"  # omitted/redacted thinking markers, between-tools narration
+# Thinking is prose: the page's proportional font, wrapped between words, its line breaks kept. (A
+# <pre> is monospace and JupyterLab breaks its lines anywhere, splitting words: "not / hing".)
+_THINKING_STYLE = f"white-space:pre-wrap;overflow-wrap:break-word;{MUTED_COLOUR};margin:0.3em 0 0.5em 1em"
 _CLOSING_TAG = re.compile(r"</([a-z][a-z0-9]*)>")
 # The cursor goes inside every element still open at the end, except a highlighted token's span (so it
 # keeps the code's own colour) and a link (so it is not underlined or clickable): right after the text.
@@ -52,8 +56,8 @@ def with_cursor(markup: str) -> str:
     return markup[:text_end] + CURSOR + markup[text_end:]
 
 
-def _escape_pre(text: str) -> str:
-    return f"<pre>{html.escape(text)}</pre>"
+def _thinking_prose(text: str) -> str:
+    return f'<div class="claude-magic-thinking" style="{_THINKING_STYLE}">{html.escape(text)}</div>'
 
 
 def _quiet(text: str) -> str:
@@ -80,7 +84,7 @@ def block_html(block: Block, *, live: bool = False) -> str:
         shown = text[-LIVE_PREVIEW_CHARS:] if live else text
         label = "Thinking…" if live else "Thinking"
         return (f"<details{' open' if live else ''}><summary>{label} ({len(text):,} characters)</summary>"
-                f"{_escape_pre(shown)}</details>")
+                f"{_thinking_prose(shown)}</details>")
     if block.kind == "redacted_thinking":
         return _quiet("(some reasoning was redacted)")
     if block.kind in ("tool_use", "server_tool_use"):
@@ -113,7 +117,7 @@ def status_html(state: TurnState) -> str:
     if state.notice:
         return f'<div style="{_STATUS_STYLE}">{html.escape(state.notice)}</div>'
     if not state.has_content:
-        return f'<div style="{_STATUS_STYLE}">⏳ {WAITING_TEXT}</div>'
+        return f'<div style="{_STATUS_STYLE}">{WAITING_TEXT}</div>'
     return ""
 
 
@@ -129,8 +133,22 @@ def drawn_blocks(state: TurnState) -> list[Block]:
     return blocks
 
 
+def nothing_arrived(state: TurnState) -> bool:
+    """A finished turn that failed before the API answered anything (unknown model, bad key, no
+    connection): no block, no token counted. Its footer would only say "0 in / 0 out · stop_reason: —"."""
+    return (state.finished and state.error is not None and not state.blocks
+            and not state.total_usage.input_tokens and not state.tokens_so_far)
+
+
 def answer_bundle(state: TurnState) -> Bundle:
-    """The whole turn, rendered once: answer, then warning and footer when finished."""
+    """The whole turn, rendered once: answer, then warning and footer when finished. A turn that failed
+    before anything arrived is its error line alone (nothing at all when the surface raises it: the
+    raised line is then the one report)."""
+    if nothing_arrived(state):
+        warning = warning_line(state)
+        if warning is None:
+            return {"text/plain": "", "text/html": ""}
+        return {"text/plain": f"⚠ {warning}", "text/html": warning_html(warning)}
     blocks = drawn_blocks(state)
     body = "".join(block_html(block) for block in blocks)
     text = "".join(block_text(block) for block in blocks)

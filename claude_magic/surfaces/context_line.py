@@ -6,9 +6,10 @@ import html
 from collections.abc import Sequence
 
 from claude_magic.core.context import Attachment, summary_line
+from claude_magic.render.markdown import themed
 from claude_magic.surfaces.display import resolve_display
 
-_STYLE = "color:#555;font-size:0.9em;margin-bottom:0.3em"
+_STYLE = f"{themed('color', '--jp-content-font-color2', '#555555')};font-size:0.9em;margin-bottom:0.3em"
 
 
 def attachment_bundle(attachments: Sequence[Attachment]) -> dict[str, str]:

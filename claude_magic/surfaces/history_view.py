@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,19 @@ from typing import Any
 from claude_magic.core.history import Conversation, Turn, message_text
 from claude_magic.core.persist import SavedConversation
 from claude_magic.core.pricing import format_cost
-from claude_magic.render.markdown import render_markdown
+from claude_magic.render.markdown import render_markdown, themed
 
-_FACTS_STYLE = "color:#777;font-size:0.85em"
+# Long prompts and answers are clipped where the conversation is shown (all of it stays in history and
+# in `%claude export`): a 200k-character prompt must not make a 40,000-pixel output.
+PROMPT_CHARS = 1_500
+ANSWER_CHARS = 4_000
+# The turn's own label is bigger than any heading inside it: an answer's `#` becomes <h4> (JupyterLab: 1.2em),
+# `##` <h5>, the rest <h6>, under a label of 1.35em.
+_HEADING_SHIFT = 3
+_HEADING_TAG = re.compile(r"<(/?)h([1-6])>")
+_FACTS_STYLE = f"{themed('color', '--jp-content-font-color2', '#6e6e6e')};font-size:0.85em"
+_TURN_LABEL_STYLE = "font-size:1.35em;font-weight:bold"
+_BODY_STYLE = "margin:0 0 0.6em 1em"
 
 
 def _tokens(usage: dict[str, int]) -> str:
@@ -45,30 +56,86 @@ def totals(turns: list[Turn]) -> str:
     return " · ".join(parts)
 
 
+def clipped(text: str, limit: int) -> str:
+    """`text`, or its first `limit` characters and a line saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n\n… ({len(text) - limit:,} more characters; %claude export FILE.md writes it all)"
+
+
+def _demoted(markup: str) -> str:
+    """Headings of sanitized HTML moved down three levels, to <h6> at most (every `<` of text is escaped
+    there: what the pattern finds are tags)."""
+    return _HEADING_TAG.sub(lambda m: f"<{m[1]}h{min(int(m[2]) + _HEADING_SHIFT, 6)}>", markup)
+
+
+def _messages(turn: Turn) -> list[tuple[str, str]]:
+    """(role, text) of a turn's messages, each clipped: prompts shorter than answers."""
+    shown = []
+    for message in turn.messages:
+        limit = PROMPT_CHARS if message["role"] == "user" else ANSWER_CHARS
+        shown.append((message["role"], clipped(message_text(message["content"]), limit)))
+    return shown
+
+
+def header(name: str, turns: list[Turn]) -> str:
+    """The first line of `%claude history`, the same in a notebook and a terminal."""
+    return f"Conversation {name!r} · {totals(turns)}"
+
+
 class HistoryView:
     """A conversation rendered for display (`%claude history`): numbered turns, where each came from
-    (cell, panel, code, import), its tokens and estimated cost, and the conversation's totals."""
+    (cell, panel, terminal, code, import), its tokens and estimated cost, and the conversation's totals.
+    Turns are folded (the newest open), long prompts and answers clipped, and an answer's headings kept
+    smaller than its turn's label. In a terminal it prints rendered Markdown (`print_to_terminal`)."""
 
     def __init__(self, conversation: Conversation) -> None:
         self.name = conversation.name
         self.turns = conversation.turns
 
+    def _empty(self) -> str:
+        return f"Conversation {self.name!r} is empty."
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         if not self.turns:
-            empty = f"Conversation {self.name!r} is empty."
-            return {"text/plain": empty, "text/html": f"<p><em>{html.escape(empty)}</em></p>"}
-        text_parts = [f"Conversation {self.name!r}: {totals(self.turns)}"]
-        html_parts = [f"<p><strong>Conversation {html.escape(self.name)}</strong> · "
-                      f"{html.escape(totals(self.turns))}</p>"]
+            return {"text/plain": self._empty(), "text/html": f"<p><em>{html.escape(self._empty())}</em></p>"}
+        text_parts = [header(self.name, self.turns)]
+        html_parts = [f"<p><strong>{html.escape(header(self.name, self.turns))}</strong></p>"]
         for number, turn in enumerate(self.turns, start=1):
             facts = turn_facts(number, turn)
+            label, _, rest = facts.partition(" · ")
             text_parts.append(f"── {facts}")
-            html_parts.append(f'<hr><div style="{_FACTS_STYLE}">{html.escape(facts)}</div>')
-            for message in turn.messages:
-                body = message_text(message["content"])
-                text_parts.append(f"{message['role']}:\n{body}")
-                html_parts.append(f"<div><strong>{html.escape(message['role'])}</strong></div>{render_markdown(body)}")
+            body = []
+            for role, text in _messages(turn):
+                text_parts.append(f"{role}:\n{text}")
+                body.append(f"<div><strong>{html.escape(role)}</strong></div>{_demoted(render_markdown(text))}")
+            opened = " open" if number == len(self.turns) else ""
+            html_parts.append(
+                f'<details{opened}><summary><span style="{_TURN_LABEL_STYLE}">'
+                f'{html.escape(label)}</span> <span style="{_FACTS_STYLE}">· {html.escape(rest)}</span></summary>'
+                f'<div style="{_BODY_STYLE}">{"".join(body)}</div></details>')
         return {"text/plain": "\n\n".join(text_parts), "text/html": "".join(html_parts)}
+
+    def print_to_terminal(self, console: Any = None) -> None:
+        """The conversation on a terminal: Markdown rendered and wrapped between words by rich."""
+        from rich.console import Console, Group
+        from rich.markdown import Markdown
+        from rich.rule import Rule
+        from rich.text import Text
+
+        from claude_magic.surfaces.terminal import CODE_THEME, printable
+
+        console = console or Console(highlight=False, markup=False, emoji=False)
+        if not self.turns:
+            console.print(Text(self._empty()))
+            return
+        pieces: list[Any] = [Text(header(self.name, self.turns), style="bold")]
+        for number, turn in enumerate(self.turns, start=1):
+            pieces.append(Rule(turn_facts(number, turn), align="left", style="dim"))
+            for role, text in _messages(turn):
+                pieces.append(Text(f"{role}:", style="bold"))
+                pieces.append(Markdown(printable(text), code_theme=CODE_THEME))
+        console.print(Group(*pieces))
 
 
 def conversations_report(in_memory: list[Conversation], saved: list[SavedConversation], folder: Path | None) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import re
 import shlex
+import uuid
 from argparse import Namespace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ from claude_magic.core.persist import HistoryFileError, export_json, export_mark
 from claude_magic.core.persist import install as install_saver
 from claude_magic.settings import DISPLAY_MODES, ClaudeMagic
 from claude_magic.surfaces import warm_up
-from claude_magic.surfaces.display import notebook_cell_id
+from claude_magic.surfaces.display import in_kernel, notebook_cell_id, resolve_display
 
 # `%load_ext` imports this module: what brings the SDK (the engine, the client, the error texts) or the
 # renderers is imported where a turn needs it, after the extension's background warm-up has loaded it
@@ -179,7 +180,10 @@ class ClaudeMagics(Magics):
         reply = self._ask(prompt, args, attachments)
         # The line magic's value is the reply (`answer = %claude ...`); a %%claude cell keeps its value
         # None, so a terminal prints no empty `Out[n]:` after every answer (`--out NAME` keeps it there).
-        return reply if cell is None else None
+        # So does a terminal's bare `%claude question` line, whose answer is on screen already.
+        if cell is not None or (not in_kernel() and _bare_magic_line(self.shell)):
+            return None
+        return reply
 
     # -- parsing -----------------------------------------------------------------------------------
 
@@ -215,11 +219,16 @@ class ClaudeMagics(Magics):
                                 temperature=args.temperature, conversation=args.conversation or "", new=args.new,
                                 error_raised=raising and not settings.debug, attachments=attachments or (),
                                 tools=args.tools, tool_choice=args.tool_choice, namespace=self.shell.user_ns,
-                                thinking=args.thinking, source="cell", owner=self._owner(args.key),
+                                thinking=args.thinking, source=self._source(), owner=self._owner(args.key),
                                 append=args.append, thinking_display=args.thinking_display, effort=args.effort)
         except ValueError as exc:
             raise UsageError(f"Invalid option: {exc}") from None
         return self._run(turn, args, attachments or [], raising)
+
+    @staticmethod
+    def _source() -> str:
+        """Where a turn was asked, as `%claude history` labels it: a notebook cell or a terminal."""
+        return "cell" if in_kernel() else "terminal"
 
     def _owner(self, key: str | None = None) -> str | None:
         """The key of this cell's turn: --key, else the notebook's cell id, and which %claude of the cell it
@@ -242,7 +251,8 @@ class ClaudeMagics(Magics):
         raising = settings.raise_on_error and not args.no_raise
         try:
             turn = prepare_continuation(settings, conversation=args.conversation or "", max_tokens=args.max_tokens,
-                                        source="cell", error_raised=raising and not settings.debug, redraw=False)
+                                        source=self._source(), error_raised=raising and not settings.debug,
+                                        redraw=False)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         return self._run(turn, args, [], raising)
@@ -253,13 +263,17 @@ class ClaudeMagics(Magics):
         from claude_magic.surfaces.context_line import attachment_bundle, show_attachments
         from claude_magic.surfaces.display import current_cell, make_sink, remember_cut_off, resolve_cut_off
         from claude_magic.surfaces.reply import Reply, remember_last
+        from claude_magic.surfaces.sinks import IPythonDisplay, PlainTextCellSink
 
         settings = self.settings
         self.last_turn = turn.state
         display = args.display or settings.display_mode
-        # -f text: the answer as plain text, drawn once when it is finished.
-        sink = make_sink("none" if args.format == "text" else display, events=args.raw,
-                         above=[attachment_bundle(attachments)] if attachments else [])
+        # -f text: the answer as plain text, drawn once when it is finished; a live cell shows the
+        # waiting line until then.
+        text_live = args.format == "text" and resolve_display(display) == "live"
+        sink = (PlainTextCellSink(IPythonDisplay(), f"claude-{uuid.uuid4().hex[:12]}") if text_live
+                else make_sink("none" if args.format == "text" else display, events=args.raw,
+                               above=[attachment_bundle(attachments)] if attachments else []))
         show_attachments(attachments, display)
         cell = current_cell() if sink is not None else None
         state = run_exchange(turn, sink)
@@ -268,7 +282,7 @@ class ClaudeMagics(Magics):
         if turn.committed and state.stop_reason in CONTINUABLE:
             remember_cut_off(turn.committed_id, sink, state)
         reply = remember_last(Reply(state, streamed_into=cell))
-        if args.format == "text" and not (state.error is not None and state.error.kind == "setup"):
+        if args.format == "text" and not text_live and not (state.error is not None and state.error.kind == "setup"):
             show_plain_text(reply, display)
         if args.out is not None:
             self.shell.user_ns[args.out] = reply
@@ -321,6 +335,9 @@ class ClaudeMagics(Magics):
         if name == "history":
             from claude_magic.surfaces.history_view import HistoryView
 
+            if not in_kernel():  # rendered Markdown, wrapped between words, and no `Out[n]:` in front
+                HistoryView(conversation).print_to_terminal()
+                return None
             return HistoryView(conversation)
         if name == "last":
             from claude_magic.surfaces.reply import last_reply
@@ -396,10 +413,12 @@ class ClaudeMagics(Magics):
         except Exception as exc:  # noqa: BLE001 - one line: the API's own message says why
             raise ClaudeError(f"Could not count tokens: {redacted_exception(exc)}") from None
         request = turn.request
+        tools = len(request.get("tools") or ())
         parts = (["system prompt"] if request.get("system") else []) + (
-            [f"{len(request['tools'])} tools"] if request.get("tools") else []) + (
+            [f"{tools} tool{'s' * (tools != 1)}"] if tools else []) + (
             [f"attachments: {', '.join(a.name for a in attachments)}"] if attachments else [])
-        history = len(request["messages"]) // 2
+        # Turns as `%claude history` numbers them: a turn with tool calls holds several messages.
+        history = len(STORE.get(args.conversation or self.settings.conversation))
         print(tokens_report(tokens, request["model"], turn.input_limit, turns=history, parts=parts))
         if attachments:
             print(f"   {', '.join(a.summary() for a in attachments)}")
@@ -508,6 +527,15 @@ def _one_edit_apart(word: str, known: str) -> bool:
             and word[differ[0]] == known[differ[1]] and word[differ[1]] == known[differ[0]])
     shorter, longer = sorted((word, known), key=len)
     return any(longer[:i] + longer[i + 1:] == shorter for i in range(len(longer)))
+
+
+def _bare_magic_line(shell: Any) -> bool:
+    """True when the input being run is one `%claude …` line whose value nobody takes (no `x = %claude`)."""
+    try:
+        raw = shell.history_manager.input_hist_raw[-1]
+    except (AttributeError, IndexError):
+        return False
+    return "\n" not in raw.strip() and raw.lstrip().startswith("%claude")
 
 
 def check_encodable(prompt: str) -> None:

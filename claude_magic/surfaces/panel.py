@@ -33,6 +33,7 @@ How it works:
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 import weakref
@@ -70,8 +71,13 @@ _ANSWER_CLASS = "claude-panel-answer"
 _STOP_WAIT = 5.0  # seconds New conversation waits for a stopped turn to wind down
 
 
+# A message fills the transcript's width exactly: ipywidgets gives every widget a 2 px margin on each
+# side, which a width of 100% would push 4 px past its box (a horizontal scrollbar under each message).
+_FULL_WIDTH = {"width": "100%", "flex": "0 0 auto", "margin": "2px 0"}
+
+
 def _html(value: str, *classes: str) -> widgets.HTML:
-    widget = widgets.HTML(value, layout=widgets.Layout(width="100%", flex="0 0 auto"))
+    widget = widgets.HTML(value, layout=widgets.Layout(**_FULL_WIDTH))
     for name in classes:
         widget.add_class(name)
     return widget
@@ -115,7 +121,7 @@ class _TurnView:
     _NEW_WIDGET_BYTES = 1400  # a piece's comm_open: envelope and widget state besides its HTML
 
     def __init__(self, on_first_content: Callable[[], None] | None = None, *, events: bool = False) -> None:
-        self._layout = widgets.Layout(width="100%", flex="0 0 auto")
+        self._layout = widgets.Layout(**_FULL_WIDTH)
         self.box = widgets.VBox(layout=self._layout)
         self.box.add_class(_ANSWER_CLASS)
         # `events`: the raw view (the stream's event lines, then the footer), drawn through the same pieces.
@@ -240,13 +246,13 @@ class ChatPanel:
                                                 layout=widgets.Layout(width="200px"))
         self.new_button = widgets.Button(description="New conversation", icon="plus",
                                          layout=widgets.Layout(width="auto", flex="0 0 auto"),
-                                         tooltip="Clear this conversation's history (shared with %%claude)")
+                                         tooltip="Start a new conversation in this panel; the current one is kept")
         self.info = widgets.HTML(layout=widgets.Layout(flex="1 1 auto", margin="0 0 0 8px"))
         # The raw view for learning: the next answers are drawn as the stream's events (like %%claude --raw).
         self.raw_events = widgets.ToggleButton(value=raw, description="Raw events", icon="list",
                                                tooltip="Draw the next answers as the stream's events",
                                                layout=widgets.Layout(width="auto", flex="0 0 auto"))
-        self.transcript = widgets.VBox(layout=widgets.Layout(width="100%", flex="0 0 auto"))
+        self.transcript = widgets.VBox(layout=widgets.Layout(**_FULL_WIDTH))
         # A column-reverse scroller keeps the view pinned to the newest text while it streams,
         # without any front-end code; its one child keeps the normal top-to-bottom order (and must
         # not shrink, or the flex layout would clip the messages instead of scrolling).
@@ -320,19 +326,36 @@ class ChatPanel:
         `last_turn`, or None if a turn is still running after `timeout` seconds."""
         return self.last_turn if self._idle.wait(timeout) else None
 
-    def new_conversation(self) -> None:
-        """Start over: stop a running turn, clear the conversation's history (for the magic too)."""
+    def new_conversation(self) -> str:
+        """Start over in a new named conversation (the New conversation button): stop a running turn, then
+        switch this panel to a fresh conversation (`default-2`, ...). Nothing is cleared: the old one stays
+        in the kernel, shared with `%%claude` and other panels, and the panel says how to go back to it
+        (one click must not throw away a conversation the notebook's cells are built on). Returns the
+        name the panel now uses."""
         try:
+            old = self.conversation
             if self.busy:
                 self.stop()
                 if self.wait(_STOP_WAIT) is None and self.busy:
-                    self._report("The running answer did not stop; the conversation was not cleared.")
-                    return
-            self.conversation.reset()
-            self._sync_history()
-            _sync_panels(self.conversation, exclude=self)
+                    self._report("The running answer did not stop; no new conversation was started.")
+                    return old.name
+            if not len(old):
+                self._report_note(f"Conversation {old.name!r} is empty already: ask away.")
+                return old.name
+            name = _unused_name(old.name)
+            with self._lock:
+                self.conversation = STORE.get(name)
+                self._shown, self._shown_rewrites = [], -1
+                turns = len(old)
+                self._rebuild(note=(
+                    f"New conversation {name!r}. The earlier one, {old.name!r} ({turns} turn{'s' * (turns != 1)}), "
+                    f"is kept: ChatPanel(conversation={old.name!r}) shows it again, %%claude -c {old.name} "
+                    f"goes on with it (and %%claude cells without -c still use {self._settings().conversation!r})."))
+                self._update_info()
+            return name
         except Exception as exc:  # noqa: BLE001
-            self._report(f"The panel failed to clear the conversation: {exc!r}")
+            self._report(f"The panel failed to start a new conversation: {exc!r}")
+            return self.conversation.name
 
     def refresh(self) -> None:
         """Show turns committed to this conversation elsewhere (done after every cell automatically)."""
@@ -480,6 +503,11 @@ class ChatPanel:
         finally:
             self._idle.set()  # last: wait() returning means every panel shows the turn
 
+    def _report_note(self, message: str) -> None:
+        """A muted line in the transcript (not an error)."""
+        with contextlib.suppress(Exception), self._lock:
+            self.transcript.children = (*self.transcript.children, _html(note_html(message)))
+
     def _report(self, message: str) -> None:
         """An error line in the transcript, for failures outside a turn."""
         with contextlib.suppress(Exception), self._lock:
@@ -531,6 +559,15 @@ class ChatPanel:
         last = self.conversation.last_turn()
         cut_off = last is not None and last.stop_reason in CONTINUABLE
         self.continue_button.layout.display = None if cut_off else "none"
+
+
+def _unused_name(name: str) -> str:
+    """`name-2`, `name-3`, ... (from the name without its number): the first this kernel has no turns in."""
+    base = re.sub(r"-\d+$", "", name) or name
+    number = 2
+    while len(STORE.get(f"{base}-{number}")):
+        number += 1
+    return f"{base}-{number}"
 
 
 def _only_tool_results(content: Any) -> bool:

@@ -98,10 +98,17 @@ class Reply:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        from claude_magic.surfaces.display import current_cell
+        from claude_magic.surfaces.display import current_cell, in_kernel
 
         if self._streamed_into is not None and self._streamed_into == current_cell():
             return  # `%claude ...` / `ask(...)` on the cell's last line: the answer is already there
+        if not in_kernel():
+            # A terminal: the answer's Markdown rendered and wrapped between words, as it streamed.
+            from claude_magic.surfaces.terminal import TerminalSink
+
+            print()  # below IPython's `Out[n]:`
+            TerminalSink().finish(self.state)
+            return
         display(self._repr_mimebundle_(), raw=True)
 
 

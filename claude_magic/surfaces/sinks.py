@@ -14,7 +14,7 @@ from claude_magic.core.turn import TurnState
 from claude_magic.core.wire_events import ask_for_events
 from claude_magic.render.budget import ENVELOPE_BYTES, FrameBudget, utf8_size
 from claude_magic.render.events_view import EventsView, events_bundle
-from claude_magic.render.view import IncrementalView, answer_bundle
+from claude_magic.render.view import WAITING_TEXT, IncrementalView, answer_bundle
 from claude_magic.surfaces.terminal import TerminalSink as TerminalSink  # the terminal sink lives in _terminal
 
 
@@ -200,8 +200,9 @@ class LiveCellSink:
         self._publisher.clear()
         for bundle in self._above:
             self._publisher.display(bundle)
-        self.final_display_id = f"{self._id_prefix}-final"
-        self._publisher.display(final, display_id=self.final_display_id)
+        if any(final.values()):  # empty: the turn failed before anything arrived and the surface raises
+            self.final_display_id = f"{self._id_prefix}-final"
+            self._publisher.display(final, display_id=self.final_display_id)
 
     def redraw(self, state: TurnState) -> None:
         """Draw the finished turn again where it was drawn (e.g. its cut-off warning, once continued)."""
@@ -237,12 +238,45 @@ class FinalCellSink:
         return True
 
     def finish(self, state: TurnState) -> None:
-        self._publisher.display(self._drawing.bundle(state), display_id=self.final_display_id)
+        final = self._drawing.bundle(state)
+        if any(final.values()):  # empty: the turn failed before anything arrived and the surface raises
+            self._publisher.display(final, display_id=self.final_display_id)
+
 
     def redraw(self, state: TurnState) -> None:
         """Draw the finished turn again where it was drawn (a notebook open in a frontend shows the change)."""
         if self.final_display_id is not None:
             self._publisher.update(self._drawing.bundle(state), self.final_display_id)
+
+
+class PlainTextCellSink:
+    """`-f text` in a live cell: "Waiting for Claude…" (or a retry notice) until the turn ends, then the
+    answer and its footer as text/plain only, in the same output."""
+
+    def __init__(self, publisher: DisplayPublisher, display_id: str) -> None:
+        self._publisher = publisher
+        self._display_id = display_id
+        self._shown = ""
+
+    def _status(self, state: TurnState) -> dict[str, str]:
+        return {"text/plain": state.notice or WAITING_TEXT}
+
+    def start(self, state: TurnState) -> None:
+        bundle = self._status(state)
+        self._shown = bundle["text/plain"]
+        self._publisher.display(bundle, display_id=self._display_id)
+
+    def affords(self, state: TurnState) -> bool:
+        return True
+
+    def frame(self, state: TurnState) -> None:
+        bundle = self._status(state)
+        if bundle["text/plain"] != self._shown:  # a retry notice came or went: nothing else changes
+            self._shown = bundle["text/plain"]
+            self._publisher.update(bundle, self._display_id)
+
+    def finish(self, state: TurnState) -> None:
+        self._publisher.update({"text/plain": answer_bundle(state)["text/plain"]}, self._display_id)
 
 
 def make_cell_sink(mode: str, publisher: Any, id_prefix: str, *, events: bool = False,

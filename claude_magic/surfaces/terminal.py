@@ -23,13 +23,17 @@ from claude_magic.core.turn import TurnState
 from claude_magic.core.wire_events import ask_for_events
 from claude_magic.render.footer import footer_parts, footer_text, warning_line
 from claude_magic.render.markdown import finished_prefix_length
-from claude_magic.render.view import LIVE_PREVIEW_CHARS, WAITING_TEXT, block_text
+from claude_magic.render.view import LIVE_PREVIEW_CHARS, WAITING_TEXT, answer_bundle, block_text, nothing_arrived
 
 WARNING_STYLE = "bold yellow"
 FOOTER_STYLE = "dim"
 NOTICE_STYLE = "italic yellow"
 STATUS_STYLE = "dim italic"
 ASIDE_STYLE = "dim"  # thinking and tool calls
+# Code in the terminal's own colours: the default text colour and its ANSI palette, no background. rich's
+# default (monokai) paints near-white text meant for its dark box, which is unreadable on a light terminal
+# wherever the box is not drawn; the palette colours are the ones the user chose for their background.
+CODE_THEME = "ansi_light"
 
 # Model output is untrusted: on a terminal an ESC or other control character in it could move the
 # cursor, retitle the window or write the clipboard (OSC 52). rich passes ESC through, so drop them.
@@ -147,7 +151,11 @@ class _PlainRenderer:
 
     def finish(self, state: TurnState) -> None:
         self._write(state, final=True)
-        self._out.write(f"\n\n{footer_text(state)}\n")
+        if nothing_arrived(state):  # the error line alone (or nothing: the surface raises it)
+            line = answer_bundle(state)["text/plain"]
+            self._out.write(f"{line}\n" if line else "")
+        else:
+            self._out.write(f"\n\n{footer_text(state)}\n")
         self._out.flush()
 
 
@@ -191,8 +199,10 @@ class _RichRenderer:
         lines: list[RenderableType] = [NewLine()] if self._printed else []
         if warning:
             lines.append(Text(f"⚠ {warning}", style=WARNING_STYLE))
-        lines.append(Text(" · ".join(footer_parts(state)), style=FOOTER_STYLE))
-        self._console.print(Group(*lines))
+        if not nothing_arrived(state):  # else a footer of zeros: the error line is the one report
+            lines.append(Text(" · ".join(footer_parts(state)), style=FOOTER_STYLE))
+        if lines:
+            self._console.print(Group(*lines))
 
     def _advance(self, state: TurnState, *, final: bool) -> None:
         """Print what has become final since the last frame; keep the unfinished block in `_tail`."""
@@ -221,7 +231,8 @@ class _RichRenderer:
     def _print(self, text: str, *, markdown: bool) -> None:
         if not text.strip():
             return
-        piece = Markdown(text) if markdown else Text(printable(text).rstrip("\n"), style=ASIDE_STYLE)
+        piece: RenderableType = (Markdown(text, code_theme=CODE_THEME) if markdown
+                                 else Text(printable(text).rstrip("\n"), style=ASIDE_STYLE))
         self._console.print(_Piece(piece, gap=self._printed))
         self._printed = True
 
@@ -232,11 +243,11 @@ class _RichRenderer:
             if block.kind != "text":
                 shown.append(Text(printable(block_text(block)[-LIVE_PREVIEW_CHARS:]), style=ASIDE_STYLE))
             elif self._tail.strip():
-                shown.append(Markdown(self._tail))
+                shown.append(Markdown(self._tail, code_theme=CODE_THEME))
         if state.notice:
             shown.append(Text(printable(state.notice), style=NOTICE_STYLE))
         elif not state.has_content:
-            shown.append(Text(f"⏳ {WAITING_TEXT}", style=STATUS_STYLE))
+            shown.append(Text(WAITING_TEXT, style=STATUS_STYLE))
         self._live.update(_Piece(Group(*shown), gap=self._printed, bottom=True), refresh=True)
 
 
