@@ -26,6 +26,7 @@ from claude_magic.core.persist import install as install_saver
 from claude_magic.core.pricing import estimate_cost, parse_overrides
 from claude_magic.core.request import TurnOptions, build_request, check_sampling, thinking_param
 from claude_magic.core.stream import SharedBackoff, Sink, TurnControl, run_turn, run_turn_async
+from claude_magic.core.structured import OutputSpec, output_spec, parse_into, with_format
 from claude_magic.core.throttle import Throttle
 from claude_magic.core.tokens import check_budget, check_budget_async, input_limit, remember_exchange
 from claude_magic.core.tool_loop import ToolLoop, api_valid_prefix, as_prefill, begin_round
@@ -62,6 +63,7 @@ class PreparedTurn:
     continues: Turn | None = None  # `%claude continue`: the cut-off turn this answer goes on from
     prices: Any = None  # price overrides (core.pricing) for the cost estimate
     pauses: int = 0  # pause_turn continuations so far
+    output: OutputSpec | None = None  # a typed answer (`output=Model`): parsed into state.parsed at the end
 
 
 def prepare_turn(
@@ -84,6 +86,7 @@ def prepare_turn(
     source: str = "code",
     owner: str | None = None,
     append: bool = False,
+    output: Any = None,
 ) -> PreparedTurn:
     """Resolve the options (call arguments over settings) and snapshot the conversation for `prompt`.
 
@@ -93,7 +96,10 @@ def prepare_turn(
     `settings.tools`); an unknown name or an unusable signature raises ValueError (`ToolSetupError`).
     `owner`: the cell asking (its id): when that cell committed a turn before, this turn is asked with only
     the history before it and replaces it in place, unless `append`.
+    `output`: a pydantic model, dataclass, TypedDict or JSON-schema dict (core.structured): the answer is
+    that object as JSON (the API's structured output), validated into `state.parsed` when the turn ends.
     """
+    spec = output_spec(output)
     options = _options(settings, model, max_tokens, system, temperature, thinking)
     install_saver(lambda: settings.history_dir)
     history = None if conversation is ONE_OFF else STORE.get(conversation or settings.conversation)
@@ -109,8 +115,10 @@ def prepare_turn(
     if not settings.history_images:  # earlier turns' images and PDFs stay in history, but are not re-sent
         messages = [*without_images(messages[:-1]), messages[-1]]
     state = TurnState(model=options.model, prompt=prompt, started_at=time.monotonic(), offline=settings.offline,
-                      error_raised=error_raised)
+                      error_raised=error_raised, typed=spec is not None)
     request = build_request(options, messages)
+    if spec is not None:
+        request["output_config"] = with_format(request.get("output_config"), spec)
     tool_loop = _offer_tools(request, settings, history, tools, tool_choice, max_tool_rounds, namespace)
     return PreparedTurn(
         prompt=prompt,
@@ -127,6 +135,7 @@ def prepare_turn(
         owner=owner,
         replaces=replaces,
         prices=parse_overrides(settings.prices),
+        output=spec,
     )
 
 
@@ -307,6 +316,8 @@ def _commit(turn: PreparedTurn) -> None:
     Only whole, completed exchanges enter history: a failed or stopped one would break alternation."""
     state = turn.state
     _settle_tool_calls(state)
+    if turn.output is not None:
+        parse_into(state, turn.output)
     total = state.total_usage
     if (total.input_tokens or total.output_tokens) and not state.offline:  # an emulated answer costs nothing
         state.cost = estimate_cost(state.model, total, turn.prices)

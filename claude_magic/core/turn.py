@@ -155,6 +155,10 @@ class TurnState:
     # Where the committed turn went in its conversation ("replaced turn 2 of 5"), or why it was not added.
     history_note: str | None = None
     cost: float | None = None  # estimated US dollars for this turn (core.pricing)
+    # A typed answer (`output=Model`, core.structured): the validated object once the turn completed, drawn
+    # in place of its JSON; None when no type was asked for or the answer was not one (then `error` says why).
+    typed: bool = False
+    parsed: Any = field(default=None, repr=False, compare=False)
 
     @property
     def text(self) -> str:

@@ -16,6 +16,7 @@ from anthropic.types import ModelParam
 from .._model_facts import SAMPLING_PARAMETERS, takes_sampling
 from ._errors import ApiError
 from ._media_blocks import check_media_block
+from ._structured import check_output_config
 from ._thinking_rules import check_thinking
 from ._tool_rules import check_tools
 
@@ -196,6 +197,7 @@ def validate_request(body: Any, models: Iterable[str], *, count_only: bool = Fal
     _check_messages(body.get("messages"))
     check_tools(body)
     check_thinking(body, signatures, count_only=count_only)
+    check_output_config(body)
     _check_system(body.get("system"))
     temperature = body.get("temperature")
     if temperature is not None and (

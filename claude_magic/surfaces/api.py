@@ -50,6 +50,7 @@ def ask(
     tool_choice: str | None = None,
     max_tool_rounds: int | None = None,
     thinking: str | int | None = None,
+    output: Any = None,
 ) -> Reply:
     """Ask Claude and stream the answer into the cell, exactly as `%%claude` does; returns the Reply.
 
@@ -67,12 +68,16 @@ def ask(
     tool_choice: auto, any, none or a tool's name. max_tool_rounds: default `%config
     ClaudeMagic.max_tool_rounds`. thinking: a token budget, "adaptive" or "off" (default `%config
     ClaudeMagic.thinking`), streamed in a folding block above the answer.
+    output: a pydantic model, dataclass, TypedDict or JSON-schema dict: the answer is that object (the API's
+    structured output; the JSON streams live, then shows as a table), validated into `reply.parsed`
+    (`ask("Rate: great service", output=Review).parsed.stars`). A refusal, a cut-off or an invalid object
+    leaves `parsed` None with the reason in `reply.error` (raised as ClaudeError unless raise_on_error=False).
     """
     settings = current_settings()
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
                           display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds),
-                          thinking=thinking)
+                          thinking=thinking, output=output)
     cell = current_cell() if sink is not None else None
     run_exchange(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -94,6 +99,7 @@ async def ask_async(
     tool_choice: str | None = None,
     max_tool_rounds: int | None = None,
     thinking: str | int | None = None,
+    output: Any = None,
 ) -> Reply:
     """`ask` through `anthropic.AsyncAnthropic`: streams live while the event loop stays free.
 
@@ -108,7 +114,7 @@ async def ask_async(
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
                           display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds),
-                          thinking=thinking)
+                          thinking=thinking, output=output)
     cell = current_cell() if sink is not None else None
     await run_exchange_async(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -118,7 +124,7 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
              temperature: float | None, conversation: str | None, new: bool, display: str | None,
              raising: bool, attach: Iterable[Any] | None = None, *,
              tool_options: tuple[Any, str | None, int | None] = (None, None, None),
-             thinking: str | int | None = None) -> tuple[PreparedTurn, Any]:
+             thinking: str | int | None = None, output: Any = None) -> tuple[PreparedTurn, Any]:
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("ask() needs a non-empty prompt string")
     attachments = _attachments(attach, settings)
@@ -130,7 +136,7 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
     turn = prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
                         temperature=temperature, conversation=conversation or "", new=new,
                         error_raised=raising and sink is not None, attachments=attachments,
-                        thinking=thinking, source="code", **_tool_arguments(*tool_options))
+                        thinking=thinking, source="code", output=output, **_tool_arguments(*tool_options))
     show_attachments(attachments, display)
     return turn, sink
 

@@ -101,6 +101,9 @@ class ClaudeMagics(Magics):
               help="Show the stream's events as they arrive instead of the answer: one line each (type, index, "
               "delta kind, a short payload; pings included), then the footer.")
     @argument("--out", metavar="NAME", help="Also store the reply (a claude_magic.Reply) in the variable NAME.")
+    @argument("--output", metavar="NAME",
+              help="A typed answer: NAME is a pydantic model, dataclass, TypedDict or JSON-schema dict of the "
+              "notebook; the answer is that object (shown as a table), in reply.parsed (keep it with --out).")
     @argument("--no-raise", action="store_true", help="Do not raise when the turn fails.")
     @argument("--thinking", metavar="N|adaptive|off",
               help="Extended thinking: adaptive (Claude 4.6 and later), a token budget (Claude 4.6 and earlier; "
@@ -192,10 +195,19 @@ class ClaudeMagics(Magics):
                                 error_raised=raising and not settings.debug, attachments=attachments or (),
                                 tools=args.tools, tool_choice=args.tool_choice, namespace=self.shell.user_ns,
                                 thinking=args.thinking, source="cell", owner=self._owner(args.key),
-                                append=args.append)
+                                append=args.append, output=self._output_type(args.output))
         except ValueError as exc:
             raise UsageError(f"Invalid option: {exc}") from None
         return self._run(turn, args, attachments or [], raising)
+
+    def _output_type(self, name: str | None) -> Any:
+        """--output NAME: the notebook's class or schema dict of that name (ValueError, one line, if none)."""
+        if name is None:
+            return None
+        if name not in self.shell.user_ns:
+            raise ValueError(f"--output {name}: no such name in the notebook; define the class (or schema dict) "
+                             "in a cell above")
+        return self.shell.user_ns[name]
 
     def _owner(self, key: str | None = None) -> str | None:
         """The key of this cell's turn: --key, else the notebook's cell id, and which %claude of the cell it
