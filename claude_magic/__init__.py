@@ -68,6 +68,10 @@ _LAZY = {
     "ask_async": "surfaces.api",
     "map": "surfaces.api",
     "map_async": "surfaces.api",
+    "last_map": "surfaces.api",
+    "prompts_from": "surfaces.replies",
+    "Replies": "surfaces.replies",
+    "batch_results": "surfaces.batch_jobs",
     "ClaudeError": "surfaces.reply",
     "Reply": "surfaces.reply",
     "ChatPanel": "surfaces.panel",
@@ -83,4 +87,5 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
-__all__ = ["ChatPanel", "ClaudeError", "Reply", "ask", "ask_async", "load_ipython_extension", "map", "map_async"]
+__all__ = ["ChatPanel", "ClaudeError", "Replies", "Reply", "ask", "ask_async", "batch_results", "last_map",
+           "load_ipython_extension", "map", "map_async", "prompts_from"]
