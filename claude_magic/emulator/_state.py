@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ._batches import BatchStore
 from ._script import Pace, Script, Turn, TurnPicker
 from ._validate import sdk_models
 
@@ -57,6 +58,7 @@ class EmulatorState:
         self._counters: defaultdict[str, int] = defaultdict(int)
         self._active_streams = 0
         self._peak_streams = 0
+        self.batches = BatchStore(self.next_id)  # Message Batches (its own lock)
 
     # -- script and pacing -----------------------------------------------------------------------
 
@@ -132,6 +134,7 @@ class EmulatorState:
         with self._lock:
             self._log.clear()
             self._picker = TurnPicker(self._picker.script)
+        self.batches.reset()
 
     # -- streams ---------------------------------------------------------------------------------
 
