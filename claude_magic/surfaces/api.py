@@ -495,12 +495,12 @@ class _Progress:
             print(self.summary(interrupted))
 
 
-def _make_bar(total: int, *, text: bool) -> Any:
+def _make_bar(total: int, *, text: bool, desc: str = "claude_magic.map") -> Any:
     if text:
         from tqdm import tqdm
     else:
         from tqdm.auto import tqdm
-    return tqdm(total=total, desc="claude_magic.map", unit="prompt", mininterval=PROGRESS_REFRESH_SECONDS,
+    return tqdm(total=total, desc=desc, unit="prompt", mininterval=PROGRESS_REFRESH_SECONDS,
                 smoothing=0.1)
 
 

@@ -39,9 +39,10 @@ from claude_magic.surfaces.display import current_cell, make_sink, notebook_cell
 from claude_magic.surfaces.history_view import HistoryView, conversations_report
 from claude_magic.surfaces.reply import Reply, last_reply, remember_last
 
-_SUBCOMMANDS = ("history", "reset", "panel", "last", "tokens", "continue", "conversations", "resume")
+_SUBCOMMANDS = ("history", "reset", "panel", "last", "tokens", "continue", "conversations", "resume", "batches")
 # Subcommands that take one argument; "export notes" (no file suffix) stays a question.
 _WITH_ARGUMENT = re.compile(r"^(?P<name>resume|export|import)\s+(?P<arg>\S+)$")
+_CANCEL_BATCH = re.compile(r"^batches\s+cancel\s+(?P<arg>msgbatch_\w+)$")
 FORMATS = ("markdown", "text", "code", "json")
 
 _USAGE = """
@@ -295,10 +296,21 @@ class ClaudeMagics(Magics):
             return reply
         if name == "tokens":
             return self._tokens(args)
+        if name == "batches":
+            return self._batches(argument)
         import claude_magic  # the panel is another surface: reached through the package, lazily
 
         return claude_magic.ChatPanel(conversation=conversation.name)
 
+
+    def _batches(self, cancel: str | None) -> None:
+        """`%claude batches` lists this notebook's Message Batches; `%claude batches cancel ID` cancels one."""
+        from claude_magic.surfaces.batch_jobs import batches_report, cancel_batch
+
+        try:
+            print(cancel_batch(self.settings, cancel) if cancel else batches_report(self.settings))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
 
     def _saved(self, name: str, argument: str | None, conversation: Conversation) -> None:
         """resume, import, export, conversations: conversations on disk."""
@@ -396,6 +408,9 @@ def subcommand(prompt: str) -> tuple[str, str | None] | None:
     """(name, argument) when a line magic's text is a subcommand, else None (it is a question)."""
     if prompt in _SUBCOMMANDS:
         return prompt, None
+    cancel = _CANCEL_BATCH.match(prompt)
+    if cancel is not None:
+        return "batches", cancel["arg"]
     match = _WITH_ARGUMENT.match(prompt)
     if match is None:
         return None
