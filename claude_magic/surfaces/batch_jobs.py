@@ -72,7 +72,8 @@ def run_batch_job(turns: list[PreparedTurn], *, index: Any = None, display: str 
     if not turns:
         return Replies([], index=index)
     spec = turns[0].output
-    job = BatchJob.from_requests([turn.request for turn in turns], _options(turns[0], spec))
+    job = BatchJob.from_requests([turn.request for turn in turns], {**_options(turns[0], spec),
+                                                                    "index": _recordable_index(index)})
     progress = _BatchProgress(len(turns), display)
     client = get_client(turns[0].client_settings)
     folder = batches_folder(settings)
@@ -133,6 +134,20 @@ def _options(turn: PreparedTurn, spec: OutputSpec | None) -> dict[str, Any]:
             "schema": spec.schema if spec else None, "offline": turn.state.offline}
 
 
+def _recordable_index(index: Any) -> list[Any] | None:
+    """The input's pandas index as a JSON list (ints and strings only), so rows collected after a restart
+    line up with the DataFrame again; None for anything else (the rows then come back by position)."""
+    if index is None:
+        return None
+    values = list(index)
+    if all(isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) for v in values):
+        return values
+    try:  # numpy integers
+        return [int(v) for v in values] if all(float(v).is_integer() for v in values) else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _recorded_parts(client: Any, folder: Path, job: str, progress: _BatchProgress) -> list[BatchRecord]:
     """This job's batches recorded earlier that the API still has (newest per part)."""
     found: dict[int, BatchRecord] = {}
@@ -168,9 +183,11 @@ def _mark_not_collected(states: list[TurnState], records: list[BatchRecord]) -> 
 # -- collecting a recorded batch -----------------------------------------------------------------------------
 
 
-def batch_results(batch_id: str, *, output: Any = None, display: str = "progress", wait: bool = True) -> Replies:
+def batch_results(batch_id: str | None = None, *, output: Any = None, display: str = "progress",
+                  wait: bool = True) -> Replies:
     """Collect one recorded batch (this notebook's, or any notebook's under the same history_dir) into the
     Replies `map(..., batch=True)` returned for its prompts, in input order; waits while it still runs.
+    Without an id: this notebook's most recent batch.
 
     >>> replies = claude_magic.batch_results("msgbatch_01...")   # e.g. after a kernel restart
     >>> replies.to_frame()
@@ -184,6 +201,11 @@ def batch_results(batch_id: str, *, output: Any = None, display: str = "progress
     settings = current_settings()
     root = batches_root(settings)
     folders = [batches_folder(settings), *sorted(p for p in root.glob("*") if p.is_dir())]
+    if batch_id is None:
+        recorded = read_records(batches_folder(settings))
+        if not recorded:
+            raise ValueError(f"No batches recorded for this notebook (in {batches_folder(settings)})")
+        batch_id = recorded[-1].id
     record = find_record(folders, batch_id)
     client = get_client(ClientSettings(settings.offline, settings.connect_timeout, settings.read_timeout,
                                        settings.emulator_script))
@@ -215,7 +237,17 @@ def batch_results(batch_id: str, *, output: Any = None, display: str = "progress
     progress.close()
     mine = states[record.start:]
     progress.report(mine)
-    return _remember(Replies((Reply(s) for s in mine), batch_ids=[record.id]))
+    return _remember(Replies((Reply(s) for s in mine), batch_ids=[record.id], index=_index_of(record)))
+
+
+def _index_of(record: BatchRecord) -> Any:
+    """The recorded input index of this batch's rows, as a pandas Index (None when none was recorded)."""
+    values = record.options.get("index")
+    if not values or len(values) < record.start + record.count:
+        return None
+    import pandas as pd
+
+    return pd.Index(values[record.start:record.start + record.count])
 
 
 # -- %claude batches -----------------------------------------------------------------------------------------
