@@ -184,3 +184,22 @@ def test_interrupting_leaves_the_batch_running_and_a_new_kernel_collects_it(
 def test_record_folder_is_beside_the_conversations(emu: Emulator) -> None:
     folder = batches_folder(current_settings())
     assert folder.parent.name == ".batches" and Path(current_settings().history_dir) in folder.parents
+
+
+def test_map_async_batch_and_a_cancelled_wait_leave_the_batch_recorded(emu: Emulator) -> None:
+    import asyncio
+
+    replies = asyncio.run(claude_magic.map_async(["x 1", "x 2"], batch=True, display="none"))
+    assert [r.ok for r in replies] == [True, True] and len(replies.batch_ids) == 1
+    emu.set_batch_timing(seconds=30)
+
+    async def cancel_while_waiting() -> None:
+        task = asyncio.ensure_future(claude_magic.map_async(["y 1", "y 2"], batch=True, display="none"))
+        while len(_creates(emu)) < 2:
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_while_waiting())
+    assert len(_records()) == 2  # the cancelled wait's batch is on disk, still running on the API's side

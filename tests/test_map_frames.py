@@ -99,3 +99,25 @@ def test_an_interrupted_map_keeps_its_answers_and_a_rerun_asks_only_the_missing(
     assert rerun.stdout().strip().splitlines()[-1] == "40 40"
     assert f"{answered} kept from the interrupted run" in rerun.stdout()
     assert len(emulator.requests) - asked_before == 40 - answered  # only the missing ones were asked
+
+
+def test_a_cancelled_map_async_keeps_its_answers_in_last_map(emu: Emulator) -> None:
+    import asyncio
+
+    emu.set_pace(tokens_per_second=300)
+
+    async def cancel_midway() -> None:
+        task = asyncio.ensure_future(claude_magic.map_async([f"async {i}" for i in range(12)], concurrency=3,
+                                                            max_tokens=30, display="none"))
+        while sum(r.status == 200 for r in emu.requests) < 4:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_midway())
+    kept = claude_magic.last_map()
+    assert kept is not None and kept.interrupted and len(kept) == 12
+    answered = [r for r in kept if r.ok]
+    assert 0 < len(answered) < 12 and all("async" in r.text for r in answered)

@@ -207,3 +207,24 @@ def test_the_emulator_answers_json_that_satisfies_the_schema(emu: Emulator) -> N
     assert set(value) == {"name", "tags", "nested", "kind", "maybe"}
     assert isinstance(value["tags"], list) and isinstance(value["nested"]["flag"], bool)
     assert value["kind"] in ("a", "b") and isinstance(value["maybe"], int)
+
+
+def test_the_json_streams_live_then_the_table_replaces_it(emu: Emulator) -> None:
+    from claude_magic.surfaces.sinks import LiveCellSink
+
+    emu.set_pace(tokens_per_second=200)
+    publisher = RecordingPublisher()
+    turn = _engine.prepare_turn("Great place: positive", ClaudeMagic(), output=Review, conversation="typed",
+                                max_tokens=400)
+    _engine.run_exchange(turn, LiveCellSink(publisher, "typed"))
+    html_frames = [bundle.get("text/html", "") for bundle in publisher.calls]
+    assert any("sentiment" in frame and "<table" not in frame for frame in html_frames[:-1])  # JSON as it arrives
+    assert "<table" in html_frames[-1]
+
+
+def test_ask_async_takes_output_too(emu: Emulator) -> None:
+    import asyncio
+
+    reply = asyncio.run(claude_magic.ask_async("Fine: positive", output=Review, display="none",
+                                               conversation="typed"))
+    assert isinstance(reply.parsed, Review)

@@ -64,6 +64,8 @@ Subcommands (line magic):
   panel            open the chat panel on the conversation
   last             show the last reply (a claude_magic.Reply)
   tokens           count the input tokens the next request would carry (-a NAME counts attachments too)
+  batches          list this notebook's Message Batches (map(..., batch=True)) with status and counts
+  batches cancel ID   cancel a batch that is still running
 
 Re-running a %%claude cell replaces that cell's turn in the conversation (--append adds a new one)."""
 
