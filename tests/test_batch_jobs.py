@@ -203,3 +203,18 @@ def test_map_async_batch_and_a_cancelled_wait_leave_the_batch_recorded(emu: Emul
 
     asyncio.run(cancel_while_waiting())
     assert len(_records()) == 2  # the cancelled wait's batch is on disk, still running on the API's side
+
+
+def test_a_job_that_cannot_be_submitted_marks_every_row_in_one_line(emu: Emulator,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{dead}")
+    replies = claude_magic.map(["a", "b"], batch=True, display="none")
+    assert replies.failed == [0, 1] and replies.batch_ids == []
+    assert all(r.error.startswith("Not submitted (Could not connect to the API") and "\n" not in r.error
+               for r in replies)
+    assert _records() == []

@@ -25,6 +25,9 @@ from ._validate import api_key_from, check_auth, validate_request
 
 ADMIN_PREFIX = "/_emulator/"
 BATCHES_PATH = "/v1/messages/batches"
+# A batch create may be up to 256 MB (https://platform.claude.com/docs/en/build-with-claude/batch-processing),
+# above the Messages endpoint's own limit.
+MAX_BATCH_BYTES = 256 * 1024 * 1024
 # Errors that only mean the client went away; nothing to report.
 _GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
@@ -155,9 +158,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def _state(self) -> EmulatorState:
         return self.server.state
 
-    def _read_body(self) -> bytes:
+    def _read_body(self, limit: int | None = None) -> bytes:
         """The request body, refusing (413) anything above the size limit before reading it."""
-        limit = self._state.max_body_bytes
+        limit = limit or self._state.max_body_bytes
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
             return self._read_chunked(limit)
         try:
@@ -281,7 +284,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     def _batches(self, exchange: _Exchange, path: str) -> None:
         """/v1/messages/batches[/{id}[/cancel|/results]] (see _batches.py for the API's rules)."""
-        raw = self._read_body()
+        raw = self._read_body(max(MAX_BATCH_BYTES, self._state.max_body_bytes))
         check_auth(exchange.headers)
         store = self._state.batches
         parts = path[len(BATCHES_PATH):].strip("/").split("/") if path != BATCHES_PATH else []

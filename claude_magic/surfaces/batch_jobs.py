@@ -34,6 +34,7 @@ from claude_magic.core.batches import (
 )
 from claude_magic.core.client import ClientSettings, get_client
 from claude_magic.core.engine import PreparedTurn
+from claude_magic.core.errors import describe_error
 from claude_magic.core.persist import notebook_key
 from claude_magic.core.pricing import format_cost
 from claude_magic.core.structured import OutputSpec
@@ -99,6 +100,10 @@ def run_batch_job(turns: list[PreparedTurn], *, index: Any = None, display: str 
         progress.report(states, interrupted=records)
         return Replies((Reply(state) for state in states), index=index, interrupted=True,
                        batch_ids=[record.id for record in records])
+    except anthropic.APIError as exc:
+        # The job failed as a whole (a create refused, the connection lost while waiting): every row not
+        # answered says so in one line, and what was created stays recorded and collectable.
+        _mark_not_collected(states, records, because=describe_error(exc, model=states[0].model).finalize(False))
     progress.close()
     progress.report(states)
     return Replies((Reply(state) for state in states), index=index, batch_ids=[record.id for record in records])
@@ -168,16 +173,20 @@ def _recorded_parts(client: Any, folder: Path, job: str, progress: _BatchProgres
     return kept
 
 
-def _mark_not_collected(states: list[TurnState], records: list[BatchRecord]) -> None:
+def _mark_not_collected(states: list[TurnState], records: list[BatchRecord], because: ErrorInfo | None = None,
+                        ) -> None:
+    """Rows without a result: interrupted (`because` None) or failed with `because`; a row whose batch was
+    created says how to collect it later."""
     owner = {position: record.id for record in records for position in record.positions}
+    reason = "interrupted" if because is None else because.message
     for position, state in enumerate(states):
         if state.status in ("waiting", "streaming"):
-            state.status = "interrupted"
+            state.status = "interrupted" if because is None else "error"
             batch_id = owner.get(position)
-            line = (f"Not collected yet: batch {batch_id} keeps running on Anthropic's side; "
+            line = (f"Not collected yet ({reason}): batch {batch_id} keeps running on Anthropic's side; "
                     f"claude_magic.batch_results({batch_id!r}) collects it" if batch_id else
-                    "Not submitted: interrupted before its batch was created")
-            state.error = ErrorInfo("interrupted", line)
+                    f"Not submitted ({reason}): no batch was created for this row")
+            state.error = ErrorInfo("interrupted" if because is None else because.kind, line)
 
 
 # -- collecting a recorded batch -----------------------------------------------------------------------------
@@ -228,6 +237,10 @@ def batch_results(batch_id: str | None = None, *, output: Any = None, display: s
             progress.close()
             raise ValueError(f"Batch {batch_id} is still {batch.processing_status}; wait=True waits for it")
         progress.counts.update(collect(client, record, states, spec, offline=settings.offline))
+    except anthropic.APIError as exc:
+        progress.close()
+        raise ValueError(f"Could not collect batch {batch_id}: "
+                         f"{describe_error(exc, model=model).finalize(False).message}") from None
     except KeyboardInterrupt:
         mine = states[record.start:]
         _mark_not_collected(mine, [BatchRecord(**{**record.__dict__, "start": 0})])
@@ -286,6 +299,9 @@ def cancel_batch(settings: ClaudeMagic, batch_id: str) -> str:
         batch = client.messages.batches.cancel(batch_id)
     except anthropic.NotFoundError:
         raise ValueError(f"No batch {batch_id!r} is known to the API") from None
+    except anthropic.APIError as exc:
+        raise ValueError(f"Could not cancel batch {batch_id}: "
+                         f"{describe_error(exc, model='').finalize(False).message}") from None
     return (f"Batch {batch_id}: {batch.processing_status}. Requests not yet processed end as canceled; "
             f"claude_magic.batch_results({batch_id!r}) collects the rest.")
 
