@@ -12,6 +12,7 @@ from typing import Any, Literal
 import anthropic
 import pydantic
 import pytest
+from support import run_coroutine
 
 import claude_magic
 from claude_magic.core import batches as core_batches
@@ -189,7 +190,7 @@ def test_record_folder_is_beside_the_conversations(emu: Emulator) -> None:
 def test_map_async_batch_and_a_cancelled_wait_leave_the_batch_recorded(emu: Emulator) -> None:
     import asyncio
 
-    replies = asyncio.run(claude_magic.map_async(["x 1", "x 2"], batch=True, display="none"))
+    replies = run_coroutine(claude_magic.map_async(["x 1", "x 2"], batch=True, display="none"))
     assert [r.ok for r in replies] == [True, True] and len(replies.batch_ids) == 1
     emu.set_batch_timing(seconds=30)
 
@@ -201,7 +202,7 @@ def test_map_async_batch_and_a_cancelled_wait_leave_the_batch_recorded(emu: Emul
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    asyncio.run(cancel_while_waiting())
+    run_coroutine(cancel_while_waiting())
     assert len(_records()) == 2  # the cancelled wait's batch is on disk, still running on the API's side
 
 

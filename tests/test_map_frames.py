@@ -11,6 +11,7 @@ import pandas as pd
 import pydantic
 import pytest
 from harness.kernel import KernelSession
+from support import run_coroutine
 
 import claude_magic
 from claude_magic.emulator import Emulator
@@ -116,7 +117,7 @@ def test_a_cancelled_map_async_keeps_its_answers_in_last_map(emu: Emulator) -> N
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    asyncio.run(cancel_midway())
+    run_coroutine(cancel_midway())
     kept = claude_magic.last_map()
     assert kept is not None and kept.interrupted and len(kept) == 12
     answered = [r for r in kept if r.ok]

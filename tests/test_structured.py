@@ -10,6 +10,7 @@ from typing import Any, Literal
 import anthropic
 import pydantic
 import pytest
+from support import run_coroutine
 from typing_extensions import TypedDict
 
 import claude_magic
@@ -223,8 +224,7 @@ def test_the_json_streams_live_then_the_table_replaces_it(emu: Emulator) -> None
 
 
 def test_ask_async_takes_output_too(emu: Emulator) -> None:
-    import asyncio
 
-    reply = asyncio.run(claude_magic.ask_async("Fine: positive", output=Review, display="none",
+    reply = run_coroutine(claude_magic.ask_async("Fine: positive", output=Review, display="none",
                                                conversation="typed"))
     assert isinstance(reply.parsed, Review)

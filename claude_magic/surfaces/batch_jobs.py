@@ -75,8 +75,8 @@ def run_batch_job(turns: list[PreparedTurn], *, index: Any = None, display: str 
     spec = turns[0].output
     job = BatchJob.from_requests([turn.request for turn in turns], {**_options(turns[0], spec),
                                                                     "index": _recordable_index(index)})
+    client = get_client(turns[0].client_settings)  # no key: one line, before a bar is drawn
     progress = _BatchProgress(len(turns), display)
-    client = get_client(turns[0].client_settings)
     folder = batches_folder(settings)
     records = [] if resubmit else _recorded_parts(client, folder, job.digest, progress)
     done = {record.part for record in records}
