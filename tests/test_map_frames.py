@@ -3,6 +3,7 @@ interrupted `map` that keeps what it received — in this process and in a real 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Literal
@@ -103,22 +104,20 @@ def test_an_interrupted_map_keeps_its_answers_and_a_rerun_asks_only_the_missing(
 
 
 def test_a_cancelled_map_async_keeps_its_answers_in_last_map(emu: Emulator) -> None:
-    import asyncio
-
-    emu.set_pace(tokens_per_second=300)
+    emu.set_pace(tokens_per_second=100)  # 30 tokens: 0.3 s an answer, 40 of them three at a time
 
     async def cancel_midway() -> None:
-        task = asyncio.ensure_future(claude_magic.map_async([f"async {i}" for i in range(12)], concurrency=3,
+        task = asyncio.ensure_future(claude_magic.map_async([f"async {i}" for i in range(40)], concurrency=3,
                                                             max_tokens=30, display="none"))
-        while sum(r.status == 200 for r in emu.requests) < 4:
+        # A request is logged when its stream opens: the 7th opening means at least 4 answers have ended.
+        while sum(r.status == 200 for r in emu.requests) < 7:
             await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
     run_coroutine(cancel_midway())
     kept = claude_magic.last_map()
-    assert kept is not None and kept.interrupted and len(kept) == 12
+    assert kept is not None and kept.interrupted and len(kept) == 40
     answered = [r for r in kept if r.ok]
-    assert 0 < len(answered) < 12 and all("async" in r.text for r in answered)
+    assert 4 <= len(answered) < 40 and all("async" in r.text for r in answered)
