@@ -1,9 +1,9 @@
 """Message Batches: split a job, submit it, record it on disk, poll it, collect its results in input order.
 
-    job = BatchJob.from_turns(turns)                     # prepared one-off turns, one per prompt
-    records = submit(client, job, folder)                # one batch per part; each recorded when created
-    wait(client, record, on_poll)                        # until processing_status is "ended"
-    collect(client, record, states, spec)                # the results, streamed, into states by position
+    job = BatchJob.from_requests(requests, options)                 # one request per prompt, in input order
+    record = submit_part(client, job, part, positions, folder)      # per job.parts(); recorded when created
+    wait_until_ended(client, record.id, on_poll, sleep=sleep)       # until processing_status is "ended"
+    collect(client, record, states, spec, offline=False)            # results, streamed, into states by position
 
 Docs: https://platform.claude.com/docs/en/build-with-claude/batch-processing — a batch holds at most
 100,000 requests and 256 MB; it ends within 24 hours and costs half the standard price; results are
@@ -201,7 +201,7 @@ def holding_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
         if received and callable(previous):
             previous(*received[0])
-        elif received:
+        elif received and previous == signal.SIG_DFL:
             raise KeyboardInterrupt
 
 
