@@ -219,3 +219,19 @@ def test_a_job_that_cannot_be_submitted_marks_every_row_in_one_line(emu: Emulato
     assert all(r.error.startswith("Not submitted (Could not connect to the API") and "\n" not in r.error
                for r in replies)
     assert _records() == []
+
+
+def test_an_interrupt_while_a_batch_is_recorded_waits_until_the_record_is_written() -> None:
+    import os
+    import signal
+
+    done: list[str] = []
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # what ipykernel sets for a cell
+    try:
+        with pytest.raises(KeyboardInterrupt), core_batches.holding_interrupts():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the signal arrives while "the record is being written"
+            done.append("recorded")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert done == ["recorded"]
