@@ -76,6 +76,10 @@ _LAZY = {
     "map_async": "surfaces.api",
     "ClaudeError": "core.errors",
     "ClaudeInterrupted": "core.errors",
+    "last_map": "surfaces.api",
+    "prompts_from": "surfaces.replies",
+    "Replies": "surfaces.replies",
+    "batch_results": "surfaces.batch_jobs",
     "Reply": "surfaces.reply",
     "ChatPanel": "surfaces.panel",
 }
@@ -93,5 +97,5 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
-__all__ = ["ChatPanel", "ClaudeError", "ClaudeInterrupted", "Reply", "ask", "ask_async", "load_ipython_extension",
-           "map", "map_async"]
+__all__ = ["ChatPanel", "ClaudeError", "ClaudeInterrupted", "Replies", "Reply", "ask", "ask_async", "batch_results",
+           "last_map", "load_ipython_extension", "map", "map_async", "prompts_from"]

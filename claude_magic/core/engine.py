@@ -39,6 +39,7 @@ from claude_magic.core.request import (
     thinking_param,
 )
 from claude_magic.core.stream import SharedBackoff, Sink, TurnControl, run_turn, run_turn_async
+from claude_magic.core.structured import OutputSpec, output_spec, parse_into, with_format
 from claude_magic.core.throttle import Throttle
 from claude_magic.core.tokens import check_budget, check_budget_async, input_limit, remember_exchange
 from claude_magic.core.tool_loop import ToolLoop, api_valid_prefix, as_prefill, begin_round
@@ -84,6 +85,7 @@ class PreparedTurn:
     sent_before: list[dict[str, Any]] | None = None
     prefill: bool = False  # a continuation that ends the request with the cut-off answer (older models)
     committed_id: str | None = None  # the id of the turn it committed (a replaced turn keeps its id)
+    output: OutputSpec | None = None  # a typed answer (`output=Model`): parsed into state.parsed at the end
 
 
 def prepare_turn(
@@ -108,6 +110,7 @@ def prepare_turn(
     append: bool = False,
     thinking_display: str | None = None,
     effort: str | None = None,
+    output: Any = None,
 ) -> PreparedTurn:
     """Resolve the options (call arguments over settings) and snapshot the conversation for `prompt`.
 
@@ -117,7 +120,10 @@ def prepare_turn(
     `settings.tools`); an unknown name or an unusable signature raises ValueError (`ToolSetupError`).
     `owner`: the cell asking (its id): when that cell committed a turn before, this turn is asked with only
     the history before it and replaces it in place, unless `append`.
+    `output`: a pydantic model, dataclass, TypedDict or JSON-schema dict (core.structured): the answer is
+    that object as JSON (the API's structured output), validated into `state.parsed` when the turn ends.
     """
+    spec = output_spec(output)
     options = _options(settings, model, max_tokens, system, temperature, thinking, thinking_display, effort)
     install_saver(lambda: settings.history_dir)
     history = None if conversation is ONE_OFF else STORE.get(conversation or settings.conversation)
@@ -129,8 +135,11 @@ def prepare_turn(
         replaces = earlier.id if earlier is not None else None
     content = user_content(prompt, attachments)
     state = TurnState(model=options.model, prompt=prompt, started_at=time.monotonic(), offline=settings.offline,
-                      error_raised=error_raised, narrates_in_thinking=_narrates_in_thinking(options.model))
+                      error_raised=error_raised, narrates_in_thinking=_narrates_in_thinking(options.model),
+                      typed=spec is not None)
     request = build_request(options, [])
+    if spec is not None:
+        request["output_config"] = with_format(request.get("output_config"), spec)
     tool_loop = _offer_tools(request, settings, history, tools, tool_choice, max_tool_rounds, namespace)
     # The history goes after `tools` is settled: the thinking it may carry depends on it (core.preserved).
     carried = _carried(request, settings, history.turns_before(replaces) if history is not None else [])
@@ -152,6 +161,7 @@ def prepare_turn(
         replaces=replaces,
         prices=parse_overrides(settings.prices),
         sent_before=carried.messages,
+        output=spec,
     )
 
 
@@ -383,6 +393,8 @@ def _commit(turn: PreparedTurn) -> None:
     Only whole, completed exchanges enter history: a failed or stopped one would break alternation."""
     state = turn.state
     _settle_tool_calls(state)
+    if turn.output is not None:
+        parse_into(state, turn.output)
     total = state.total_usage
     if (total.input_tokens or total.output_tokens) and not state.offline:  # an emulated answer costs nothing
         state.cost = estimate_cost(state.model, total, turn.prices)

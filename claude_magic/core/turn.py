@@ -170,6 +170,10 @@ class TurnState:
     narrates_in_thinking: bool = False
     # Earlier thinking this request did not carry, or that the model does not read (core.preserved.describe).
     thinking_note: str | None = None
+    # A typed answer (`output=Model`, core.structured): the validated object once the turn completed, drawn
+    # in place of its JSON; None when no type was asked for or the answer was not one (then `error` says why).
+    typed: bool = False
+    parsed: Any = field(default=None, repr=False, compare=False)
 
     @property
     def text(self) -> str:

@@ -135,6 +135,11 @@ class Emulator:
         """Change the default pacing (script and turn ``pace`` still take precedence)."""
         self._state.set_pace(tokens_per_second, chunk_tokens)
 
+    def set_batch_timing(self, seconds: float | None = None, expire: bool | None = None) -> None:
+        """How Message Batches created from now on run: `seconds` from creation to the end (requests end in
+        order over that time; 0: ended at once), and `expire`: the time runs out halfway, the rest expire."""
+        self._state.batches.set_timing(seconds, expire)
+
     @property
     def active_streams(self) -> int:
         """Streaming responses currently being written; back to 0 once every stream has ended."""

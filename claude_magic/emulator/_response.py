@@ -10,7 +10,8 @@ from typing import Any
 from ._binding import BindingOutcome, PrefixHasher, bound_signature
 from ._replies import default_reply, default_thinking, default_tool_blocks, generate_markdown
 from ._script import Turn, content_text, user_prompts
-from ._thinking_rules import model_row, thinking_display, thinking_mode, thinking_type
+from ._structured import json_answer, output_schema
+from ._thinking_rules import model_row, thinking_display, thinking_mode, thinking_signature, thinking_type
 from ._tokens import count_request_tokens, tokenize
 from ._tool_rules import custom_tools
 
@@ -130,6 +131,9 @@ def _whole_reply(turn: Turn | None, body: dict[str, Any], tool_id: Callable[[], 
     if turn is not None and turn.generate is not None:
         return [{"type": "text", "text": generate_markdown(turn.generate.tokens, turn.generate.seed)}]
     sources = turn.content if turn is not None else None
+    schema = output_schema(body)
+    if sources is None and schema is not None:  # structured output: JSON that satisfies the schema
+        return [{"type": "text", "text": json_answer(schema, "\n".join(user_prompts(body["messages"])[-1:]))}]
     if sources is None:
         sources = tuple(default_tool_blocks(body, custom_tools(body)) or ())
     if not sources:

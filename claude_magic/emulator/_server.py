@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from .._wire import EMULATOR_HEADER
 from ._binding import content_digest
@@ -25,6 +25,10 @@ from ._tokens import count_request_tokens
 from ._validate import api_key_from, check_auth, check_thinking_blocks, validate_request
 
 ADMIN_PREFIX = "/_emulator/"
+BATCHES_PATH = "/v1/messages/batches"
+# A batch create may be up to 256 MB (https://platform.claude.com/docs/en/build-with-claude/batch-processing),
+# above the Messages endpoint's own limit.
+MAX_BATCH_BYTES = 256 * 1024 * 1024
 # Errors that only mean the client went away; nothing to report.
 _GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
@@ -54,6 +58,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], state: EmulatorState, verbose: bool = False) -> None:
         super().__init__(address, EmulatorHandler)
         self.state = state
+        state.batches.answer = lambda params: _answer_params(state, params)
         self.verbose = verbose
         self._track_lock = threading.Lock()
         self._connections: set[socket.socket] = set()
@@ -154,9 +159,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def _state(self) -> EmulatorState:
         return self.server.state
 
-    def _read_body(self) -> bytes:
+    def _read_body(self, limit: int | None = None) -> bytes:
         """The request body, refusing (413) anything above the size limit before reading it."""
-        limit = self._state.max_body_bytes
+        limit = limit or self._state.max_body_bytes
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
             return self._read_chunked(limit)
         try:
@@ -247,6 +252,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             return
         exchange = _Exchange(self.command, path, headers, self._state.next_id("req_emu_"))
         try:
+            if path.rstrip("/").startswith(BATCHES_PATH):
+                self._batches(exchange, path.rstrip("/"))
+                return
             route = {
                 ("POST", "/v1/messages"): self._messages,
                 ("POST", "/v1/messages/count_tokens"): self._count_tokens,
@@ -274,6 +282,43 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 raise
             self._send_error(exchange, ApiError(500, f"Emulator error: {exc!r}"))
             raise
+
+    def _batches(self, exchange: _Exchange, path: str) -> None:
+        """/v1/messages/batches[/{id}[/cancel|/results]] (see _batches.py for the API's rules)."""
+        raw = self._read_body(max(MAX_BATCH_BYTES, self._state.max_body_bytes))
+        check_auth(exchange.headers)
+        store = self._state.batches
+        parts = path[len(BATCHES_PATH):].strip("/").split("/") if path != BATCHES_PATH else []
+        query = dict(parse_qsl(urlsplit(self.path).query))
+        if parts == [] and self.command == "POST":
+            try:
+                exchange.body = json.loads(raw) if raw else None
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ApiError(400, f"The request body is not valid JSON: {exc}") from exc
+            payload = store.create(exchange.body)
+        elif parts == [] and self.command == "GET":
+            try:
+                limit = int(query.get("limit", 20))
+            except ValueError:
+                raise ApiError(400, "limit: Input should be a valid integer") from None
+            if not 1 <= limit <= 1000:
+                raise ApiError(400, "limit: Input should be between 1 and 1000")
+            payload = store.list(limit, query.get("after_id"), query.get("before_id"))
+        elif len(parts) == 1 and self.command == "GET":
+            payload = store.retrieve(parts[0])
+        elif len(parts) == 1 and self.command == "DELETE":
+            payload = store.delete(parts[0])
+        elif parts[1:] == ["cancel"] and self.command == "POST":
+            payload = store.cancel(parts[0])
+        elif parts[1:] == ["results"] and self.command == "GET":
+            data = store.results(parts[0])
+            self._record(exchange, 200)
+            self._send_bytes(200, data, "application/binary", {"request-id": exchange.request_id})
+            return
+        else:
+            raise ApiError(404, f"Not found: {self.command} {path}")
+        self._record(exchange, 200)
+        self._send_json(200, payload, {"request-id": exchange.request_id})
 
     def _count_tokens(self, exchange: _Exchange) -> None:
         body = validate_request(exchange.body, self._state.models(), count_only=True, paused=self._state.paused())
@@ -419,6 +464,10 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             elif (self.command, name) == ("POST", "script"):
                 state.set_script(load_script(json.loads(raw) if raw else None))
                 payload = {"ok": True}
+            elif (self.command, name) == ("POST", "batches"):
+                settings = json.loads(raw) if raw else {}
+                state.batches.set_timing(settings.get("seconds"), settings.get("expire"))
+                payload = {"ok": True}
             elif (self.command, name) == ("POST", "pace"):
                 settings = json.loads(raw) if raw else {}
                 state.set_pace(settings.get("tokens_per_second"), settings.get("chunk_tokens"))
@@ -432,6 +481,17 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self._send_json(400, error_body("invalid_request_error", str(exc), ""))
             return
         self._send_json(200, payload)
+
+
+def _answer_params(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
+    """One batch request answered as /v1/messages would answer it, without streaming: the Message, or the
+    ApiError the Messages API would have returned (a scripted HTTP fault included)."""
+    body = validate_request(params, state.models(), signatures=state.script_signatures())
+    turn = state.pick_turn(prompt_text(body["messages"]))
+    if turn is not None and turn.fault is not None and turn.fault.kind == "http":
+        raise _http_fault(turn.fault, {})
+    reply = build_reply(turn, body, state.next_id("msg_emu_"), lambda: state.next_id("toolu_emu_"))
+    return reply.message()
 
 
 def _http_fault(fault: Fault, headers: dict[str, str]) -> ApiError:

@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ._batches import BatchStore
 from ._script import Pace, Script, Turn, TurnPicker
 from ._validate import sdk_models
 
@@ -58,6 +59,7 @@ class EmulatorState:
         self._active_streams = 0
         self._peak_streams = 0
         self._paused: set[str] = set()
+        self.batches = BatchStore(self.next_id)  # Message Batches (its own lock)
 
     # -- script and pacing -----------------------------------------------------------------------
 
@@ -143,6 +145,7 @@ class EmulatorState:
             self._log.clear()
             self._paused.clear()
             self._picker = TurnPicker(self._picker.script)
+        self.batches.reset()
 
     # -- streams ---------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from .._model_facts import SAMPLING_PARAMETERS, takes_sampling
 from ._binding import BindingOutcome, apply_binding, check_signatures
 from ._errors import ApiError
 from ._media_blocks import check_media_block
+from ._structured import check_output_config
 from ._thinking_rules import check_thinking
 from ._tool_rules import check_tools
 
@@ -200,6 +201,7 @@ def validate_request(body: Any, models: Iterable[str], *, count_only: bool = Fal
         if body.get(name) is not None and not takes_sampling(model):
             raise _bad(f"`{name}` is deprecated for this model.")
     check_thinking(body, count_only=count_only, paused=paused)
+    check_output_config(body)
     _check_system(body.get("system"))
     temperature = body.get("temperature")
     if temperature is not None and (

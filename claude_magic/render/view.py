@@ -16,6 +16,7 @@ from claude_magic.core.turn import Block, TurnState
 from claude_magic.render.footer import footer_html, footer_text, warning_html, warning_line
 from claude_magic.render.markdown import finished_prefix_length, render_markdown, themed
 from claude_magic.render.tool_view import tool_result_html, tool_result_text, tool_use_html, tool_use_text
+from claude_magic.render.typed import typed_html, typed_text
 
 LIVE_PREVIEW_CHARS = 800  # thinking and tool input shown while streaming: the tail only
 WAITING_TEXT = "Waiting for Claude…"
@@ -143,21 +144,31 @@ def nothing_arrived(state: TurnState) -> bool:
 def answer_bundle(state: TurnState) -> Bundle:
     """The whole turn, rendered once: answer, then warning and footer when finished. A turn that failed
     before anything arrived is its error line alone (nothing at all when the surface raises it: the
-    raised line is then the one report)."""
+    raised line is then the one report). A typed answer that parsed (`output=Model`) shows its object as a
+    table in place of the JSON it streamed as."""
     if nothing_arrived(state):
         warning = warning_line(state)
         if warning is None:
             return {"text/plain": "", "text/html": ""}
         return {"text/plain": f"⚠ {warning}", "text/html": warning_html(warning)}
     blocks = drawn_blocks(state)
-    body = "".join(block_html(block) for block in blocks)
-    text = "".join(block_text(block) for block in blocks)
+    if state.parsed is not None:
+        others = [block for block in blocks if block.kind != "text"]
+        body = "".join(block_html(block) for block in others) + typed_html(state.parsed, _type_name(state.parsed))
+        text = "".join(block_text(block) for block in others) + typed_text(state.parsed)
+    else:
+        body = "".join(block_html(block) for block in blocks)
+        text = "".join(block_text(block) for block in blocks)
     if state.finished:
         body += footer_html(state)
         text = f"{text.rstrip()}\n\n{footer_text(state)}" if text else footer_text(state)
     else:
         body += status_html(state)
     return {"text/plain": text, "text/html": body}
+
+
+def _type_name(parsed: object) -> str:
+    return "" if isinstance(parsed, dict) else type(parsed).__name__
 
 
 @dataclass

@@ -25,10 +25,12 @@ from claude_magic.core.context import Attachment, attach_objects
 from claude_magic.core.engine import ONE_OFF, PreparedTurn, prepare_turn, run_exchange, run_exchange_async
 from claude_magic.core.errors import redacted_exception, turn_failed
 from claude_magic.core.stream import SharedBackoff
-from claude_magic.core.turn import TurnState
+from claude_magic.core.structured import output_spec
+from claude_magic.core.turn import ErrorInfo, TurnState
 from claude_magic.settings import ClaudeMagic, current_settings
 from claude_magic.surfaces.context_line import attachment_bundle, show_attachments
 from claude_magic.surfaces.display import current_cell, make_sink, resolve_display
+from claude_magic.surfaces.replies import Replies, prompts_from
 from claude_magic.surfaces.reply import ClaudeError, ClaudeInterrupted, Reply, remember_last
 
 PROGRESS_REFRESH_SECONDS = 0.5  # the bar's redraws: a few per second whatever the batch's pace
@@ -52,6 +54,7 @@ def ask(
     thinking: str | int | None = None,
     thinking_display: str | None = None,
     effort: str | None = None,
+    output: Any = None,
 ) -> Reply:
     """Ask Claude and stream the answer into the cell, exactly as `%%claude` does; returns the Reply.
 
@@ -72,12 +75,16 @@ def ask(
     block above the answer. thinking_display: "summarized" (default) or "omitted". effort: low, medium, high,
     xhigh or max (default `%config ClaudeMagic.effort`: the model's). A value the model does not take raises
     ValueError naming the ones it does, before anything is sent.
+    output: a pydantic model, dataclass, TypedDict or JSON-schema dict: the answer is that object (the API's
+    structured output; the JSON streams live, then shows as a table), validated into `reply.parsed`
+    (`ask("Rate: great service", output=Review).parsed.stars`). A refusal, a cut-off or an invalid object
+    leaves `parsed` None with the reason in `reply.error` (raised as ClaudeError unless raise_on_error=False).
     """
     settings = current_settings()
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
                           display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds),
-                          thinking=(thinking, thinking_display, effort))
+                          thinking=(thinking, thinking_display, effort), output=output)
     cell = current_cell() if sink is not None else None
     run_exchange(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -101,6 +108,7 @@ async def ask_async(
     thinking: str | int | None = None,
     thinking_display: str | None = None,
     effort: str | None = None,
+    output: Any = None,
 ) -> Reply:
     """`ask` through `anthropic.AsyncAnthropic`: streams live while the event loop stays free.
 
@@ -115,7 +123,7 @@ async def ask_async(
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
                           display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds),
-                          thinking=(thinking, thinking_display, effort))
+                          thinking=(thinking, thinking_display, effort), output=output)
     cell = current_cell() if sink is not None else None
     await run_exchange_async(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -126,7 +134,7 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
              raising: bool, attach: Iterable[Any] | None = None, *,
              tool_options: tuple[Any, str | None, int | None] = (None, None, None),
              thinking: tuple[str | int | None, str | None, str | None] = (None, None, None),
-             ) -> tuple[PreparedTurn, Any]:
+             output: Any = None) -> tuple[PreparedTurn, Any]:
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("ask() needs a non-empty prompt string")
     attachments = _attachments(attach, settings)
@@ -138,7 +146,8 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
     turn = prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
                         temperature=temperature, conversation=conversation or "", new=new,
                         error_raised=raising and sink is not None, attachments=attachments,
-                        source="code", **_thinking_arguments(*thinking), **_tool_arguments(*tool_options))
+                        source="code", output=output,
+                        **_thinking_arguments(*thinking), **_tool_arguments(*tool_options))
     show_attachments(attachments, display)
     return turn, sink
 
@@ -204,31 +213,55 @@ def map(  # noqa: A001 - claude_magic.map reads as what it does, like the builti
     thinking: str | int | None = None,
     thinking_display: str | None = None,
     effort: str | None = None,
-) -> list[Reply]:
+    output: Any = None,
+    batch: bool = False,
+    resubmit: bool = False,
+) -> Replies:
     """Ask every prompt, at most `concurrency` at a time; one Reply per prompt, in input order.
 
     >>> replies = map(df["review"], concurrency=8, system="Classify the sentiment in one word.")
     >>> df["sentiment"] = [r.text for r in replies]
+    >>> frame = map(prompts_from(df, "Review: {review}"), output=Sentiment).to_frame()
 
-    Each prompt is a fresh one-turn conversation, never added to the kernel's history. A failed prompt
-    gives a Reply with `.error` set and does not stop the others; nothing raises. 429/529 answers are
-    retried honouring retry-after, and while one prompt waits, the batch starts no new requests.
+    prompts: any iterable of strings, e.g. a pandas Series (its index becomes the frame's index), or
+    `prompts_from(df, template)`. Each prompt is a fresh one-turn conversation, never added to the kernel's
+    history. A failed prompt gives a Reply with `.error` set and does not stop the others; nothing raises.
+    429/529 answers are retried honouring retry-after, and while one prompt waits, the batch starts no new
+    requests. output: a pydantic model, dataclass, TypedDict or JSON-schema dict, as for `ask`: each
+    reply's `.parsed`, and `.to_frame()` has its fields as columns.
+    Interrupting (the kernel's Interrupt, Ctrl+C) keeps every answer already received: the Replies come
+    back as the result, marked, and also from `claude_magic.last_map()`; running the same `map` again asks
+    only for the prompts still missing.
+    batch: send the prompts as Message Batches instead (half the price, answered within 24 hours; see
+    `claude_magic.batch_results`); the batch is recorded on disk when created, and running the same cell
+    again collects it instead of submitting it again, unless `resubmit=True`.
     display: "progress" (a progress bar, then a summary line) or "none". Works in a notebook cell,
     where an event loop is already running: the batch then runs on a private loop in a worker thread.
     tools, tool_choice, max_tool_rounds: as for `ask`; here `async def` tools are awaited on the batch's
     loop and plain functions run in worker threads (one call of a function at a time, unless it sets
     `concurrency_safe = True`). thinking, thinking_display, effort: as for `ask`.
     """
+    index = _pandas_index(prompts)
     turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency,
-                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort))
-    progress = _Progress(len(turns), display)  # built here: its widget must land in the calling cell
+                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort), output)
+    if batch:
+        from claude_magic.surfaces.batch_jobs import run_batch_job
+
+        return _remember(run_batch_job(turns, index=index, display=display, resubmit=resubmit))
+    kept = _take_kept(turns)
+    progress = _Progress(len(turns), display, already=kept)  # built here: its widget must land in the calling cell
+    interrupted = False
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        replies = asyncio.run(_map_on_private_loop(turns, concurrency, progress))
-    else:
-        replies = _run_in_worker_thread(_map_on_private_loop(turns, concurrency, progress))
-    progress.report()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(_map_on_private_loop(turns, concurrency, progress))
+        else:
+            _run_in_worker_thread(_map_on_private_loop(turns, concurrency, progress))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        interrupted = True
+    replies = _replies(turns, index, interrupted)
+    progress.report(interrupted)
     return replies
 
 
@@ -247,65 +280,123 @@ async def map_async(
     thinking: str | int | None = None,
     thinking_display: str | None = None,
     effort: str | None = None,
-) -> list[Reply]:
-    """`map` on the running event loop (`replies = await map_async(prompts)`); same arguments and results."""
+    output: Any = None,
+    batch: bool = False,
+    resubmit: bool = False,
+) -> Replies:
+    """`map` on the running event loop (`replies = await map_async(prompts)`); same arguments and results.
+    Cancelling it keeps the answers received so far in `claude_magic.last_map()` (CancelledError propagates)."""
+    index = _pandas_index(prompts)
     turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency,
-                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort))
-    progress = _Progress(len(turns), display)
-    replies = await _run_batch(turns, concurrency, progress)
+                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort), output)
+    if batch:
+        from claude_magic.surfaces.batch_jobs import run_batch_job_async
+
+        return _remember(await run_batch_job_async(turns, index=index, display=display, resubmit=resubmit))
+    kept = _take_kept(turns)
+    progress = _Progress(len(turns), display, already=kept)
+    try:
+        await _run_batch(turns, concurrency, progress)
+    except asyncio.CancelledError:
+        _replies(turns, index, interrupted=True)
+        progress.report(True)
+        raise
+    replies = _replies(turns, index, interrupted=False)
     progress.report()
     return replies
+
+
+# Completed answers of an interrupted map, by request digest: the next map asking the same requests reuses
+# them, so running the cell again asks only for what is missing. Emptied by that next map.
+_KEPT: dict[str, TurnState] = {}
+_LAST: list[Replies] = []
+
+
+def last_map() -> Replies | None:
+    """The Replies of the kernel's last `map` / `map_async` / `batch_results` (also an interrupted one's)."""
+    return _LAST[0] if _LAST else None
+
+
+def _remember(replies: Replies) -> Replies:
+    _LAST[:] = [replies]
+    return replies
+
+
+def _take_kept(turns: list[PreparedTurn]) -> int:
+    """Put the kept answers of an interrupted earlier run into `turns`; how many were reused."""
+    if not _KEPT:
+        return 0
+    reused = 0
+    for turn in turns:
+        state = _KEPT.get(request_digest(turn.request))
+        if state is not None:
+            turn.state = state
+            reused += 1
+    _KEPT.clear()
+    return reused
+
+
+def _replies(turns: list[PreparedTurn], index: Any, interrupted: bool) -> Replies:
+    for turn in turns:
+        state = turn.state
+        if state.status == "waiting":  # never started: the run ended first
+            state.status = "interrupted"
+            state.error = ErrorInfo("interrupted", "Not asked: the run was interrupted first")
+        elif state.status == "complete" and state.error is None and interrupted:
+            _KEPT[request_digest(turn.request)] = state
+    return _remember(Replies((Reply(turn.state) for turn in turns), index=index, interrupted=interrupted))
 
 
 def _prepare_batch(prompts: Iterable[str], model: str | None, system: str | None, max_tokens: int | None,
                    temperature: float | None, concurrency: int,
                    tool_options: tuple[Any, str | None, int | None] = (None, None, None),
                    thinking: tuple[str | int | None, str | None, str | None] = (None, None, None),
-                   ) -> list[PreparedTurn]:
+                   output: Any = None) -> list[PreparedTurn]:
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     settings = current_settings()
+    spec = output_spec(output)  # built once: every prompt shares the schema
     turns = []
     for index, prompt in enumerate(prompts):
         if not isinstance(prompt, str):
             raise TypeError(f"map() takes strings; item {index} is {type(prompt).__name__}")
         turns.append(prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
-                                  temperature=temperature, conversation=ONE_OFF, **_thinking_arguments(*thinking),
+                                  temperature=temperature, conversation=ONE_OFF, output=spec,
+                                  **_thinking_arguments(*thinking),
                                   **_tool_arguments(*tool_options)))
     return turns
 
 
-async def _run_batch(turns: list[PreparedTurn], concurrency: int, progress: _Progress) -> list[Reply]:
+async def _run_batch(turns: list[PreparedTurn], concurrency: int, progress: _Progress) -> None:
     # The semaphore is the whole concurrency control: a prompt holds one of `concurrency` slots from its
     # first attempt to its last (backoff waits included), so at most that many requests are in flight.
     slots = asyncio.Semaphore(concurrency)
     backoff = SharedBackoff()
 
-    async def one(turn: PreparedTurn) -> Reply:
+    async def one(turn: PreparedTurn) -> None:
         async with slots:
             progress.started(turn.state)
             try:
                 await run_exchange_async(turn, None, backoff=backoff)
             finally:
                 progress.finished(turn.state)
-        return Reply(turn.state)
 
     refresher = asyncio.ensure_future(progress.refresh_periodically())
     try:
-        return list(await asyncio.gather(*(one(turn) for turn in turns)))
+        await asyncio.gather(*(one(turn) for turn in turns if turn.state.status == "waiting"))
     finally:
         refresher.cancel()
         progress.close()
 
 
-async def _map_on_private_loop(turns: list[PreparedTurn], concurrency: int, progress: _Progress) -> list[Reply]:
+async def _map_on_private_loop(turns: list[PreparedTurn], concurrency: int, progress: _Progress) -> None:
     try:
-        return await _run_batch(turns, concurrency, progress)
+        await _run_batch(turns, concurrency, progress)
     finally:
         await close_async_clients()  # this loop ends with the batch; its connections go with it
 
 
-def _run_in_worker_thread(batch: Any) -> list[Reply]:
+def _run_in_worker_thread(batch: Any) -> Any:
     """Run `batch` (a coroutine) on a new event loop in a worker thread and wait for it: the calling
     thread's loop is busy running this very cell. Ctrl+C / Interrupt cancels the batch, then re-raises."""
     loop = asyncio.new_event_loop()
@@ -337,7 +428,7 @@ def _run_in_worker_thread(batch: Any) -> list[Reply]:
         raise
     if "error" in result:
         raise result["error"]
-    return result["replies"]  # type: ignore[no-any-return]
+    return result["replies"]
 
 
 class _Progress:
@@ -350,10 +441,11 @@ class _Progress:
     sent, so a bar would be saved at 0 %) only the summary line is shown.
     """
 
-    def __init__(self, total: int, display: str) -> None:
+    def __init__(self, total: int, display: str, *, already: int = 0) -> None:
         if display not in ("progress", "none"):
             raise ValueError(f"display must be 'progress' or 'none', got {display!r}")
         self.total = total
+        self.already = already  # answers kept from an interrupted earlier run: not asked again
         self.done = 0
         self.failed = 0
         self._running: dict[int, TurnState] = {}
@@ -366,6 +458,8 @@ class _Progress:
             mode = resolve_display(current_settings().display_mode)
             if mode != "final":
                 self._bar = _make_bar(total, text=mode == "terminal")
+                if already:
+                    self._bar.update(already)
 
     @property
     def tokens(self) -> int:
@@ -378,7 +472,7 @@ class _Progress:
     def finished(self, state: TurnState) -> None:
         self._running.pop(id(state), None)
         self._tokens_finished += state.tokens_so_far
-        if state.status == "complete":
+        if state.status == "complete" and state.error is None:  # a typed answer that did not parse failed
             self.done += 1
         else:
             self.failed += 1
@@ -406,24 +500,45 @@ class _Progress:
             self._bar.close()
             self._bar = None
 
-    def summary(self) -> str:
+    def summary(self, interrupted: bool = False) -> str:
         elapsed = self._elapsed if self._elapsed is not None else time.monotonic() - self._started_at
         prompts = f"{self.total} prompt{'s' * (self.total != 1)}"
-        return (f"claude_magic.map: {prompts} · {self.done} done · {self.failed} failed · "
+        kept = f" · {self.already} kept from the interrupted run" if self.already else ""
+        line = (f"claude_magic.map: {prompts} · {self.done} done{kept} · {self.failed} failed · "
                 f"{self.tokens:,} tokens out · elapsed {elapsed:.1f} s")
+        if interrupted:
+            missing = self.total - self.already - self.done - self.failed
+            line += (f" · interrupted: {missing} not asked. The answers received are kept (the result, and "
+                     "claude_magic.last_map()); run the same map again to ask only for the missing ones")
+        return line
 
-    def report(self) -> None:
-        if self._show:
-            print(self.summary())
+    def report(self, interrupted: bool = False) -> None:
+        if self._show or interrupted:
+            print(self.summary(interrupted))
 
 
-def _make_bar(total: int, *, text: bool) -> Any:
+def _make_bar(total: int, *, text: bool, desc: str = "claude_magic.map") -> Any:
     if text:
         from tqdm import tqdm
     else:
         from tqdm.auto import tqdm
-    return tqdm(total=total, desc="claude_magic.map", unit="prompt", mininterval=PROGRESS_REFRESH_SECONDS,
+    return tqdm(total=total, desc=desc, unit="prompt", mininterval=PROGRESS_REFRESH_SECONDS,
                 smoothing=0.1)
 
 
-__all__ = ["ClaudeError", "ClaudeInterrupted", "Reply", "ask", "ask_async", "map", "map_async"]
+def _pandas_index(prompts: Any) -> Any:
+    """The index of a pandas Series of prompts (the frame's rows line up with it); None for other iterables."""
+    index = getattr(prompts, "index", None)
+    return None if index is None or callable(index) else index
+
+
+def request_digest(request: dict[str, Any]) -> str:
+    """A request's fingerprint: the same prompt with the same options gives the same digest."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+
+
+__all__ = ["ClaudeError", "ClaudeInterrupted", "Replies", "Reply", "ask", "ask_async", "last_map", "map", "map_async",
+           "prompts_from"]

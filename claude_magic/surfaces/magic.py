@@ -55,6 +55,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "panel": ("", "open the chat panel on the conversation"),
     "last": ("", "show the last reply (a claude_magic.Reply)"),
     "tokens": ("", "count the input tokens the next request would carry (-a NAME counts attachments too)"),
+    "batches": ("[cancel ID]", "list this notebook's Message Batches (map(..., batch=True)) with status and counts; "
+                "cancel ID cancels one that is still running"),
 }
 # The file suffixes a subcommand's FILE takes.
 _SUFFIXES = {"export": (".json", ".md"), "import": (".json",)}
@@ -114,6 +116,9 @@ class ClaudeMagics(Magics):
               help="Show the stream's events as they arrive instead of the answer: one line each (type, index, "
               "delta kind, a short payload; pings included), then the footer.")
     @argument("--out", metavar="NAME", help="Also store the reply (a claude_magic.Reply) in the variable NAME.")
+    @argument("--output", metavar="NAME",
+              help="A typed answer: NAME is a pydantic model, dataclass, TypedDict or JSON-schema dict of the "
+              "notebook; the answer is that object (shown as a table), in reply.parsed (keep it with --out).")
     @argument("--no-raise", action="store_true", help="Do not raise when the turn fails.")
     @argument("--thinking", metavar="adaptive|between_tools|off|N",
               help="Thinking: adaptive (Claude 4.6 and later), between_tools (Sonnet 5.5), off (the least the "
@@ -220,7 +225,8 @@ class ClaudeMagics(Magics):
                                 error_raised=raising and not settings.debug, attachments=attachments or (),
                                 tools=args.tools, tool_choice=args.tool_choice, namespace=self.shell.user_ns,
                                 thinking=args.thinking, source=self._source(), owner=self._owner(args.key),
-                                append=args.append, thinking_display=args.thinking_display, effort=args.effort)
+                                append=args.append, thinking_display=args.thinking_display, effort=args.effort,
+                                output=self._output_type(args.output))
         except ValueError as exc:
             raise UsageError(f"Invalid option: {exc}") from None
         return self._run(turn, args, attachments or [], raising)
@@ -229,6 +235,15 @@ class ClaudeMagics(Magics):
     def _source() -> str:
         """Where a turn was asked, as `%claude history` labels it: a notebook cell or a terminal."""
         return "cell" if in_kernel() else "terminal"
+
+    def _output_type(self, name: str | None) -> Any:
+        """--output NAME: the notebook's class or schema dict of that name (ValueError, one line, if none)."""
+        if name is None:
+            return None
+        if name not in self.shell.user_ns:
+            raise ValueError(f"--output {name}: no such name in the notebook; define the class (or schema dict) "
+                             "in a cell above")
+        return self.shell.user_ns[name]
 
     def _owner(self, key: str | None = None) -> str | None:
         """The key of this cell's turn: --key, else the notebook's cell id, and which %claude of the cell it
@@ -348,10 +363,21 @@ class ClaudeMagics(Magics):
             return reply
         if name == "tokens":
             return self._tokens(args)
+        if name == "batches":
+            return self._batches(argument)
         import claude_magic  # the panel is another surface: reached through the package, lazily
 
         return claude_magic.ChatPanel(conversation=conversation.name)
 
+
+    def _batches(self, cancel: str | None) -> None:
+        """`%claude batches` lists this notebook's Message Batches; `%claude batches cancel ID` cancels one."""
+        from claude_magic.surfaces.batch_jobs import batches_report, cancel_batch
+
+        try:
+            print(cancel_batch(self.settings, cancel) if cancel else batches_report(self.settings))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
 
     def _saved(self, name: str, argument: str | None, conversation: Conversation) -> None:
         """resume, import, export, conversations: conversations on disk."""
@@ -491,6 +517,11 @@ def subcommand(prompt: str) -> tuple[str, str | None] | None:
     if not words:
         return None
     name, arguments = words[0], words[1:]
+    if name == "batches" and arguments:  # the one subcommand with two words after it
+        if len(arguments) == 2 and arguments[0] == "cancel":
+            return name, arguments[1]
+        raise UsageError(f"Usage: %claude batches, or %claude batches cancel ID; got {' '.join(arguments)!r}. "
+                         f"(A question that starts with 'batches': %claude -- {prompt}, or a %%claude cell.)")
     if name not in SUBCOMMANDS:
         near = [known for known in SUBCOMMANDS if _one_edit_apart(name.lower(), known)]
         if len(words) == 1 and near:

@@ -43,6 +43,12 @@ class Reply:
         return self.state.stop_reason
 
     @property
+    def parsed(self) -> Any:
+        """A typed answer (`ask(..., output=Model)`): the validated object (a dict for a JSON-schema dict);
+        None when no type was asked for, or when the answer was not one: then `error` says why."""
+        return self.state.parsed
+
+    @property
     def error(self) -> str | None:
         """None if the turn completed, else the one line saying what happened and what to do."""
         return None if self.state.error is None else self.state.error.message
