@@ -11,7 +11,7 @@ from ._binding import BindingOutcome, PrefixHasher, bound_signature
 from ._replies import default_reply, default_thinking, default_tool_blocks, generate_markdown
 from ._script import Turn, content_text, user_prompts
 from ._structured import json_answer, output_schema
-from ._thinking_rules import model_row, thinking_display, thinking_mode, thinking_signature, thinking_type
+from ._thinking_rules import model_row, thinking_display, thinking_mode, thinking_type
 from ._tokens import count_request_tokens, tokenize
 from ._tool_rules import custom_tools
 
