@@ -26,7 +26,7 @@ def demo_packages() -> set[str]:
     """The distributions the demo's `.ci/setup EXTRAS` installs: the dependencies plus those extras, expanded."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    installed = re.search(r"\.ci/setup (\S+)", (ROOT / ".ci" / "demo").read_text())
+    installed = re.search(r"\.ci/setup (?:--\S+ )*([^-\s]\S*)", (ROOT / ".ci" / "demo").read_text())
     assert installed is not None, ".ci/demo must install through .ci/setup"
     packages = {_requirement_name(requirement) for requirement in project["dependencies"]}
     pending = installed[1].split(",")

@@ -19,7 +19,7 @@ def client(emulator: Emulator) -> anthropic.Anthropic:
 
 
 def _requests(count: int, **params: Any) -> list[dict[str, Any]]:
-    return [{"custom_id": f"row-{i}", "params": {"model": "claude-sonnet-5-5", "max_tokens": 60,
+    return [{"custom_id": f"row-{i}", "params": {"model": "claude-haiku-4-5", "max_tokens": 60,
                                                   "messages": [{"role": "user", "content": f"question {i}"}],
                                                   **params}} for i in range(count)]
 

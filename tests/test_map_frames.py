@@ -108,7 +108,8 @@ def test_a_cancelled_map_async_keeps_its_answers_in_last_map(emu: Emulator) -> N
 
     async def cancel_midway() -> None:
         task = asyncio.ensure_future(claude_magic.map_async([f"async {i}" for i in range(40)], concurrency=3,
-                                                            max_tokens=30, display="none"))
+                                                            max_tokens=30, display="none",
+                                                            model="claude-haiku-4-5"))  # answers without thinking
         # A request is logged when its stream opens: the 7th opening means at least 4 answers have ended.
         while sum(r.status == 200 for r in emu.requests) < 7:
             await asyncio.sleep(0.02)

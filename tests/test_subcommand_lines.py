@@ -35,6 +35,7 @@ def run(shell: Any, cell: str) -> Any:
     ("%claude rest", r"did you mean reset\?"),
     ("%claude conversation", r"did you mean conversations\?"),
     ("%claude toekns", r"did you mean tokens\?"),
+    ("%claude batches foo", r"Usage: %claude batches, or %claude batches cancel ID; got 'foo'"),
 ])
 def test_a_subcommand_with_a_wrong_argument_or_a_typo_is_one_line_and_sends_nothing(
         shell: Any, emulator: Emulator, line: str, message: str) -> None:
@@ -63,7 +64,8 @@ def test_one_edit_away_is_only_for_one_word_lines(shell: Any, emulator: Emulator
 
 def test_the_subcommands_still_run(shell: Any, emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
     run(shell, "%claude hello")
-    assert "Conversation 'default': 1 turn" in run(shell, "%claude history")._repr_mimebundle_()["text/plain"]
+    assert run(shell, "%claude history") is None  # this shell is a terminal's: the history is printed
+    assert "Conversation 'default' · 1 turn" in capsys.readouterr().out
     run(shell, "%claude -c other reset")
     run(shell, "%claude reset")
     assert "cleared (1 turn removed)" in capsys.readouterr().out

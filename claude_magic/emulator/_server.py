@@ -486,11 +486,14 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 def _answer_params(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     """One batch request answered as /v1/messages would answer it, without streaming: the Message, or the
     ApiError the Messages API would have returned (a scripted HTTP fault included)."""
-    body = validate_request(params, state.models(), signatures=state.script_signatures())
+    body = validate_request(params, state.models(), paused=state.paused())
+    # Thinking blocks are checked as /v1/messages checks them (preserved thinking); a batch request carries
+    # no headers of its own, so no beta binding control applies.
+    binding = check_thinking_blocks(body, state.script_signatures(), {})
     turn = state.pick_turn(prompt_text(body["messages"]))
     if turn is not None and turn.fault is not None and turn.fault.kind == "http":
         raise _http_fault(turn.fault, {})
-    reply = build_reply(turn, body, state.next_id("msg_emu_"), lambda: state.next_id("toolu_emu_"))
+    reply = build_reply(turn, body, state.next_id("msg_emu_"), lambda: state.next_id("toolu_emu_"), binding)
     return reply.message()
 
 

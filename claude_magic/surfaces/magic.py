@@ -64,7 +64,7 @@ FORMATS = ("markdown", "text", "code", "json")
 
 
 def _subcommand_lines() -> str:
-    return "\n".join(f"  {f'{name} {argument}'.strip():<17}{what}" for name, (argument, what) in SUBCOMMANDS.items())
+    return "\n".join(f"  {f'{name} {argument}'.strip():<20}{what}" for name, (argument, what) in SUBCOMMANDS.items())
 
 
 _USAGE = f"""
