@@ -15,6 +15,7 @@ from support import FAKE_API_KEY
 from claude_magic.core import persist
 from claude_magic.core.history import STORE
 from claude_magic.emulator import Emulator, known_models
+from claude_magic.surfaces.history_view import HistoryView
 
 LONG = "One two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen."
 SCRIPT = {
@@ -318,9 +319,10 @@ def test_history_lists_numbered_turns_with_their_source(shell: Any, emu: Emulato
 
     run(shell, "", "count for me")
     claude_magic.ask("ponder this", display="none")
-    text = run(shell, "history")._repr_mimebundle_()["text/plain"]
-    assert "Conversation 'default': 2 turns" in text
-    assert "── Turn 1 · cell · claude-sonnet-5-5" in text and "── Turn 2 · code · claude-sonnet-5-5" in text
+    assert run(shell, "history") is None  # this shell is a terminal's: the history is printed
+    text = HistoryView(STORE.get())._repr_mimebundle_()["text/plain"]
+    assert "Conversation 'default' · 2 turns" in text
+    assert "── Turn 1 · terminal · claude-sonnet-5-5" in text and "── Turn 2 · code · claude-sonnet-5-5" in text
 
 
 def test_saving_can_be_turned_off(shell: Any, emu: Emulator, capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,6 +31,7 @@ from claude_magic import ChatPanel
 from claude_magic.core.history import STORE
 from claude_magic.core.models import DEFAULT_MODEL
 from claude_magic.emulator import Emulator
+from claude_magic.surfaces.history_view import HistoryView
 
 KEY = "sk-ant-api03-LEAKCHECK-" + secrets.token_hex(16)
 REDACTED = "[redacted]"
@@ -262,7 +263,8 @@ def _run_everything(shell: Any) -> list[Any]:
                  "%%claude -c raised\necho 400", "%config ClaudeMagic"):
         shell.run_cell(cell)
     for name in ("default", "x0", "raised"):
-        shown.append(shell.run_line_magic("claude", f"-c {name} history")._repr_mimebundle_())
+        shell.run_line_magic("claude", f"-c {name} history")  # printed (a terminal's shell): stdout is checked
+        shown.append(HistoryView(STORE.get(name))._repr_mimebundle_())  # what a notebook shows
     magic = shell.magics_manager.registry["ClaudeMagics"]
     shown.append(repr(magic.last_turn))
     shown.append(magic.last_turn.error.message)
