@@ -418,11 +418,11 @@ def fresh_store() -> Iterator[None]:
 def test_magic_live_frames_and_history_are_inert(
     xss_emulator: Emulator, shell: Any, monkeypatch: pytest.MonkeyPatch, fresh_store: None
 ) -> None:
-    import claude_magic.surfaces.display as display_module
+    import claude_magic.surfaces.sinks as sinks_module  # where the cell sinks' display comes from
 
     published: list[dict[str, str]] = []
     monkeypatch.setattr(RecordingDisplay, "published", published)
-    monkeypatch.setattr(display_module, "IPythonDisplay", RecordingDisplay)
+    monkeypatch.setattr(sinks_module, "IPythonDisplay", RecordingDisplay)
     frames = 0
     for ask in asks():
         before = len(published)
