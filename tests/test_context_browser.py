@@ -42,7 +42,8 @@ QUESTION = "What does this figure show?"
 CODE_STYLE_JS = r"""
 (root) => {
   const opaque = (c) => c && c !== 'transparent' && !/^rgba\(.*,\s*0\)$/.test(c);
-  const pre = root.querySelector('pre');
+  // the answer's code box, not the thinking fold the default model's answer starts with
+  const pre = root.querySelector('pre:not(details pre)');
   if (!pre) return null;
   let backdrop = 'rgb(255, 255, 255)';
   for (let e = pre.parentElement; e; e = e.parentElement) {

@@ -14,6 +14,14 @@ from claude_magic.emulator import Emulator
 pytestmark = pytest.mark.kernel
 
 
+@pytest.fixture(autouse=True)
+def thinking_as_the_model_sends_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests compare the client's stream with the model's own defaults: thinking display omitted (a
+    signature-only thinking block), not the summarized reasoning claude_magic asks for by default. Kernels
+    started by the tests inherit it."""
+    monkeypatch.setenv("CLAUDE_MAGIC_THINKING_DISPLAY", "omitted")
+
+
 def event_lines(text: str) -> list[str]:
     """The event lines of a raw view's text/plain (the footer follows a blank line)."""
     return text.split("\n\n")[0].splitlines()

@@ -132,7 +132,8 @@ STYLES_JS = r"""
     }
     return 'rgb(255, 255, 255)';
   };
-  const pre = root.querySelector('pre');
+  // the answer's code box, not the thinking fold the default model's answer starts with
+  const pre = root.querySelector('pre:not(details pre)');
   const code = pre && pre.querySelector('code');
   const p = root.querySelector('p');
   const td = root.querySelector('td');

@@ -369,3 +369,49 @@ def test_the_panel_sends_its_effort_and_display_and_continues_without_prefill(sh
     state = panel.wait(30)
     assert state is not None and state.error is None, state.error
     assert last_ok(emu)["messages"][-1] == {"role": "user", "content": CONTINUE_PROMPT}
+
+
+def test_a_terminal_continuation_prints_only_the_rest(shell: Any, emu: Emulator,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    run(shell, f"--model {OLDER} --max-tokens 5 --display terminal", "count for me")
+    capsys.readouterr()
+    run(shell, "--display terminal continue")
+    out = capsys.readouterr().out
+    assert out.startswith(" six seven") and "One two three" not in out
+
+
+def test_how_thinking_blocks_are_drawn() -> None:
+    from claude_magic.core.turn import Block, TurnState
+    from claude_magic.render.view import answer_bundle, block_html
+
+    streaming = Block("thinking", signature="")
+    assert "Thinking…" in block_html(streaming, live=True) and "<details" not in block_html(streaming, live=True)
+    done = Block("thinking", signature="sig", complete=True)
+    assert block_html(done) == "" and block_html(done, live=True) == ""  # omitted: nothing once finished
+    assert "redacted" in block_html(Block("redacted_thinking", data="x", complete=True))
+    summary = Block("thinking", parts=["Weighing the options."], signature="sig", complete=True)
+    assert "<details><summary>Thinking (21 characters)</summary>" in block_html(summary)
+    # Between tool calls on the 5.5 models: the narration in its place, not a fold.
+    state = TurnState(model=DEFAULT_MODEL, prompt="q", started_at=0.0, narrates_in_thinking=True, status="complete")
+    state.blocks = [Block("tool_use", parts=["{}"], tool_id="t1", tool_name="lookup", complete=True),
+                    Block("thinking", parts=["Now I compare the two."], signature="s", complete=True,
+                          between_tools=True)]
+    bundle = answer_bundle(state)
+    assert "Now I compare the two." in bundle["text/html"] and "<details><summary>Thinking" not in bundle["text/html"]
+    assert "[thinking]" not in bundle["text/plain"]
+
+
+def test_between_tools_thinking_is_drawn_in_the_tool_flow(shell: Any, emu: Emulator) -> None:
+    shell.user_ns["weather"] = offer("weather")
+    run(shell, f"--model {DEFAULT_MODEL} --tools weather --out r", "weather in Paris?")
+    state = shell.user_ns["r"].state
+    kinds = [block.kind for block in state.blocks]
+    call = kinds.index("tool_use")
+    # The text before the call arrives as a thinking block after the message's up-front thinking.
+    narration = [b for b in state.blocks[1:call] if b.kind == "thinking"]
+    assert narration and all(block.between_tools and block.text for block in narration)
+    assert not state.blocks[0].between_tools  # the up-front reasoning stays a fold
+    html = shell.user_ns["r"]._repr_mimebundle_()["text/html"]
+    for block in narration:
+        assert f"Thinking ({len(block.text):,} characters)" not in html
+    assert f"Thinking ({len(state.blocks[0].text):,} characters)" in html

@@ -47,7 +47,7 @@ class Block:
     # kind "tool_result": a display-only block for one call being run (a `core.tools.ToolCallView`).
     call: Any = None
     # kind "thinking" on a model that sends the text it writes between tool calls as thinking (the 5.5
-    # models): a block after a tool call of the turn is that text, drawn in its place in the tool flow.
+    # models): a thinking block after the first block of its message is that text, drawn in its place.
     between_tools: bool = False
 
     @property
@@ -239,7 +239,9 @@ def reduce_event(state: TurnState, event: Any, now: float) -> TurnState:
                                    f"expected {len(state.blocks) - state.round_start}")
         block = _new_block(event.content_block)
         if block.kind == "thinking" and state.narrates_in_thinking:
-            block.between_tools = any(earlier.kind in ("tool_use", "tool_result") for earlier in state.blocks)
+            # A message's first thinking block is its up-front reasoning; a later one is what Claude writes
+            # around its tool calls, sent as thinking by these models.
+            block.between_tools = position > state.round_start
         state.blocks.append(block)
         if block.parts or block.data:
             state.revision += 1
