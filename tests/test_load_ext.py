@@ -59,7 +59,7 @@ warm_up.wait()
 
 def probe(then: str, env: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
     code = PROBE.format(watched=WATCHED, then=then)
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                                env={**os.environ, **(env or {})})
     assert completed.returncode == 0, completed.stderr[-3000:]
     line = next(line for line in completed.stdout.splitlines() if line.startswith("PROBE "))
