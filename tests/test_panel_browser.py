@@ -145,7 +145,10 @@ def test_answer_streams_footer_shortcut_and_stop(
         time.sleep(0.1)
     growing = [s for s in states if "Waiting for Claude" not in s]
     assert len(growing) >= 3, f"expected at least 3 growing states, saw {len(growing)}"
-    assert all(len(a) < len(b) for a, b in zip(growing, growing[1:], strict=False))
+    # The text grows at every state but one: the default model's summarized thinking streams in an open
+    # fold, which closes (its text hidden) when the answer starts.
+    shrinks = [i for i, (a, b) in enumerate(zip(growing, growing[1:], strict=False)) if len(a) >= len(b)]
+    assert len(shrinks) <= 1, [len(state) for state in growing]
     footer = answer(nb).locator(".claude-magic-footer").inner_text()
     assert "stop_reason: end_turn" in footer and "out" in footer
     nb.screenshot(artifacts / "2-complete.png")
