@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from harness.kernel import KernelSession
+from support import after_thinking
 
 from claude_magic.core.history import STORE, Conversation, Turn
 from claude_magic.core.tools import Outcome, ToolCallView
@@ -116,7 +117,7 @@ def test_text_format_shows_the_waiting_line_until_the_answer(magic_kernel: Kerne
     displays = result.displays()
     assert displays[0]["content"]["data"] == {"text/plain": "Waiting for Claude…"}
     final = result.final_outputs()
-    assert len(final) == 1 and final[0]["data"]["text/plain"].startswith("Plain *answer*.")
+    assert len(final) == 1 and after_thinking(final[0]["data"]["text/plain"]).startswith("Plain *answer*.")
     assert "text/html" not in final[0]["data"] and "stop_reason: end_turn" in final[0]["data"]["text/plain"]
 
 
