@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 
 CELLS = [
     "%load_ext claude_magic\n%config ClaudeMagic.max_retries = 0",
-    "%%claude\nTell me about caching, then fail.",
+    "%%claude -m claude-haiku-4-5\nTell me about caching, then fail.",  # answers without thinking first
     "%claude histroy",
     "%%claude",
     "%claude -- history of HTTP caching in one line",

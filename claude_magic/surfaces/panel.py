@@ -273,7 +273,8 @@ class ChatPanel:
         self.continue_button.add_class("claude-magic-continue")
         header = widgets.HBox([self.model_picker, self.effort_picker, self.thinking_picker, self.new_button,
                                self.raw_events, self.info],
-                              layout=widgets.Layout(align_items="center"))
+                              # Wraps onto a second line where the panel is narrower than its pickers.
+                              layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
         buttons = widgets.VBox([self.send_button, self.stop_button, self.continue_button])
         self.widget = widgets.VBox([_html(PANEL_CSS), header, scroller,
                                     widgets.HBox([self.input, buttons], layout=widgets.Layout(width="100%"))])
