@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import typing
 from dataclasses import fields
 
 import pytest
@@ -17,19 +16,9 @@ from claude_magic.core.turn import Usage
 
 
 def sdk_model_ids() -> list[str]:
-    from anthropic.types import ModelParam  # imported here: the table itself must not import the SDK
+    from claude_magic.emulator._validate import sdk_models  # the SDK's ModelParam literals, as the emulator reads them
 
-    found: list[str] = []
-
-    def walk(tp: object) -> None:
-        if typing.get_origin(tp) is typing.Literal:
-            found.extend(arg for arg in typing.get_args(tp) if isinstance(arg, str))
-            return
-        for arg in typing.get_args(tp):
-            walk(arg)
-
-    walk(ModelParam)
-    return found
+    return list(sdk_models())
 
 
 def test_the_table_knows_every_model_the_installed_sdk_lists() -> None:
