@@ -262,6 +262,13 @@ _HAIKU_4_5 = replace(
     sources=_sources(**{**_OPUS_4_5.sources, "efforts": OVERVIEW, "effort_default": OVERVIEW}),
 )
 
+# Listed by earlier SDK releases (2.5), no longer by 2.17: still served, so still described. Sonnet 4.5 shares
+# Haiku 4.5's contract (manual thinking only, no effort parameter: Opus 4.5 alone took it) at Sonnet prices.
+_SONNET_4_5 = replace(
+    _HAIKU_4_5, model="claude-sonnet-4-5", prices=Prices(3.0, 15.0, 3.75, 0.30),
+    sources=_sources(**{**_HAIKU_4_5.sources, "efforts": CLAUDE_4_5_NEW, "prices": PRICING}),
+)
+
 
 def _twin(row: ModelContract, model: str) -> ModelContract:
     """A model with the same specifications and prices (Mythos n and Fable n share them)."""
@@ -273,7 +280,7 @@ _ROWS: tuple[ModelContract, ...] = (
     _HAIKU_5_5, _SONNET_5_5,
     _FABLE_5_1, _twin(_FABLE_5_1, "claude-mythos-5-1"), _OPUS_5_5,
     _SONNET_5, _FABLE_5, _twin(_FABLE_5, "claude-mythos-5"), _OPUS_5,
-    _OPUS_4_8, _OPUS_4_7, _MYTHOS_PREVIEW, _OPUS_4_6, _SONNET_4_6, _HAIKU_4_5, _OPUS_4_5,
+    _OPUS_4_8, _OPUS_4_7, _MYTHOS_PREVIEW, _OPUS_4_6, _SONNET_4_6, _HAIKU_4_5, _OPUS_4_5, _SONNET_4_5,
 )
 
 

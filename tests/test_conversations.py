@@ -14,6 +14,7 @@ from support import FAKE_API_KEY
 
 from claude_magic.core import persist
 from claude_magic.core.history import STORE
+from claude_magic.core.models import DEFAULT_MODEL
 from claude_magic.emulator import Emulator, known_models
 from claude_magic.surfaces.history_view import HistoryView
 
@@ -148,7 +149,7 @@ def test_thinking_with_forced_tool_use_is_refused_before_sending(shell: Any, emu
 ])
 def test_the_emulator_checks_thinking_parameters_like_the_api(emu: Emulator, body: dict[str, Any],
                                                                message: str) -> None:
-    request = {"model": known_models()[0], "max_tokens": 4096, "messages": [{"role": "user", "content": "hi"}],
+    request = {"model": DEFAULT_MODEL, "max_tokens": 4096, "messages": [{"role": "user", "content": "hi"}],
                **body}
     client = anthropic.Anthropic(base_url=emu.base_url, api_key=FAKE_API_KEY, max_retries=0)
     with pytest.raises(anthropic.APIStatusError, match=message):

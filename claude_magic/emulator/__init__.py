@@ -36,12 +36,13 @@ from ._replies import default_reply, generate_markdown
 from ._script import Fault, Generate, Pace, Script, ScriptError, Turn, load_script, parse_script
 from ._state import RecordedRequest
 from ._tokens import count_tokens, tokenize
-from ._validate import history_problem, sdk_models
+from ._validate import history_problem, served_models
 
 
 def known_models() -> tuple[str, ...]:
-    """Model ids every emulator accepts: those the installed SDK lists in ``ModelParam``."""
-    return sdk_models()
+    """Model ids every emulator accepts: those the installed SDK lists in ``ModelParam`` and those of the
+    contract table (``claude_magic._model_facts``)."""
+    return served_models()
 
 
 __all__ = [

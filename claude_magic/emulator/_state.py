@@ -9,7 +9,7 @@ from typing import Any
 
 from ._batches import BatchStore
 from ._script import Pace, Script, Turn, TurnPicker
-from ._validate import sdk_models
+from ._validate import served_models
 
 # Credentials must never be stored: the log is shown in test failures and served over HTTP.
 REDACTED_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization"})
@@ -114,8 +114,8 @@ class EmulatorState:
             return frozenset(self._paused)
 
     def models(self) -> tuple[str, ...]:
-        """Model ids accepted: the SDK's own plus the script's ``models``."""
-        return sdk_models() + self.script.models
+        """Model ids accepted: those served (the SDK's and the contract table's) plus the script's ``models``."""
+        return served_models() + self.script.models
 
     # -- ids -------------------------------------------------------------------------------------
 

@@ -25,6 +25,16 @@ ROLES = ("user", "assistant")
 
 
 @cache
+def served_models() -> tuple[str, ...]:
+    """The model ids the emulator serves: the installed SDK's, plus every model of the contract table. The API
+    serves today's models whichever SDK release sends the request (an older SDK only lacks their names in its
+    types), so a model the table knows is answered even where the installed SDK does not list it."""
+    from .._model_facts import known_contracts
+
+    return tuple(dict.fromkeys((*sdk_models(), *(row.model for row in known_contracts()))))
+
+
+@cache
 def sdk_models() -> tuple[str, ...]:
     """The model ids the installed SDK knows (the literals inside ``anthropic.types.ModelParam``).
 
