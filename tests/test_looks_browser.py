@@ -240,6 +240,11 @@ def test_answers_panel_and_history_read_well_in_light_and_dark_themes(lab: Jupyt
         panel.screenshot(path=str(artifacts / f"{theme}-panel.png"))
         nb.output(6).first.screenshot(path=str(artifacts / f"{theme}-history.png"))
         for index, what in ((1, "thinking-and-code"), (2, "tool-call")):
+            # Back to the top, where these cells are: a windowed notebook (JupyterLab 4.4) does not draw cells
+            # far out of view, and Playwright cannot scroll to an element that is not drawn.
+            lab_page.evaluate("() => document.querySelectorAll('.jp-WindowedPanel-outer, .jp-Notebook')"
+                              ".forEach(element => { element.scrollTop = 0; })")
+            lab_page.wait_for_timeout(500)
             nb.cell(index).locator(".jp-OutputArea").screenshot(path=str(artifacts / f"{theme}-cell-{what}.png"))
         cell_box = nb.cell(1).locator(".jp-OutputArea").element_handle()
         panel_box = panel.element_handle()
