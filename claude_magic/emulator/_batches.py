@@ -151,24 +151,26 @@ class BatchStore:
                 batch.cancel_initiated = datetime.now(timezone.utc)
             return self._view(batch, advance=False)  # "canceling": finalized at the next look
 
+    def _ended(self, batch_id: str, refusal: str) -> _Batch:
+        """The batch, brought up to date; the API's 400 (`Batch ID <refusal>`) while it is still processing.
+        Call with the lock held."""
+        batch = self._get(batch_id)
+        self._advance(batch)
+        if batch.ended is None:
+            raise ApiError(400, f"Batch {batch_id} {refusal}")
+        return batch
+
     def delete(self, batch_id: str) -> dict[str, Any]:
         with self._lock:
-            batch = self._get(batch_id)
-            self._advance(batch)
-            if batch.ended is None:
-                raise ApiError(400, f"Batch {batch_id} cannot be deleted while it is still processing; cancel it "
-                               "first.")
+            self._ended(batch_id, "cannot be deleted while it is still processing; cancel it first.")
             del self._batches[batch_id]
             return {"id": batch_id, "type": "message_batch_deleted"}
 
     def results(self, batch_id: str) -> bytes:
         """The results file: one JSON line per request, shuffled (the API does not keep request order)."""
         with self._lock:
-            batch = self._get(batch_id)
-            self._advance(batch)
-            if batch.ended is None:
-                raise ApiError(400, f"Batch {batch_id} has not finished processing; results are available once "
-                               "processing_status is ended.")
+            batch = self._ended(batch_id, "has not finished processing; results are available once "
+                                          "processing_status is ended.")
             order = list(range(len(batch.requests)))
             random.Random(batch.id).shuffle(order)
             lines = [json.dumps({"custom_id": batch.requests[i]["custom_id"], "result": batch.results[i]},
