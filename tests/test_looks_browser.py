@@ -60,7 +60,10 @@ def lab(lab_env: dict[str, str]) -> Iterator[JupyterLab]:
         for name in list(os.environ):
             if name.startswith(("CLAUDE_MAGIC_", "ANTHROPIC_")):
                 patch.delenv(name)
-        server = JupyterLab(env=lab_env, log_dir=artifacts_dir("test_looks_browser__lab")).start()
+        # windowingMode none: every cell stays in the page. With JupyterLab 4.4's windowing a cell far below
+        # the panel's tall output may not be drawn yet when the test reaches for its prompt.
+        server = JupyterLab(env=lab_env, log_dir=artifacts_dir("test_looks_browser__lab"), user_settings={
+            "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}}).start()
     yield server
     server.stop()
 
