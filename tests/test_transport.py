@@ -1,0 +1,293 @@
+"""Cassettes at the HTTP transport (core.transport): the real SDK records against the emulator, then replays
+with the emulator stopped and no key."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx2
+import pytest
+from support import FAKE_API_KEY
+
+from claude_magic.core import client as _client
+from claude_magic.core import transport
+from claude_magic.core.client import ClientSettings, get_async_client, get_client
+from claude_magic.core.errors import describe_error
+from claude_magic.core.transport import canonical_request, labelled, read_exchanges, request_key
+from claude_magic.emulator import Emulator
+
+MODEL = "claude-sonnet-5-5"
+SCRIPT = {"turns": [
+    {"match": "Say hello", "content": "Hello there, reader of cassettes."},
+    {"match": "twice", "times": 1, "content": "First answer."},
+    {"match": "twice", "content": "Second answer."},
+    {"match": "busy", "fault": {"kind": "http", "status": 429, "retry_after": 7, "message": "slow down"}},
+    {"match": "long", "generate": {"tokens": 24, "seed": 2}},
+]}
+
+
+@pytest.fixture(autouse=True)
+def fresh_cassettes() -> Iterator[None]:
+    transport.forget_cassettes()
+    _client.reset_clients()
+    yield
+    transport.forget_cassettes()
+    _client.reset_clients()
+
+
+@pytest.fixture
+def live(emulator: Emulator, api_env: dict[str, str]) -> Emulator:
+    emulator.set_script(SCRIPT)
+    return emulator
+
+
+def offline_now(monkeypatch: pytest.MonkeyPatch, emulator: Emulator) -> None:
+    """No key, no base URL, no emulator: a fresh kernel on a machine that never saw the API."""
+    emulator.stop()
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    monkeypatch.delenv("ANTHROPIC_BASE_URL")
+    transport.forget_cassettes()
+    _client.reset_clients()
+
+
+def ask(client: anthropic.Anthropic, prompt: str, **extra: Any) -> str:
+    with client.messages.stream(model=MODEL, max_tokens=200, messages=[{"role": "user", "content": prompt}],
+                                **extra) as stream:
+        return "".join(stream.text_stream)
+
+
+def settings(path: Path, mode: str, speed: float = 0.0) -> ClientSettings:
+    return ClientSettings(cassette=str(path), cassette_mode=mode, cassette_speed=speed)
+
+
+def built(method: str, url: str, body: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return canonical_request(httpx2.Request(method, url, content=json.dumps(body).encode(), headers=headers or {}))
+
+
+# -- the key -----------------------------------------------------------------------------------------------
+
+
+def test_key_ignores_key_order_and_volatile_headers_but_not_beta_flags_or_content() -> None:
+    body = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    reordered = {"messages": body["messages"], "max_tokens": 5, "model": MODEL}
+    first = built("POST", "https://api.anthropic.com/v1/messages?b=2&a=1", body,
+                  {"x-api-key": "sk-one", "user-agent": "A/1", "x-stainless-retry-count": "0",
+                   "idempotency-key": "k1", "anthropic-version": "2026-10-21"})
+    second = built("POST", "http://127.0.0.1:9/v1/messages?a=1&b=2", reordered,
+                   {"x-api-key": "sk-two", "user-agent": "B/2", "x-stainless-retry-count": "1",
+                    "idempotency-key": "k2", "anthropic-version": "2027-01-01"})
+    assert request_key(first) == request_key(second)
+    beta = built("POST", "https://api.anthropic.com/v1/messages?a=1&b=2", body, {"anthropic-beta": "files-2025"})
+    assert request_key(beta) != request_key(first)
+    changed = built("POST", "https://api.anthropic.com/v1/messages?a=1&b=2",
+                    {**body, "messages": [{"role": "user", "content": "hi!"}]})
+    assert request_key(changed) != request_key(first)
+    assert request_key(built("GET", "https://api.anthropic.com/v1/messages?a=1&b=2", body)) != request_key(first)
+
+
+# -- record, then replay with nothing behind it ---------------------------------------------------------------
+
+
+def test_replay_needs_no_key_no_emulator_and_gives_back_what_was_recorded(
+        live: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "notes.cassette"
+    client = get_client(settings(path, "record"))
+    streamed = ask(client, "Say hello")
+    counted = client.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "Say hello"}])
+
+    async def asked_async() -> str:
+        async_client = get_async_client(settings(path, "record"))
+        message = await async_client.messages.create(model=MODEL, max_tokens=200,
+                                                     messages=[{"role": "user", "content": "Say hello, async"}])
+        return message.content[-1].text  # type: ignore[union-attr]
+
+    answered_async = asyncio.run(asked_async())
+    assert "Hello there" in streamed and "Hello there" in answered_async
+    text = path.read_text()
+    assert FAKE_API_KEY not in text and "x-api-key" not in text.lower()
+    assert len(text.splitlines()) == 3  # one exchange per line
+
+    offline_now(monkeypatch, live)
+    client = get_client(settings(path, "replay"))
+    assert ask(client, "Say hello") == streamed
+    assert client.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "Say hello"}]) == counted
+
+    async def replayed_async() -> str:
+        async_client = get_async_client(settings(path, "replay"))
+        message = await async_client.messages.create(model=MODEL, max_tokens=200,
+                                                     messages=[{"role": "user", "content": "Say hello, async"}])
+        return message.content[-1].text  # type: ignore[union-attr]
+
+    assert asyncio.run(replayed_async()) == answered_async
+
+
+def test_error_responses_replay_with_the_headers_the_sdk_reads(
+        live: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "errors.cassette"
+
+    def failure(client: anthropic.Anthropic) -> anthropic.APIStatusError:
+        with pytest.raises(anthropic.APIStatusError) as raised:
+            client.messages.create(model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "busy now"}])
+        return raised.value
+
+    recorded = failure(get_client(settings(path, "record")))
+    offline_now(monkeypatch, live)
+    replayed = failure(get_client(settings(path, "replay")))
+    assert replayed.status_code == recorded.status_code == 429
+    assert replayed.request_id == recorded.request_id and replayed.request_id
+    assert replayed.response.headers["retry-after"] == recorded.response.headers["retry-after"] == "7"
+    assert replayed.body == recorded.body
+
+
+def test_repeated_requests_replay_in_recorded_order_then_the_last_repeats(
+        live: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "repeat.cassette"
+    client = get_client(settings(path, "record"))
+    recorded = [ask(client, "ask twice"), ask(client, "ask twice")]
+    assert recorded == ["First answer.", "Second answer."]
+    offline_now(monkeypatch, live)
+    client = get_client(settings(path, "replay"))
+    assert [ask(client, "ask twice") for _ in range(3)] == ["First answer.", "Second answer.", "Second answer."]
+
+
+def test_a_later_recording_session_replaces_the_earlier_answers(live: Emulator, tmp_path: Path) -> None:
+    path = tmp_path / "again.cassette"
+    ask(get_client(settings(path, "record")), "ask twice")  # "First answer."
+    transport.forget_cassettes()  # a new kernel records the same request again
+    _client.reset_clients()
+    assert ask(get_client(settings(path, "record")), "ask twice") == "Second answer."
+    transport.forget_cassettes()
+    _client.reset_clients()
+    assert ask(get_client(settings(path, "replay")), "ask twice") == "Second answer."
+    assert len(path.read_text().splitlines()) == 2  # both kept: the file only ever grows
+
+
+def test_replay_or_record_sends_only_what_the_cassette_lacks(live: Emulator, tmp_path: Path) -> None:
+    path = tmp_path / "fill.cassette"
+    client = get_client(settings(path, "replay_or_record"))
+    first = ask(client, "Say hello")
+    ask(client, "Say hello")  # a re-run cell: replayed
+    assert len(live.requests) == 1
+    ask(client, "Say hello again")
+    assert len(live.requests) == 2
+    assert len(path.read_text().splitlines()) == 2
+    assert ask(client, "Say hello") == first
+    assert len(live.requests) == 2
+
+
+# -- a miss ------------------------------------------------------------------------------------------------------
+
+
+def test_a_miss_is_one_line_naming_cassette_asker_and_difference_and_sends_nothing(
+        live: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "analysis.cassette"
+    ask(get_client(settings(path, "record")), "Say hi")
+    sent = len(live.requests)
+    transport.forget_cassettes()
+    _client.reset_clients()
+    client = get_client(settings(path, "replay"))  # the key and the emulator are still there: none is used
+    with labelled("%claude 'Say hello'"), pytest.raises(anthropic.APIError) as raised:
+        ask(client, "Say hello")
+    line = describe_error(raised.value, model=MODEL).message
+    assert "\n" not in line
+    assert line.startswith("Not in cassette analysis.cassette")
+    assert "%claude 'Say hello'" in line
+    assert "messages[0].content: 'Say hi' ≠ 'Say hello'" in line
+    assert "nothing was sent" in line
+    assert len(live.requests) == sent
+    assert describe_error(raised.value, model=MODEL).retryable is False
+
+
+def test_without_a_key_replay_or_record_is_strict(live: Emulator, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "ci.cassette"
+    ask(get_client(settings(path, "record")), "Say hello")
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    transport.forget_cassettes()
+    _client.reset_clients()
+    client = get_client(settings(path, "replay_or_record"))
+    assert "Hello there" in ask(client, "Say hello")
+    with pytest.raises(anthropic.APIError) as raised:
+        ask(client, "Say hello, a new question")
+    line = describe_error(raised.value, model=MODEL).message
+    assert "set ANTHROPIC_API_KEY to record it" in line
+    assert len(live.requests) == 1
+
+
+def test_record_mode_without_a_key_says_so(tmp_path: Path) -> None:
+    with pytest.raises(_client.ClaudeError, match="No Anthropic API key"):
+        get_client(settings(tmp_path / "x.cassette", "record"))
+
+
+# -- pacing ---------------------------------------------------------------------------------------------------------
+
+
+def chunk_times(client: anthropic.Anthropic, prompt: str) -> list[float]:
+    started = time.monotonic()
+    times = []
+    with client.messages.stream(model=MODEL, max_tokens=200, messages=[{"role": "user", "content": prompt}]) as stream:
+        for event in stream:
+            if event.type == "content_block_delta":
+                times.append(time.monotonic() - started)
+    return times
+
+
+def test_replay_streams_at_the_recorded_pace_or_faster_on_request(
+        live: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "pace.cassette"
+    live.set_pace(tokens_per_second=80, chunk_tokens=1)
+    recorded = chunk_times(get_client(settings(path, "record")), "a long one")
+    offline_now(monkeypatch, live)
+    paced = chunk_times(get_client(settings(path, "replay", speed=1.0)), "a long one")
+    assert len(paced) == len(recorded) >= 10
+    # Each delta arrives no earlier than it was recorded (the replay waits for it), and not much later.
+    assert all(replayed >= at - 0.005 for replayed, at in zip(paced, recorded, strict=True))
+    assert paced[-1] < recorded[-1] + 0.25
+    transport.forget_cassettes()
+    _client.reset_clients()
+    fast = chunk_times(get_client(settings(path, "replay", speed=4.0)), "a long one")
+    assert fast[-1] < recorded[-1] / 2
+    assert all(replayed >= at / 4 - 0.005 for replayed, at in zip(fast, recorded, strict=True))
+
+
+# -- the file -------------------------------------------------------------------------------------------------------
+
+WRITER = """
+import sys
+from claude_magic.core.transport import append_line
+from pathlib import Path
+path, name = Path(sys.argv[1]), sys.argv[2]
+for n in range(150):
+    line = '{"v": 1, "session": "%s", "request": {"n": %d, "pad": "%s"}, "response": {"status": 200}}' % (
+        name, n, name * 20000)
+    append_line(path, line + "\\n")
+"""
+
+
+def test_two_processes_appending_interleave_whole_lines(tmp_path: Path) -> None:
+    path = tmp_path / "shared.cassette"
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), name]) for name in ("a", "b")]
+    assert [writer.wait(timeout=60) for writer in writers] == [0, 0]
+    exchanges, damaged = read_exchanges(path)
+    assert damaged == 0
+    assert sorted((exchange.session, exchange.request["n"]) for exchange in exchanges) == sorted(
+        (name, n) for name in "ab" for n in range(150))
+
+
+def test_a_torn_last_line_is_skipped_and_the_next_append_starts_a_new_line(tmp_path: Path) -> None:
+    path = tmp_path / "torn.cassette"
+    good = '{"v": 1, "session": "s", "request": {"n": 1}, "response": {"status": 200}}\n'
+    path.write_text(good + good[:30])  # a kernel died while writing
+    exchanges, damaged = read_exchanges(path)
+    assert [exchange.request for exchange in exchanges] == [{"n": 1}] and damaged == 1
+    transport.append_line(path, good.replace('"n": 1', '"n": 2'))
+    exchanges, damaged = read_exchanges(path)
+    assert [exchange.request for exchange in exchanges] == [{"n": 1}, {"n": 2}] and damaged == 1
