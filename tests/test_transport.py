@@ -30,7 +30,7 @@ SCRIPT = {"turns": [
     {"match": "twice", "times": 1, "content": "First answer."},
     {"match": "twice", "content": "Second answer."},
     {"match": "busy", "fault": {"kind": "http", "status": 429, "retry_after": 7, "message": "slow down"}},
-    {"match": "long", "generate": {"tokens": 24, "seed": 2}},
+    {"match": "long", "generate": {"tokens": 40, "seed": 2}},
 ]}
 
 
@@ -230,32 +230,32 @@ def test_record_mode_without_a_key_says_so(tmp_path: Path) -> None:
 # -- pacing ---------------------------------------------------------------------------------------------------------
 
 
-def chunk_times(client: anthropic.Anthropic, prompt: str) -> list[float]:
+def arrivals(path: Path, speed: float) -> tuple[list[float], list[float]]:
+    """Replay the cassette's one exchange through the transport alone: (recorded offsets, arrival times)."""
+    (exchange,), _damaged = read_exchanges(path)
+    transport.forget_cassettes()
+    client = httpx2.Client(transport=transport.CassetteTransport(path, mode="replay", speed=speed))
     started = time.monotonic()
-    times = []
-    with client.messages.stream(model=MODEL, max_tokens=200, messages=[{"role": "user", "content": prompt}]) as stream:
-        for event in stream:
-            if event.type == "content_block_delta":
-                times.append(time.monotonic() - started)
-    return times
+    with client.stream(exchange.request["method"], f"https://api.anthropic.com{exchange.request['path']}",
+                       content=json.dumps(exchange.request["body"]).encode()) as response:
+        times = [time.monotonic() - started for _chunk in response.iter_raw()]
+    return [at for at, _text in exchange.chunks], times
 
 
-def test_replay_streams_at_the_recorded_pace_or_faster_on_request(
-        live: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_replay_streams_at_the_recorded_pace_or_faster_on_request(live: Emulator, tmp_path: Path) -> None:
     path = tmp_path / "pace.cassette"
     live.set_pace(tokens_per_second=80, chunk_tokens=1)
-    recorded = chunk_times(get_client(settings(path, "record")), "a long one")
-    offline_now(monkeypatch, live)
-    paced = chunk_times(get_client(settings(path, "replay", speed=1.0)), "a long one")
+    ask(get_client(settings(path, "record")), "a long one")
+    recorded, paced = arrivals(path, speed=1.0)
     assert len(paced) == len(recorded) >= 10
-    # Each delta arrives no earlier than it was recorded (the replay waits for it), and not much later.
-    assert all(replayed >= at - 0.005 for replayed, at in zip(paced, recorded, strict=True))
-    assert paced[-1] < recorded[-1] + 0.25
-    transport.forget_cassettes()
-    _client.reset_clients()
-    fast = chunk_times(get_client(settings(path, "replay", speed=4.0)), "a long one")
+    assert recorded[-1] > 0.4  # 40 tokens at 80 a second
+    # Each chunk arrives when it was recorded: never earlier (the replay waits for it), not much later.
+    assert all(at <= replayed < at + 0.15 for replayed, at in zip(paced, recorded, strict=True))
+    _recorded, fast = arrivals(path, speed=4.0)
+    assert all(at / 4 <= replayed for replayed, at in zip(fast, recorded, strict=True))
     assert fast[-1] < recorded[-1] / 2
-    assert all(replayed >= at / 4 - 0.005 for replayed, at in zip(fast, recorded, strict=True))
+    _recorded, instant = arrivals(path, speed=0)
+    assert instant[-1] < recorded[-1] / 4
 
 
 # -- the file -------------------------------------------------------------------------------------------------------

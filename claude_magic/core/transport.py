@@ -298,9 +298,10 @@ def _differences(old: Any, new: Any, path: str) -> Iterator[tuple[str, Any, Any]
             yield from _differences(old.get(name, _ABSENT), new.get(name, _ABSENT),
                                     f"{path}.{name}" if path else str(name))
     elif isinstance(old, list) and isinstance(new, list):
-        for index in range(max(len(old), len(new))):
-            yield from _differences(old[index] if index < len(old) else _ABSENT,
-                                    new[index] if index < len(new) else _ABSENT, f"{path}[{index}]")
+        for index in range(min(len(old), len(new))):
+            yield from _differences(old[index], new[index], f"{path}[{index}]")
+        if len(old) != len(new):  # said once for the list, not once per missing item
+            yield path, _Count(len(old)), _Count(len(new))
     elif old != new or type(old) is not type(new):
         yield path, old, new
 
@@ -314,7 +315,13 @@ def _excerpt(old: Any, new: Any) -> str:
     return f"{_short(old)} ≠ {_short(new)}"
 
 
+class _Count(int):
+    """A list's length, shown as "3 items"."""
+
+
 def _short(value: Any, start: int = 0) -> str:
+    if isinstance(value, _Count):
+        return f"{int(value)} item{'s' * (value != 1)}"
     if value is _ABSENT:
         return "(absent)"
     if isinstance(value, str):
