@@ -7,6 +7,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -262,6 +263,7 @@ def test_replay_streams_at_the_recorded_pace_or_faster_on_request(live: Emulator
 
 WRITER = """
 import sys
+import threading
 from claude_magic.core.transport import append_line
 from pathlib import Path
 path, name = Path(sys.argv[1]), sys.argv[2]
@@ -291,3 +293,43 @@ def test_a_torn_last_line_is_skipped_and_the_next_append_starts_a_new_line(tmp_p
     transport.append_line(path, good.replace('"n": 1', '"n": 2'))
     exchanges, damaged = read_exchanges(path)
     assert [exchange.request for exchange in exchanges] == [{"n": 1}, {"n": 2}] and damaged == 1
+
+
+def test_closing_a_replayed_stream_ends_its_wait_at_once(live: Emulator, tmp_path: Path) -> None:
+    """The panel's Stop closes the stream from another thread while the replay waits for the next chunk."""
+    path = tmp_path / "stop.cassette"
+    live.set_pace(tokens_per_second=40, chunk_tokens=1)
+    ask(get_client(settings(path, "record")), "a long one")  # about a second of stream
+    transport.forget_cassettes()
+    client = httpx2.Client(transport=transport.CassetteTransport(path, mode="replay", speed=1.0))
+    (exchange,), _damaged = read_exchanges(path)
+    with client.stream("POST", f"https://api.anthropic.com{exchange.request['path']}",
+                       content=json.dumps(exchange.request["body"]).encode()) as response:
+        chunks = response.iter_raw()
+        next(chunks)
+        closer = threading.Timer(0.1, response.close)
+        started = time.monotonic()
+        closer.start()
+        rest = list(chunks)
+        ended_after = time.monotonic() - started
+    assert ended_after < 0.5 < exchange.chunks[-1][0]
+    assert len(rest) < len(exchange.chunks) - 1
+
+
+def test_message_batches_replay_create_polls_and_results(
+        live: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import claude_magic
+
+    live.set_batch_timing(seconds=0.6)  # polled while in progress, then ended
+    monkeypatch.setenv("CLAUDE_MAGIC_CASSETTE", str(tmp_path / "batch.cassette"))
+    monkeypatch.setenv("CLAUDE_MAGIC_CASSETTE_MODE", "record")
+    prompts = [f"row {n}" for n in range(4)]
+    recorded = [reply.text for reply in claude_magic.map(prompts, batch=True, display="none")]
+    assert all(recorded)
+    paths = [request.path for request in live.requests]
+    assert paths.count("/v1/messages/batches") == 1 and len(paths) >= 4  # create, polls, results
+    offline_now(monkeypatch, live)
+    # Another machine: no batch recorded in its notebook folder, so the job is submitted again, from the cassette.
+    monkeypatch.setenv("CLAUDE_MAGIC_HISTORY_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("CLAUDE_MAGIC_CASSETTE_MODE", "replay")
+    assert [reply.text for reply in claude_magic.map(prompts, batch=True, display="none")] == recorded
