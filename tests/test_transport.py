@@ -333,3 +333,16 @@ def test_message_batches_replay_create_polls_and_results(
     monkeypatch.setenv("CLAUDE_MAGIC_HISTORY_DIR", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("CLAUDE_MAGIC_CASSETTE_MODE", "replay")
     assert [reply.text for reply in claude_magic.map(prompts, batch=True, display="none")] == recorded
+
+
+def test_a_map_run_again_with_one_more_row_sends_only_that_row(live: Emulator, monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    import claude_magic
+
+    monkeypatch.setenv("CLAUDE_MAGIC_CASSETTE", str(tmp_path / "map.cassette"))  # default mode: replay_or_record
+    first = [reply.text for reply in claude_magic.map(["Say hello", "ask twice"], display="none")]
+    assert len(live.requests) == 2
+    again = [reply.text for reply in claude_magic.map(["Say hello", "ask twice", "Say hello, new row"],
+                                                      display="none")]
+    assert again[:2] == first and "Hello there" in again[2]
+    assert [request.body["messages"][-1]["content"] for request in live.requests[2:]] == ["Say hello, new row"]

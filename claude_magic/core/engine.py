@@ -339,7 +339,7 @@ def run_exchange(turn: PreparedTurn, sink: Sink | None, *, control: TurnControl 
         next_request = loop.after_round(state, frames) if loop is not None else None
         return next_request or _resume_paused(turn, state, frames)
 
-    with labelled(_request_label(turn)):  # a cassette miss names what asked
+    with labelled(_request_label(turn), in_cell=turn.source != "panel"):  # a cassette miss names what asked
         run_turn(client, turn.request, turn.state, sink, throttle=Throttle(turn.throttle_interval),
                  max_retries=turn.max_retries, control=control, after_round=after_round,
                  settle=lambda _state: _commit(turn))
@@ -367,7 +367,7 @@ async def run_exchange_async(turn: PreparedTurn, sink: Sink | None, *,
         next_request = await loop.after_round_async(state, frames) if loop is not None else None
         return next_request or _resume_paused(turn, state, frames)
 
-    with labelled(_request_label(turn)):
+    with labelled(_request_label(turn), in_cell=turn.source != "panel"):
         await run_turn_async(client, turn.request, turn.state, sink, throttle=Throttle(turn.throttle_interval),
                              max_retries=turn.max_retries, backoff=backoff, after_round=after_round,
                              settle=lambda _state: _commit(turn))

@@ -68,15 +68,17 @@ _DROPPED_RESPONSE_HEADERS = frozenset({
 })
 VALUE_CHARS = 40  # characters of a differing value shown in a miss
 
-# What the running turn is, for a miss message ("%%claude 'Say hello'"): set by the engine around a turn.
-REQUEST_LABEL: contextvars.ContextVar[str | None] = contextvars.ContextVar("claude_magic_request_label",
-                                                                          default=None)
+# What the running turn is, for a miss message ("%claude 'Say hello'"), and whether it runs in the cell being
+# executed (the chat panel's turns do not): set by the engine around a turn.
+REQUEST_LABEL: contextvars.ContextVar[tuple[str, bool] | None] = contextvars.ContextVar(
+    "claude_magic_request_label", default=None)
 
 
 @contextlib.contextmanager
-def labelled(label: str | None) -> Iterator[None]:
-    """Requests sent inside this block are named `label` in a cassette miss."""
-    token = REQUEST_LABEL.set(label)
+def labelled(label: str, *, in_cell: bool = True) -> Iterator[None]:
+    """Requests sent inside this block are named `label` in a cassette miss; `in_cell`: also by the number
+    of the cell running."""
+    token = REQUEST_LABEL.set((label, in_cell))
     try:
         yield
     finally:
@@ -391,18 +393,18 @@ class _Policy:
 
 
 def _where() -> str:
-    """" (cell In[4], %%claude 'Say hello')": the notebook cell running and what it asked, where known."""
+    """" (cell In[4], %claude 'Say hello')": the notebook cell running and what it asked, where known."""
+    label, in_cell = REQUEST_LABEL.get() or ("", True)
     parts = []
-    try:
-        from IPython import get_ipython
+    if in_cell:
+        try:
+            from IPython import get_ipython
 
-        shell = get_ipython()
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        shell = None
-    count = getattr(shell, "execution_count", None)
-    if isinstance(count, int) and shell is not None and shell.__class__.__name__ != "InteractiveShellEmbed":
-        parts.append(f"cell In[{count}]")
-    label = REQUEST_LABEL.get()
+            count = getattr(get_ipython(), "execution_count", None)
+        except ImportError:  # pragma: no cover - IPython is a dependency
+            count = None
+        if isinstance(count, int):
+            parts.append(f"cell In[{count}]")
     if label:
         parts.append(label)
     return f" ({', '.join(parts)})" if parts else ""
