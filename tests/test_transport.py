@@ -233,7 +233,7 @@ def test_record_mode_without_a_key_says_so(tmp_path: Path) -> None:
 
 def arrivals(path: Path, speed: float) -> tuple[list[float], list[float]]:
     """Replay the cassette's one exchange through the transport alone: (recorded offsets, arrival times)."""
-    (exchange,), _damaged = read_exchanges(path)
+    (exchange,), _damaged, _end = read_exchanges(path)
     transport.forget_cassettes()
     client = httpx2.Client(transport=transport.CassetteTransport(path, mode="replay", speed=speed))
     started = time.monotonic()
@@ -278,7 +278,7 @@ def test_two_processes_appending_interleave_whole_lines(tmp_path: Path) -> None:
     path = tmp_path / "shared.cassette"
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), name]) for name in ("a", "b")]
     assert [writer.wait(timeout=60) for writer in writers] == [0, 0]
-    exchanges, damaged = read_exchanges(path)
+    exchanges, damaged, _end = read_exchanges(path)
     assert damaged == 0
     assert sorted((exchange.session, exchange.request["n"]) for exchange in exchanges) == sorted(
         (name, n) for name in "ab" for n in range(150))
@@ -288,10 +288,10 @@ def test_a_torn_last_line_is_skipped_and_the_next_append_starts_a_new_line(tmp_p
     path = tmp_path / "torn.cassette"
     good = '{"v": 1, "session": "s", "request": {"n": 1}, "response": {"status": 200}}\n'
     path.write_text(good + good[:30])  # a kernel died while writing
-    exchanges, damaged = read_exchanges(path)
+    exchanges, damaged, _end = read_exchanges(path)
     assert [exchange.request for exchange in exchanges] == [{"n": 1}] and damaged == 1
     transport.append_line(path, good.replace('"n": 1', '"n": 2'))
-    exchanges, damaged = read_exchanges(path)
+    exchanges, damaged, _end = read_exchanges(path)
     assert [exchange.request for exchange in exchanges] == [{"n": 1}, {"n": 2}] and damaged == 1
 
 
@@ -302,7 +302,7 @@ def test_closing_a_replayed_stream_ends_its_wait_at_once(live: Emulator, tmp_pat
     ask(get_client(settings(path, "record")), "a long one")  # about a second of stream
     transport.forget_cassettes()
     client = httpx2.Client(transport=transport.CassetteTransport(path, mode="replay", speed=1.0))
-    (exchange,), _damaged = read_exchanges(path)
+    (exchange,), _damaged, _end = read_exchanges(path)
     with client.stream("POST", f"https://api.anthropic.com{exchange.request['path']}",
                        content=json.dumps(exchange.request["body"]).encode()) as response:
         chunks = response.iter_raw()
@@ -346,3 +346,17 @@ def test_a_map_run_again_with_one_more_row_sends_only_that_row(live: Emulator, m
                                                       display="none")]
     assert again[:2] == first and "Hello there" in again[2]
     assert [request.body["messages"][-1]["content"] for request in live.requests[2:]] == ["Say hello, new row"]
+
+
+def test_a_cassette_reads_what_another_kernel_appends_meanwhile(live: Emulator, tmp_path: Path) -> None:
+    path = tmp_path / "shared.cassette"
+    ask(get_client(settings(path, "record")), "Say hello")
+    (hello,), _damaged, _end = read_exchanges(path)
+    other = transport.Cassette(path)  # another kernel's view, which has read the file once already
+    asked = transport._without_noted(hello.request)  # what is keyed: the request without its noted headers
+    assert other.take(asked) is not None
+    assert other.take({**asked, "path": "/v1/other"}) is None
+    ask(get_client(settings(path, "record")), "ask twice")  # this kernel records one more
+    (_hello, twice), _damaged, _end = read_exchanges(path)
+    found = other.take(transport._without_noted(twice.request))
+    assert found is not None and found.chunks == twice.chunks

@@ -178,23 +178,38 @@ def append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
-def read_exchanges(path: Path) -> tuple[list[Exchange], int]:
-    """The cassette's exchanges in file order, and how many lines could not be read (a line torn by a
-    crash, cut by a merge): they are skipped, the rest is used."""
+def read_exchanges(path: Path, start: int = 0) -> tuple[list[Exchange], int, int]:
+    """The cassette's exchanges in file order from byte `start`, how many lines could not be read (a line
+    torn by a crash, cut by a merge: skipped, the rest is used), and where the next read starts: after the
+    last whole line (a line still being written is read next time)."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            file.seek(start)
+            raw = file.read()
     except FileNotFoundError:
-        return [], 0
+        return [], 0, 0
+    whole = raw[: raw.rfind(b"\n") + 1]
     exchanges: list[Exchange] = []
     damaged = 0
-    for line in raw.decode("utf-8", "surrogateescape").splitlines():
+    for line in whole.decode("utf-8", "surrogateescape").splitlines():
         if not line.strip():
             continue
         try:
             exchanges.append(Exchange.from_line(line))
         except (ValueError, KeyError, TypeError):
             damaged += 1
-    return exchanges, damaged
+    tail = raw[len(whole):]
+    if tail.strip() and not _parses(tail):
+        damaged += 1  # a torn last line; an append closes it (append_line) and it is counted then too
+    return exchanges, damaged, start + len(whole)
+
+
+def _parses(tail: bytes) -> bool:
+    try:
+        Exchange.from_line(tail.decode("utf-8", "surrogateescape"))
+    except (ValueError, KeyError, TypeError):
+        return False
+    return True
 
 
 class Cassette:
@@ -210,29 +225,28 @@ class Cassette:
         self.path = path
         self.session = secrets.token_hex(4)
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
+        self._read_to = 0  # bytes of the file read so far (whole lines)
         self._by_key: dict[str, list[Exchange]] = {}
         self._sent: dict[str, int] = {}
-        self.damaged = 0
 
     def _refresh(self) -> None:
-        """Read the file again when it changed (another kernel, or this one, appended to it)."""
+        """Read what was appended since the last look (by another kernel, or this one); all of it again if
+        the file shrank (replaced, or checked out anew)."""
         try:
-            stat = self.path.stat()
-            stamp = (stat.st_size, stat.st_mtime_ns)
+            size = self.path.stat().st_size
         except FileNotFoundError:
-            stamp = (0, 0)
-        if stamp == self._stamp:
+            size = 0
+        if size < self._read_to:
+            self._by_key, self._read_to = {}, 0
+        if size == self._read_to:
             return
-        exchanges, self.damaged = read_exchanges(self.path)
-        by_key: dict[str, list[Exchange]] = {}
+        exchanges, _damaged, self._read_to = read_exchanges(self.path, self._read_to)  # damaged lines: skipped
         for exchange in exchanges:
             key = request_key(_without_noted(exchange.request))
-            recorded = by_key.setdefault(key, [])
+            recorded = self._by_key.setdefault(key, [])
             if recorded and recorded[-1].session != exchange.session:
                 recorded.clear()  # a later session recorded this request again: its answers win
             recorded.append(exchange)
-        self._by_key, self._stamp = by_key, stamp
 
     def take(self, canonical: dict[str, Any]) -> Exchange | None:
         """The recording for this sending of `canonical` (and count it sent), or None when there is none."""
