@@ -360,3 +360,45 @@ def test_a_cassette_reads_what_another_kernel_appends_meanwhile(live: Emulator, 
     (_hello, twice), _damaged, _end = read_exchanges(path)
     found = other.take(transport._without_noted(twice.request))
     assert found is not None and found.chunks == twice.chunks
+
+
+def test_tool_rounds_replay_and_the_tools_run_again_locally(live: Emulator, monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    import claude_magic
+
+    calls: list[str] = []
+
+    def city_time(city: str) -> str:
+        """The local time in a city.
+
+        Args:
+            city: the city's name
+        """
+        calls.append(city)
+        return "09:30"
+
+    live.set_script({"turns": []})  # the emulator's default tool reply: call the first tool, then answer
+    monkeypatch.setenv("CLAUDE_MAGIC_CASSETTE", str(tmp_path / "tools.cassette"))
+    monkeypatch.setenv("CLAUDE_MAGIC_CASSETTE_MODE", "record")
+    recorded = claude_magic.ask("What time is it in Lima?", tools=[city_time], display="none", new=True)
+    assert recorded.state.tool_rounds >= 1 and len(live.requests) == 2 and len(calls) == 1
+    offline_now(monkeypatch, live)
+    monkeypatch.setenv("CLAUDE_MAGIC_CASSETTE_MODE", "replay")
+    replayed = claude_magic.ask("What time is it in Lima?", tools=[city_time], display="none", new=True)
+    assert replayed.text == recorded.text and replayed.state.tool_rounds == recorded.state.tool_rounds
+    assert len(calls) == 2  # the tool ran again here; its result made the second request the recorded one
+
+
+def test_a_cassette_recorded_offline_replays_without_starting_the_emulator(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAUDE_MAGIC_EMULATOR_TPS", "0")
+    path = tmp_path / "offline.cassette"
+    recorded = ask(get_client(ClientSettings(offline=True, cassette=str(path), cassette_mode="record")), "Say hello")
+    for emulator in _client._emulators.values():
+        emulator.stop()  # type: ignore[attr-defined]
+    _client._emulators.clear()
+    transport.forget_cassettes()
+    _client.reset_clients()
+    replaying = get_client(ClientSettings(offline=True, cassette=str(path), cassette_mode="replay"))
+    assert ask(replaying, "Say hello") == recorded
+    assert not _client._emulators
