@@ -402,3 +402,24 @@ def test_a_cassette_recorded_offline_replays_without_starting_the_emulator(tmp_p
     replaying = get_client(ClientSettings(offline=True, cassette=str(path), cassette_mode="replay"))
     assert ask(replaying, "Say hello") == recorded
     assert not _client._emulators
+
+
+def test_replay_or_record_retries_a_recorded_rate_limit_live_instead_of_repeating_it(
+        live: Emulator, tmp_path: Path) -> None:
+    live.set_script({"turns": [
+        {"match": "busy", "times": 1, "fault": {"kind": "http", "status": 429, "retry_after": 0}},
+        {"match": "busy", "content": "Served on the second try."},
+    ]})
+    path = tmp_path / "retry.cassette"
+    client = get_client(settings(path, "replay_or_record"))
+    with pytest.raises(anthropic.RateLimitError):
+        ask(client, "busy now")
+    assert ask(client, "busy now") == "Served on the second try."  # sent, not the 429 replayed
+    assert len(live.requests) == 2
+    transport.forget_cassettes()  # the next run replays both, in order, and sends nothing
+    _client.reset_clients()
+    client = get_client(settings(path, "replay"))
+    with pytest.raises(anthropic.RateLimitError):
+        ask(client, "busy now")
+    assert ask(client, "busy now") == "Served on the second try."
+    assert len(live.requests) == 2

@@ -248,8 +248,10 @@ class Cassette:
                 recorded.clear()  # a later session recorded this request again: its answers win
             recorded.append(exchange)
 
-    def take(self, canonical: dict[str, Any]) -> Exchange | None:
-        """The recording for this sending of `canonical` (and count it sent), or None when there is none."""
+    def take(self, canonical: dict[str, Any], *, retry_live: bool = False) -> Exchange | None:
+        """The recording for this sending of `canonical` (and count it sent), or None when there is none.
+        `retry_live`: once the recordings ran out, a last one that failed in a way worth retrying (429, 529,
+        5xx...) is not repeated but None, so that the retry is sent (and recorded) instead of failing again."""
         key = request_key(canonical)
         with self._lock:
             self._refresh()
@@ -257,6 +259,8 @@ class Cassette:
             if not recorded:
                 return None
             sent = self._sent.get(key, 0)
+            if retry_live and sent >= len(recorded) and _worth_retrying(recorded[-1].status):
+                return None
             self._sent[key] = sent + 1
             return recorded[min(sent, len(recorded) - 1)]
 
@@ -286,6 +290,11 @@ class Cassette:
         shown = "; ".join(f"{path or 'request'}: {_excerpt(old, new)}" for path, old, new in best[:2])
         more = f" (and {len(best) - 2} more)" if len(best) > 2 else ""
         return f"nearest recorded request differs at {shown}{more}"
+
+
+def _worth_retrying(status: int) -> bool:
+    """The statuses the API may answer differently a moment later (the SDK's own retry rule)."""
+    return status in (408, 409, 429) or status >= 500
 
 
 def _shown(canonical: dict[str, Any]) -> dict[str, Any]:
@@ -384,7 +393,7 @@ class _Policy:
         """The recording to replay, None to send and record, or CassetteMiss."""
         if self.mode == "record":
             return None
-        found = self.cassette.take(canonical)
+        found = self.cassette.take(canonical, retry_live=self.mode == "replay_or_record" and self.can_record)
         if found is not None or (self.mode == "replay_or_record" and self.can_record):
             return found
         raise CassetteMiss(self.miss_message(canonical))
