@@ -61,7 +61,7 @@ def test_a_notebook_replays_without_key_or_emulator_and_a_changed_prompt_stops_i
     assert error is not None and error["ename"] == "ClaudeError"
     line = missed.traceback_text()
     assert "\n" not in line.strip(), line
-    assert line.startswith("ClaudeError: Not in cassette notebook.cassette (cell In[")
+    assert line.startswith("ClaudeError: Not in cassette notebook.cassette (cell In[4], ")  # the 4th cell run
     assert "%claude 'Name a colour in three words.'" in line
     assert re.search(r"differs at messages\[0\]\.content: …'\w* in two words\.' ≠ …'\w* in three words\.'", line)
     assert "nothing was sent" in line

@@ -423,7 +423,10 @@ def _where() -> str:
         try:
             from IPython import get_ipython
 
-            count = getattr(get_ipython(), "execution_count", None)
+            # The running cell's number as its prompt shows it (`shell.execution_count` is the next one's);
+            # None where cells run without being counted (nbval), which names the cell itself.
+            running = getattr(getattr(get_ipython(), "displayhook", None), "exec_result", None)
+            count = getattr(running, "execution_count", None)
         except ImportError:  # pragma: no cover - IPython is a dependency
             count = None
         if isinstance(count, int):
