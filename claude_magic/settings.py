@@ -172,7 +172,10 @@ class ClaudeMagic(Configurable):
     @default("cassette_mode")
     def _default_cassette_mode(self) -> str:
         value = os.environ.get("CLAUDE_MAGIC_CASSETTE_MODE", "").strip().lower()
-        return value if value in CASSETTE_MODES else CASSETTE_MODES[0]
+        if not value:
+            return CASSETTE_MODES[0]
+        # A misspelt mode (in CI, say) must not fall back to one that may reach the API: the strict one.
+        return value if value in CASSETTE_MODES else "replay"
 
     @default("cassette_speed")
     def _default_cassette_speed(self) -> float:

@@ -423,3 +423,24 @@ def test_replay_or_record_retries_a_recorded_rate_limit_live_instead_of_repeatin
         ask(client, "busy now")
     assert ask(client, "busy now") == "Served on the second try."
     assert len(live.requests) == 2
+
+
+def test_settings_read_the_environment_and_a_misspelt_mode_is_the_strict_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from traitlets import TraitError
+
+    from claude_magic.core.engine import client_settings
+    from claude_magic.settings import ClaudeMagic
+
+    assert (ClaudeMagic().cassette, ClaudeMagic().cassette_mode, ClaudeMagic().cassette_speed) == (
+        "", "replay_or_record", 1.0)
+    monkeypatch.setenv("CLAUDE_MAGIC_CASSETTE", "analysis.cassette")
+    monkeypatch.setenv("CLAUDE_MAGIC_CASSETTE_MODE", "Record")
+    monkeypatch.setenv("CLAUDE_MAGIC_CASSETTE_SPEED", "10")
+    made = client_settings(ClaudeMagic())
+    assert (made.cassette, made.cassette_mode, made.cassette_speed) == ("analysis.cassette", "record", 10.0)
+    monkeypatch.setenv("CLAUDE_MAGIC_CASSETTE_MODE", "replya")
+    assert ClaudeMagic().cassette_mode == "replay"
+    with pytest.raises(TraitError):
+        ClaudeMagic().cassette_mode = "sometimes"
+    with pytest.raises(TraitError):
+        ClaudeMagic().cassette_speed = -1

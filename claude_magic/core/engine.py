@@ -287,7 +287,6 @@ def client_settings(settings: ClaudeMagic) -> ClientSettings:
                           settings.cassette, settings.cassette_mode, settings.cassette_speed)
 
 
-
 def _offer_tools(request: dict[str, Any], settings: ClaudeMagic, history: Conversation | None, tools: Any,
                  tool_choice: str | None, max_tool_rounds: int | None, namespace: Any) -> ToolLoop | None:
     """Put `tools` / `tool_choice` into `request`; the ToolLoop that will run the calls, if any."""
