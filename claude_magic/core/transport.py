@@ -6,7 +6,8 @@
 Why here. The SDK talks to the API through an `httpx2` client; `core.client` hands it one whose transport
 is a `CassetteTransport` (or `AsyncCassetteTransport`), so every request of every surface — streamed
 answers, `count_tokens`, tool rounds, Message Batches — passes through this one place, and nothing in the
-SDK is patched.
+SDK is patched. Without a cassette the clients are built as before, on the SDK's own HTTP client: a session
+that does not record pays nothing.
 
 Modes:
 - `record`: every request goes to the API; each exchange is appended to the cassette.
@@ -18,10 +19,17 @@ Modes:
   an API key nothing can be sent, so a request not in the cassette is the same one-line miss as `replay`:
   a keyless CI machine is strict by construction.
 
-The file is JSON Lines, one exchange per line (request as keyed, response status, headers, and the body's
-chunks with their time offsets), appended under an OS lock: two kernels recording into one cassette
-interleave whole lines. The API key never reaches it: only the request headers that change the meaning of a
-request are kept, and every line is scrubbed of the key before it is written.
+The file is JSON Lines, one exchange per line, appended under an OS lock: two kernels recording into one
+cassette interleave whole lines, and a line torn by a crash is skipped by readers. A line:
+
+    {"v": 1, "session": "9f2c01ab", "request": {"method": "POST", "path": "/v1/messages", "query": [],
+     "headers": {}, "body": {...}, "noted": {"anthropic-version": "..."}},
+     "response": {"status": 200, "headers": [["request-id", "req_..."], ...], "latency": 0.41,
+                  "chunks": [[0.41, "event: message_start\ndata: {...}\n\n"], ...]}}
+
+(`session`: which recording run wrote it; chunk times are seconds after the request was sent.) The API key
+never reaches it: only the request headers that change the meaning of a request are kept, and every line is
+scrubbed of the key before it is written.
 """
 
 from __future__ import annotations
