@@ -444,3 +444,53 @@ def test_settings_read_the_environment_and_a_misspelt_mode_is_the_strict_one(mon
         ClaudeMagic().cassette_mode = "sometimes"
     with pytest.raises(TraitError):
         ClaudeMagic().cassette_speed = -1
+
+
+def test_an_interrupt_shutting_the_socket_down_ends_a_replayed_wait_at_once(live: Emulator, tmp_path: Path) -> None:
+    """An Interrupt ends a live stream by shutting its socket down (core.stream): a replay offers a socket to
+    shut down, so the wait for the next recorded chunk ends as a blocked read would."""
+    import socket
+
+    path = tmp_path / "interrupt.cassette"
+    live.set_pace(tokens_per_second=40, chunk_tokens=1)
+    ask(get_client(settings(path, "record")), "a long one")
+    transport.forget_cassettes()
+    client = httpx2.Client(transport=transport.CassetteTransport(path, mode="replay", speed=1.0))
+    (exchange,), _damaged, _end = read_exchanges(path)
+    with client.stream("POST", f"https://api.anthropic.com{exchange.request['path']}",
+                       content=json.dumps(exchange.request["body"]).encode()) as response:
+        chunks = response.iter_raw()
+        next(chunks)
+        sock = response.extensions["network_stream"].get_extra_info("socket")
+        interrupt = threading.Timer(0.1, socket.socket.shutdown, args=(sock, socket.SHUT_RDWR))
+        started = time.monotonic()
+        interrupt.start()
+        rest = list(chunks)
+        ended_after = time.monotonic() - started
+    assert ended_after < 0.5 < exchange.chunks[-1][0]
+    assert len(rest) < len(exchange.chunks) - 1
+
+
+def test_an_interrupt_during_a_recorded_pause_ends_the_replayed_turn_at_once(
+        live: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from test_interrupt import RecordingSink, interrupt_when, new_state
+
+    from claude_magic.core.stream import TurnControl, run_turn
+    from claude_magic.core.throttle import Throttle
+
+    answer = "One two three four five six seven eight nine ten."
+    live.set_script({"turns": [{"content": answer, "fault": {"kind": "stall", "after_tokens": 3, "seconds": 1.5}}]})
+    path = tmp_path / "pause.cassette"
+    assert ask(get_client(settings(path, "record")), "hi") == answer  # with a 1.5 s pause after three words
+    offline_now(monkeypatch, live)
+    client = get_client(settings(path, "replay", speed=1.0))
+    request = {"model": MODEL, "max_tokens": 200, "messages": [{"role": "user", "content": "hi"}]}
+    sink, sent_at = RecordingSink(words=3), []
+    # Delivered to another thread: only the socket shut down by the watcher can end the main thread's wait.
+    sender = interrupt_when(sink.first_frame, sent_at, to_thread=True)
+    state = run_turn(client, request, new_state(), sink, throttle=Throttle(0.0), control=TurnControl())
+    returned_at = time.monotonic()
+    sender.join(5)
+    assert state.status == "interrupted"
+    assert state.text.split() == answer.split()[:3]
+    assert returned_at - sent_at[0] < 0.7  # the recorded pause was 1.5 s

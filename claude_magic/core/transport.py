@@ -41,6 +41,8 @@ import contextvars
 import json
 import os
 import secrets
+import select
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -524,23 +526,62 @@ class _AsyncRecordingStream(httpx2.AsyncByteStream):
         await self._response.aclose()
 
 
+class _Wakeup:
+    """What a replayed response offers as its network stream: one end of a socket pair, which the turn's Stop
+    and Interrupt shut down as they shut a live connection's socket (core.stream `_shutdown_socket`). That
+    wakes a wait for the next recorded chunk at once, as it fails a live read, even from a signal handler."""
+
+    def __init__(self) -> None:
+        self._reader, self._writer = socket.socketpair()
+
+    def get_extra_info(self, name: str) -> Any:
+        return self._reader if name == "socket" else None
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True when woken (shut down, or `wake`)."""
+        try:
+            readable, _writable, _failed = select.select([self._reader], [], [], seconds)
+        except (OSError, ValueError):  # closed meanwhile
+            return True
+        return bool(readable)
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._writer.send(b"\0")
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()
+
+
 class _ReplayStream(httpx2.SyncByteStream):
-    """The recorded chunks at their recorded pace. `close()` from another thread (the panel's Stop) ends a
-    wait at once."""
+    """The recorded chunks at their recorded pace. Stop (`close()` from another thread) and an Interrupt
+    (the socket shut down, see `_Wakeup`) end a wait at once."""
 
     def __init__(self, policy: _Policy, exchange: Exchange, started: float) -> None:
         self._policy, self._parts, self._started = policy, exchange.body_parts(), started
-        self._closed = threading.Event()
+        self._closed = self._iterating = False
+        self.wakeup = _Wakeup() if policy.speed > 0 and len(self._parts) > 1 else None
 
     def __iter__(self) -> Iterator[bytes]:
-        for at, data in self._parts:
-            delay = self._policy.wait_until(self._started, at)
-            if (delay and self._closed.wait(delay)) or self._closed.is_set():
-                return
-            yield data
+        self._iterating = True
+        try:
+            for at, data in self._parts:
+                delay = self._policy.wait_until(self._started, at)
+                if self._closed or (delay and self.wakeup is not None and self.wakeup.wait(delay)):
+                    return
+                if delay and self.wakeup is None:
+                    time.sleep(delay)
+                yield data
+        finally:
+            if self.wakeup is not None:
+                self.wakeup.close()
 
     def close(self) -> None:
-        self._closed.set()
+        self._closed = True
+        if self.wakeup is not None:
+            # While another thread reads, wake it (it closes the pair as it ends); else nothing else will.
+            (self.wakeup.wake if self._iterating else self.wakeup.close)()
 
 
 class _AsyncReplayStream(httpx2.AsyncByteStream):
@@ -563,8 +604,10 @@ class _AsyncReplayStream(httpx2.AsyncByteStream):
         self._closed = True
 
 
-def _replayed(exchange: Exchange, request: httpx2.Request, stream: Any) -> httpx2.Response:
-    return httpx2.Response(exchange.status, headers=exchange.headers, stream=stream, request=request)
+def _replayed(exchange: Exchange, request: httpx2.Request, stream: Any,
+              extensions: dict[str, Any] | None = None) -> httpx2.Response:
+    return httpx2.Response(exchange.status, headers=exchange.headers, stream=stream, request=request,
+                           extensions=extensions or {})
 
 
 class CassetteTransport(httpx2.BaseTransport):
@@ -585,7 +628,9 @@ class CassetteTransport(httpx2.BaseTransport):
             delay = self.policy.wait_until(started, exchange.latency)
             if delay:
                 time.sleep(delay)
-            return _replayed(exchange, request, _ReplayStream(self.policy, exchange, started))
+            stream = _ReplayStream(self.policy, exchange, started)
+            return _replayed(exchange, request, stream,
+                             {"network_stream": stream.wakeup} if stream.wakeup is not None else {})
         if self._live is None:
             import anthropic
 
