@@ -20,6 +20,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
+from claude_magic._wire import CASSETTE_MODES
 from claude_magic.core.history import DEFAULT_CONVERSATION
 from claude_magic.core.models import DEFAULT_MODEL
 from claude_magic.core.pricing import parse_overrides
@@ -127,6 +128,18 @@ class ClaudeMagic(Configurable):
         config=True
     )
 
+    # Reproducible notebooks (see core/transport.py).
+    cassette = Unicode(help="Record Claude's answers into this file (relative to the notebook's folder) and replay "
+                       "them: a notebook that replays needs no key and no network (nbval in CI). Empty: off. Env "
+                       "CLAUDE_MAGIC_CASSETTE.").tag(config=True)
+    cassette_mode = CaselessStrEnum(list(CASSETTE_MODES), help="replay_or_record (default): replay what the "
+                                    "cassette holds, send and record the rest (strict without an API key); replay: "
+                                    "strict, a request not recorded fails in one line and nothing is sent; "
+                                    "record: send every request, record every answer. Env "
+                                    "CLAUDE_MAGIC_CASSETTE_MODE.").tag(config=True)
+    cassette_speed = Float(help="Replay pace: 1 as recorded (default), 10 ten times faster, 0 without waiting. Env "
+                           "CLAUDE_MAGIC_CASSETTE_SPEED.").tag(config=True)
+
     @default("model")
     def _default_model(self) -> str:
         return os.environ.get("CLAUDE_MAGIC_MODEL") or DEFAULT_MODEL
@@ -151,6 +164,25 @@ class ClaudeMagic(Configurable):
     @default("history_dir")
     def _default_history_dir(self) -> str:
         return os.environ.get("CLAUDE_MAGIC_HISTORY_DIR", DEFAULT_HISTORY_DIR).strip()
+
+    @default("cassette")
+    def _default_cassette(self) -> str:
+        return os.environ.get("CLAUDE_MAGIC_CASSETTE", "").strip()
+
+    @default("cassette_mode")
+    def _default_cassette_mode(self) -> str:
+        value = os.environ.get("CLAUDE_MAGIC_CASSETTE_MODE", "").strip().lower()
+        if not value:
+            return CASSETTE_MODES[0]
+        # A misspelt mode (in CI, say) must not fall back to one that may reach the API: the strict one.
+        return value if value in CASSETTE_MODES else "replay"
+
+    @default("cassette_speed")
+    def _default_cassette_speed(self) -> float:
+        try:
+            return max(0.0, float(os.environ.get("CLAUDE_MAGIC_CASSETTE_SPEED", "1")))
+        except ValueError:
+            return 1.0
 
     @validate("thinking")
     def _check_thinking(self, proposal: Any) -> str:
@@ -179,7 +211,7 @@ class ClaudeMagic(Configurable):
     def _check_temperature(self, proposal: Any) -> float | None:
         return _validated(check_temperature, proposal["value"])
 
-    @validate("throttle_interval", "connect_timeout", "read_timeout")
+    @validate("throttle_interval", "connect_timeout", "read_timeout", "cassette_speed")
     def _check_non_negative(self, proposal: Any) -> float:
         if proposal["value"] < 0:
             raise TraitError(f"{proposal['trait'].name} must not be negative")

@@ -18,6 +18,7 @@ import anthropic
 import httpx2
 
 from claude_magic.core.errors import NO_API_KEY_MESSAGE, ClaudeError
+from claude_magic.core.transport import DEFAULT_MODE, AsyncCassetteTransport, CassetteTransport
 from claude_magic.core.wire_events import TappedAnthropic, TappedAsyncAnthropic
 
 OFFLINE_API_KEY = "offline-emulator"
@@ -31,6 +32,9 @@ class ClientSettings:
     connect_timeout: float = 5.0
     read_timeout: float = 600.0
     emulator_script: str = ""  # offline mode: the emulator's script file ("": the bundled tutorial script)
+    cassette: str = ""  # record / replay every exchange in this file (core.transport); "": none
+    cassette_mode: str = DEFAULT_MODE
+    cassette_speed: float = 1.0  # replay pace: 1 as recorded, 10 ten times faster, 0 without waiting
 
 
 _lock = threading.Lock()
@@ -80,6 +84,8 @@ def _make_client(settings: ClientSettings, kind: type[Any] = TappedAnthropic) ->
     # pings included (core.wire_events); a turn that does not ask pays nothing.
     timeout = httpx2.Timeout(settings.read_timeout, connect=settings.connect_timeout)
     # Retries are ours (see _stream.py) so the user sees each one; the SDK must not retry silently.
+    if settings.cassette:
+        return _cassette_client(settings, kind, timeout)
     if settings.offline:
         return kind(base_url=_offline_base_url(settings.emulator_script), api_key=OFFLINE_API_KEY,
                     max_retries=0, timeout=timeout)
@@ -88,6 +94,35 @@ def _make_client(settings: ClientSettings, kind: type[Any] = TappedAnthropic) ->
         raise ClaudeError(NO_API_KEY_MESSAGE)
     # A key pasted with a stray newline or space is not a valid header value: strip it here.
     return kind(api_key=api_key or None, max_retries=0, timeout=timeout)
+
+
+REPLAY_API_KEY = "cassette-replay"  # never leaves the process: a replaying transport sends nothing
+
+
+def _cassette_client(settings: ClientSettings, kind: type[Any], timeout: httpx2.Timeout) -> Any:
+    """A client whose every exchange goes through the cassette's transport (core.transport). Replaying
+    needs neither a key nor the emulator: nothing is sent. Where nothing can be sent (no key), the
+    replay-or-record mode replays strictly."""
+    mode = settings.cassette_mode
+    base_url = os.environ.get("ANTHROPIC_BASE_URL") or None
+    api_key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
+    can_record = bool(api_key or os.environ.get("ANTHROPIC_AUTH_TOKEN"))
+    if mode != "replay" and settings.offline:
+        base_url, api_key, can_record = _offline_base_url(settings.emulator_script), OFFLINE_API_KEY, True
+    elif mode == "record" and not can_record:
+        raise ClaudeError(NO_API_KEY_MESSAGE)
+    asynchronous = issubclass(kind, anthropic.AsyncAnthropic)
+    transport_kind = AsyncCassetteTransport if asynchronous else CassetteTransport
+    transport = transport_kind(settings.cassette, mode=mode, speed=settings.cassette_speed, can_record=can_record)
+    http_client = (httpx2.AsyncClient if asynchronous else httpx2.Client)(
+        transport=transport, timeout=timeout,
+        # Every request must reach the cassette's transport: no proxy mounted around it from the environment
+        # (the transport's own live client honours proxies when it sends).
+        trust_env=False)
+    if can_record and not settings.offline and not api_key:
+        return kind(base_url=base_url, max_retries=0, timeout=timeout, http_client=http_client)
+    return kind(base_url=base_url, api_key=api_key or REPLAY_API_KEY, max_retries=0, timeout=timeout,
+                http_client=http_client)
 
 
 def _offline_base_url(script: str) -> str:

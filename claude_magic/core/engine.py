@@ -44,6 +44,7 @@ from claude_magic.core.throttle import Throttle
 from claude_magic.core.tokens import check_budget, check_budget_async, input_limit, remember_exchange
 from claude_magic.core.tool_loop import ToolLoop, api_valid_prefix, as_prefill, begin_round
 from claude_magic.core.tools import make_toolset, resolve_names, tool_choice_param
+from claude_magic.core.transport import labelled
 from claude_magic.core.turn import ErrorInfo, TurnState, Usage, block_from_param
 from claude_magic.settings import ClaudeMagic, check_max_tokens, check_temperature
 
@@ -151,7 +152,7 @@ def prepare_turn(
         request=request,
         tool_loop=tool_loop,
         state=state,
-        client_settings=_client_settings(settings),
+        client_settings=client_settings(settings),
         throttle_interval=settings.throttle_interval,
         max_retries=settings.max_retries,
         content=content if attachments else None,
@@ -247,7 +248,7 @@ def prepare_continuation(settings: ClaudeMagic, *, conversation: str = _USE_SETT
     last.messages = sent_turn
     return PreparedTurn(
         prompt=last.prompt_text, conversation=history, request=request, state=state,
-        client_settings=_client_settings(settings), throttle_interval=settings.throttle_interval,
+        client_settings=client_settings(settings), throttle_interval=settings.throttle_interval,
         max_retries=settings.max_retries, input_limit=input_limit(settings.max_input_tokens, options.model),
         source=source, owner=last.owner, replaces=last.id, continues=last, prices=parse_overrides(settings.prices),
         sent_before=before, prefill=prefill,
@@ -280,8 +281,10 @@ def _options(settings: ClaudeMagic, model: str | None, max_tokens: int | None, s
     )
 
 
-def _client_settings(settings: ClaudeMagic) -> ClientSettings:
-    return ClientSettings(settings.offline, settings.connect_timeout, settings.read_timeout, settings.emulator_script)
+def client_settings(settings: ClaudeMagic) -> ClientSettings:
+    """The part of the settings that makes the client (every surface builds its client from these)."""
+    return ClientSettings(settings.offline, settings.connect_timeout, settings.read_timeout, settings.emulator_script,
+                          settings.cassette, settings.cassette_mode, settings.cassette_speed)
 
 
 def _offer_tools(request: dict[str, Any], settings: ClaudeMagic, history: Conversation | None, tools: Any,
@@ -335,9 +338,10 @@ def run_exchange(turn: PreparedTurn, sink: Sink | None, *, control: TurnControl 
         next_request = loop.after_round(state, frames) if loop is not None else None
         return next_request or _resume_paused(turn, state, frames)
 
-    run_turn(client, turn.request, turn.state, sink, throttle=Throttle(turn.throttle_interval),
-             max_retries=turn.max_retries, control=control, after_round=after_round,
-             settle=lambda _state: _commit(turn))
+    with labelled(_request_label(turn), in_cell=turn.source != "panel"):  # a cassette miss names what asked
+        run_turn(client, turn.request, turn.state, sink, throttle=Throttle(turn.throttle_interval),
+                 max_retries=turn.max_retries, control=control, after_round=after_round,
+                 settle=lambda _state: _commit(turn))
     return turn.state
 
 
@@ -362,10 +366,22 @@ async def run_exchange_async(turn: PreparedTurn, sink: Sink | None, *,
         next_request = await loop.after_round_async(state, frames) if loop is not None else None
         return next_request or _resume_paused(turn, state, frames)
 
-    await run_turn_async(client, turn.request, turn.state, sink, throttle=Throttle(turn.throttle_interval),
-                         max_retries=turn.max_retries, backoff=backoff, after_round=after_round,
-                         settle=lambda _state: _commit(turn))
+    with labelled(_request_label(turn), in_cell=turn.source != "panel"):
+        await run_turn_async(client, turn.request, turn.state, sink, throttle=Throttle(turn.throttle_interval),
+                             max_retries=turn.max_retries, backoff=backoff, after_round=after_round,
+                             settle=lambda _state: _commit(turn))
     return turn.state
+
+
+_ASKED_FROM = {"cell": "%claude", "terminal": "%claude", "panel": "the chat panel", "code": "ask"}
+LABEL_CHARS = 30
+
+
+def _request_label(turn: PreparedTurn) -> str:
+    """`%claude 'Say hello'`: what a cassette miss says asked (the transport adds the cell's number)."""
+    prompt = " ".join(turn.prompt.split())
+    shown = prompt if len(prompt) <= LABEL_CHARS else f"{prompt[:LABEL_CHARS]}…"
+    return f"{_ASKED_FROM.get(turn.source, turn.source)} {shown!r}"
 
 
 def _resume_paused(turn: PreparedTurn, state: TurnState, frames: Any) -> dict[str, Any] | None:

@@ -89,7 +89,10 @@ def redacted_exception(exc: BaseException) -> BaseException:
 def describe_error(exc: BaseException, *, model: str, output_tokens: int = 0) -> ErrorInfo:
     """What happened and what to do, for `exc`; `ErrorInfo.finalize` makes the one line shown."""
     after = f" after {output_tokens} tokens" if output_tokens else ""
-    if isinstance(exc, anthropic.APIStatusError):
+    miss = cassette_miss(exc)
+    if miss is not None:  # its own line names the cassette, the cell and what differs; never retried
+        info = ErrorInfo("cassette", str(miss))
+    elif isinstance(exc, anthropic.APIStatusError):
         info = _describe_status_error(exc, model=model, after=after)
     elif isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
         info = ErrorInfo("timeout", f"Timed out waiting for the API{after}",
@@ -108,6 +111,19 @@ def describe_error(exc: BaseException, *, model: str, output_tokens: int = 0) ->
     info.message = redact_secrets(info.message)
     info.exception = exc
     return info
+
+
+def cassette_miss(exc: BaseException) -> BaseException | None:
+    """The `core.transport.CassetteMiss` behind `exc`: the SDK wraps what its transport raises in its own
+    connection error, with the miss as the cause."""
+    from claude_magic.core.transport import CassetteMiss
+
+    seen: BaseException | None = exc
+    for _depth in range(8):
+        if seen is None or isinstance(seen, CassetteMiss):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _api_error_type_and_message(exc: anthropic.APIStatusError) -> tuple[str, str]:

@@ -32,8 +32,8 @@ from claude_magic.core.batches import (
     submit_part,
     wait_until_ended,
 )
-from claude_magic.core.client import ClientSettings, get_client
-from claude_magic.core.engine import PreparedTurn
+from claude_magic.core.client import get_client
+from claude_magic.core.engine import PreparedTurn, client_settings
 from claude_magic.core.errors import describe_error
 from claude_magic.core.persist import notebook_key
 from claude_magic.core.pricing import format_cost
@@ -216,8 +216,7 @@ def batch_results(batch_id: str | None = None, *, output: Any = None, display: s
             raise ValueError(f"No batches recorded for this notebook (in {batches_folder(settings)})")
         batch_id = recorded[-1].id
     record = find_record(folders, batch_id)
-    client = get_client(ClientSettings(settings.offline, settings.connect_timeout, settings.read_timeout,
-                                       settings.emulator_script))
+    client = get_client(client_settings(settings))
     if record is None:
         raise ValueError(f"No batch {batch_id!r} is recorded under {root} (see %claude batches); collect batches "
                          "submitted elsewhere with client.messages.batches.results()")
@@ -272,8 +271,7 @@ def batches_report(settings: ClaudeMagic) -> str:
     records = read_records(folder)
     if not records:
         return f"No batches recorded for this notebook (in {folder})."
-    client = get_client(ClientSettings(settings.offline, settings.connect_timeout, settings.read_timeout,
-                                       settings.emulator_script))
+    client = get_client(client_settings(settings))
     lines = [f"Batches of this notebook (recorded in {folder}):"]
     for record in records:
         try:
@@ -293,8 +291,7 @@ def batches_report(settings: ClaudeMagic) -> str:
 
 
 def cancel_batch(settings: ClaudeMagic, batch_id: str) -> str:
-    client = get_client(ClientSettings(settings.offline, settings.connect_timeout, settings.read_timeout,
-                                       settings.emulator_script))
+    client = get_client(client_settings(settings))
     try:
         batch = client.messages.batches.cancel(batch_id)
     except anthropic.NotFoundError:

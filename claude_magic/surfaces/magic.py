@@ -421,7 +421,7 @@ class ClaudeMagics(Magics):
         """Count the next request exactly (history, system, tools, attachments) with messages.count_tokens."""
         from claude_magic.core.client import get_client
         from claude_magic.core.engine import prepare_turn
-        from claude_magic.core.errors import ClaudeError, redacted_exception
+        from claude_magic.core.errors import ClaudeError, cassette_miss, redacted_exception
         from claude_magic.core.tokens import count_exactly, tokens_report
 
         try:
@@ -437,7 +437,7 @@ class ClaudeMagics(Magics):
         try:
             tokens = count_exactly(turn.request, lambda params: client.messages.count_tokens(**params).input_tokens)
         except Exception as exc:  # noqa: BLE001 - one line: the API's own message says why
-            raise ClaudeError(f"Could not count tokens: {redacted_exception(exc)}") from None
+            raise ClaudeError(f"Could not count tokens: {cassette_miss(exc) or redacted_exception(exc)}") from None
         request = turn.request
         tools = len(request.get("tools") or ())
         parts = (["system prompt"] if request.get("system") else []) + (

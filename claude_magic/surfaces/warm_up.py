@@ -87,9 +87,9 @@ def _build_client(settings: Any) -> None:
     """The client the first answer will take from the cache (the same settings and environment make the same
     cache key); without an API key this raises the usual one line, which is the first cell's to show."""
     from claude_magic.core.client import get_client
-    from claude_magic.core.engine import _client_settings
+    from claude_magic.core.engine import client_settings
 
-    get_client(_client_settings(settings))
+    get_client(client_settings(settings))
 
 
 def wait() -> None:
