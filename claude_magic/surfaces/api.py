@@ -55,6 +55,7 @@ def ask(
     thinking_display: str | None = None,
     effort: str | None = None,
     output: Any = None,
+    mcp: str | Iterable[str] | None = None,
 ) -> Reply:
     """Ask Claude and stream the answer into the cell, exactly as `%%claude` does; returns the Reply.
 
@@ -79,12 +80,15 @@ def ask(
     structured output; the JSON streams live, then shows as a table), validated into `reply.parsed`
     (`ask("Rate: great service", output=Review).parsed.stars`). A refusal, a cut-off or an invalid object
     leaves `parsed` None with the reason in `reply.error` (raised as ClaudeError unless raise_on_error=False).
+    mcp: names of MCP servers (`%config ClaudeMagic.mcp_servers`) whose tools Claude may call, named
+    mcp__SERVER__TOOL (default `%config ClaudeMagic.mcp`); a server that cannot start raises ClaudeError
+    (one line) before anything is sent. `attach` takes their resources as "@SERVER:URI".
     """
     settings = current_settings()
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
                           display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds),
-                          thinking=(thinking, thinking_display, effort), output=output)
+                          thinking=(thinking, thinking_display, effort), output=output, mcp=mcp)
     cell = current_cell() if sink is not None else None
     run_exchange(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -109,6 +113,7 @@ async def ask_async(
     thinking_display: str | None = None,
     effort: str | None = None,
     output: Any = None,
+    mcp: str | Iterable[str] | None = None,
 ) -> Reply:
     """`ask` through `anthropic.AsyncAnthropic`: streams live while the event loop stays free.
 
@@ -123,7 +128,7 @@ async def ask_async(
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
                           display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds),
-                          thinking=(thinking, thinking_display, effort), output=output)
+                          thinking=(thinking, thinking_display, effort), output=output, mcp=mcp)
     cell = current_cell() if sink is not None else None
     await run_exchange_async(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -134,7 +139,7 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
              raising: bool, attach: Iterable[Any] | None = None, *,
              tool_options: tuple[Any, str | None, int | None] = (None, None, None),
              thinking: tuple[str | int | None, str | None, str | None] = (None, None, None),
-             output: Any = None) -> tuple[PreparedTurn, Any]:
+             output: Any = None, mcp: str | Iterable[str] | None = None) -> tuple[PreparedTurn, Any]:
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("ask() needs a non-empty prompt string")
     attachments = _attachments(attach, settings)
@@ -146,7 +151,8 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
     turn = prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
                         temperature=temperature, conversation=conversation or "", new=new,
                         error_raised=raising and sink is not None, attachments=attachments,
-                        source="code", output=output,
+                        source="code", output=output, mcp=None if mcp is None else list(mcp) if not isinstance(
+                            mcp, str) else mcp,
                         **_thinking_arguments(*thinking), **_tool_arguments(*tool_options))
     show_attachments(attachments, display)
     return turn, sink
@@ -182,7 +188,8 @@ def _attachments(attach: Iterable[Any] | None, settings: ClaudeMagic) -> list[At
 
     shell = get_ipython()
     namespace = shell.user_ns if shell is not None else {}
-    return attach_objects(list(attach), namespace, budget=settings.attachment_chars)
+    return attach_objects(list(attach), namespace, budget=settings.attachment_chars,
+                          mcp=(settings.mcp_servers, settings.mcp_timeout))
 
 
 def _finish(state: TurnState, cell: str | None, raising: bool, settings: ClaudeMagic) -> Reply:
