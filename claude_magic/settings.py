@@ -178,14 +178,14 @@ class ClaudeMagic(Configurable):
 
     @validate("mcp_servers")
     def _check_mcp_servers(self, proposal: Any) -> Any:
-        from claude_magic.core.mcp import parse_servers
+        from claude_magic.core.mcp_config import parse_servers
 
         _validated(parse_servers, proposal["value"])  # a path is read again at each use: edits apply
         return proposal["value"]
 
     @validate("mcp")
     def _check_mcp(self, proposal: Any) -> list[str]:
-        from claude_magic.core.mcp import split_server_names
+        from claude_magic.core.mcp_config import split_server_names
 
         return split_server_names(proposal["value"])
 

@@ -235,7 +235,7 @@ class ClaudeMagics(Magics):
                                 tools=args.tools, tool_choice=args.tool_choice, namespace=self.shell.user_ns,
                                 thinking=args.thinking, source=self._source(), owner=self._owner(args.key),
                                 append=args.append, thinking_display=args.thinking_display, effort=args.effort,
-                                output=self._output_type(args.output))
+                                output=self._output_type(args.output), mcp=args.mcp)
         except ValueError as exc:
             raise UsageError(f"Invalid option: {exc}") from None
         return self._run(turn, args, attachments or [], raising)
