@@ -144,8 +144,10 @@ def prepare_turn(
     request = build_request(options, [])
     if spec is not None:
         request["output_config"] = with_format(request.get("output_config"), spec)
-    tool_loop = _offer_tools(request, settings, history, tools, tool_choice, max_tool_rounds, namespace,
-                             _mcp_tools(settings, mcp))
+    mcp_tools = _mcp_tools(settings, mcp)
+    if mcp_tools:  # starting a server is not the API's time: the footer's first-token time starts after it
+        state.started_at = time.monotonic()
+    tool_loop = _offer_tools(request, settings, history, tools, tool_choice, max_tool_rounds, namespace, mcp_tools)
     # The history goes after `tools` is settled: the thinking it may carry depends on it (core.preserved).
     carried = _carried(request, settings, history.turns_before(replaces) if history is not None else [])
     request["messages"].extend([*carried.messages, {"role": "user", "content": content}])

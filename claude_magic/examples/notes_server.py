@@ -28,9 +28,9 @@ NOTES: dict[str, str] = {
 
 
 @server.tool()
-def list_notes() -> list[str]:
-    """The titles of all notes."""
-    return sorted(NOTES)
+def list_notes() -> str:
+    """The titles of all notes, comma-separated."""
+    return ", ".join(sorted(NOTES))
 
 
 @server.tool()
