@@ -6,6 +6,7 @@ that never answers, one that reports an error, and names and descriptions carryi
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -14,8 +15,12 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 server = MCPServer("troubled")
-# The XSS corpus's first entry reaches the page through a tool's description and result (tests/test_mcp_*).
-PAYLOAD = os.environ.get("TROUBLED_PAYLOAD", '<img src=x onerror="window.__xss=1">')
+# Markup in a tool's name, description and result (tests/test_mcp_xss.py sets the whole XSS corpus).
+PAYLOAD = '<img src=x onerror="window.__xss=1">'
+if os.environ.get("TROUBLED_XSS_CORPUS"):  # a file: some payloads hold characters an environment cannot (NUL)
+    with open(os.environ["TROUBLED_XSS_CORPUS"], encoding="utf-8") as corpus:
+        PAYLOAD = "\n".join(entry["payload"] for entry in json.load(corpus)["payloads"])
+ODD_NAME = os.environ.get("TROUBLED_TOOL_NAME", "shout.loud")
 
 
 @server.tool()
@@ -39,7 +44,7 @@ def refuse(reason: str) -> str:
     raise ToolError(f"refused: {reason}")
 
 
-@server.tool(name="shout.loud", description=f"Says it loudly {PAYLOAD}")
+@server.tool(name=ODD_NAME, description=f"Says it loudly {PAYLOAD}")
 def shout(text: str) -> str:
     return f"{text.upper()} {PAYLOAD}"
 
