@@ -41,6 +41,7 @@ SCRIPT = {"turns": [
     {"match": "HELLO", "content": "Shouted."},
     {"match": "Panel: list my notes", "content": [call("mcp__notes__list_notes", {}, "toolu_p")]},
     {"match": "groceries", "content": "Two notes: groceries and ideas."},
+    {"match": "Wait forever", "content": [call("mcp__troubled__hang", {}, "toolu_h")]},
     {"match": "plain", "content": "A plain answer."},
 ]}
 
@@ -90,6 +91,21 @@ def test_a_server_that_cannot_start_stops_the_cell_with_one_line(kernel: KernelS
     unknown = kernel.execute("%%claude --mcp nope\nplain question", allow_error=True)
     assert "--mcp: no MCP server named 'nope' (servers: notes, troubled, missing)" in unknown.stderr()
     assert len(emulator.requests) == before
+
+
+def test_interrupt_during_a_hanging_mcp_call_ends_the_cell_at_once(kernel: KernelSession) -> None:
+    msg_id = kernel.execute_async("%%claude --mcp troubled\nWait forever")
+    kernel.wait_for(lambda m: "running mcp__troubled__hang()" in m["content"].get("data", {}).get("text/html", ""),
+                    msg_id=msg_id, timeout=60)
+    kernel.interrupt()
+    result = kernel.collect(msg_id, timeout=30)
+    assert result.status == "error" and "mcp__troubled__hang() interrupted after" in result.final_text()
+    assert result.traceback_text().startswith("ClaudeInterrupted: Interrupted after")
+    # The server still answers the next turn (only the call was cancelled), and history is valid.
+    again = kernel.execute("%%claude --mcp troubled\nShout hello")
+    assert again.status == "ok" and "Shouted." in again.final_text(), again.traceback_text()
+    tokens = kernel.execute("%claude --mcp notes tokens").stdout()
+    assert "3 tools; counted with messages.count_tokens" in tokens, tokens  # the MCP tools are counted
 
 
 def test_untrusted_tool_names_descriptions_and_results_stay_text(kernel: KernelSession) -> None:

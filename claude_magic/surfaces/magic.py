@@ -451,7 +451,7 @@ class ClaudeMagics(Magics):
             raise UsageError(str(exc)) from None
         try:
             turn = prepare_turn("?", self.settings, model=args.model, system=args.system,
-                                conversation=args.conversation or "", attachments=attachments)
+                                conversation=args.conversation or "", attachments=attachments, mcp=args.mcp)
             client = get_client(turn.client_settings)
         except ValueError as exc:
             raise UsageError(f"Invalid option: {exc}") from None
