@@ -263,3 +263,18 @@ def test_a_streamable_http_server_works_like_a_stdio_one(sdk_env: Emulator, http
     # A url where nothing listens: one line, nothing sent.
     with pytest.raises(servers.McpUnavailable, match="^MCP server 'gone' could not start: .*check that it is running"):
         servers.offered_tools({"gone": {"url": "http://127.0.0.1:9/mcp"}}, "gone", timeout=10)
+
+
+def test_servers_start_together_and_a_changed_configuration_restarts_one(sdk_env: Emulator) -> None:
+    servers.MANAGER.stop_all()  # from nothing: both start in the same call
+    with pytest.raises(servers.McpUnavailable, match="^MCP server 'missing' could not start"):
+        servers.offered_tools(CONFIG, "notes,missing", timeout=20)
+    assert servers.MANAGER.servers["notes"].state == "running"  # the one that could start, did
+    assert servers.MANAGER.servers["missing"].state == "failed"
+    session = servers.MANAGER.servers["notes"].session
+    changed = {**CONFIG, "notes": {**NOTES, "env": {"NOTES_FLAVOUR": "changed"}}}
+    report = servers.MANAGER.report(servers.parse_servers(changed))
+    assert "notes (stdio: " in report and "configuration changed: restarts on next use" in report
+    servers.offered_tools(changed, "notes", timeout=20)
+    assert servers.MANAGER.servers["notes"].session is not session
+    assert servers.MANAGER.servers["notes"].config.env == (("NOTES_FLAVOUR", "changed"),)

@@ -169,24 +169,30 @@ class McpManager:
             known = ", ".join(configs) or "none configured: set %config ClaudeMagic.mcp_servers"
             raise ValueError(f"--mcp: no MCP server named {', '.join(map(repr, unknown))} (servers: {known})")
         check_installed()
-        tools: list[Tool] = []
-        for name in names:
-            tools.extend(self.ensure(configs[name], timeout=timeout).tools)
-        return tools
+        with self._lock:
+            chosen = [self._prepared(configs[name]) for name in names]
+            self._start_all([server for server in chosen if server.state == "not started"], timeout)
+            return [tool for server in chosen for tool in server.tools]
 
     def ensure(self, config: ServerConfig, *, timeout: float = DEFAULT_TIMEOUT) -> McpServerState:
         """The server running with `config`: started when it is not, restarted when its configuration changed
         or it stopped answering. McpUnavailable (with the reason) when it cannot be."""
         with self._lock:
-            server = self.servers.get(config.name)
-            if server is not None and server.state == "running" and server.config == config and self._alive(server):
-                return server
-            if server is not None and server.state in ("running", "starting"):
-                self._stop(server)
-            server = McpServerState(config)
-            self.servers[config.name] = server
-            self._start(server, timeout)
+            server = self._prepared(config)
+            self._start_all([server] if server.state == "not started" else [], timeout)
             return server
+
+    def _prepared(self, config: ServerConfig) -> McpServerState:
+        """The server running with `config` when it still answers a ping; else a new one, not started yet,
+        in its place (one whose configuration changed, or that stopped answering, is stopped first)."""
+        server = self.servers.get(config.name)
+        if server is not None and server.state == "running" and server.config == config and self._alive(server):
+            return server
+        if server is not None and server.state in ("running", "starting"):
+            self._stop(server)
+        server = McpServerState(config)
+        self.servers[config.name] = server
+        return server
 
     def _alive(self, server: McpServerState) -> bool:
         try:
@@ -196,30 +202,46 @@ class McpManager:
             self._mark_failed(server, f"stopped answering ({_reason(exc)})")
             return False
 
-    def _start(self, server: McpServerState, timeout: float) -> None:
-        server.state = "starting"
-        server.started_at = time.monotonic()
-        try:
-            self._run(self._open(server), timeout)
-        except FutureTimeout:
-            self._stop(server)
-            self._fail_start(server, f"did not start within {timeout:g} s (mcp_timeout)")
-        except Exception as exc:  # noqa: BLE001 - the SDK, the process, the network: one line each
-            self._stop(server)
-            self._fail_start(server, _reason(exc))
-        except BaseException:
-            self._stop(server)
-            server.state, server.reason = "failed", "interrupted while starting"
-            raise
+    def _start_all(self, starting: list[McpServerState], timeout: float) -> None:
+        """Start `starting` at once (a turn that names two servers waits for the slower one, not for both),
+        within `timeout` together. McpUnavailable for the first that failed; the others keep running."""
+        if not starting:
+            return
+        for server in starting:
+            server.state, server.started_at = "starting", time.monotonic()
 
-    def _fail_start(self, server: McpServerState, reason: str) -> None:
+        async def open_all() -> list[Any]:
+            return await asyncio.gather(*(self._open(server) for server in starting), return_exceptions=True)
+
+        try:
+            outcomes: list[Any] = self._run(open_all(), timeout)
+        except FutureTimeout:
+            outcomes = [FutureTimeout() for _server in starting]
+        except BaseException:
+            for server in starting:
+                if server.state != "running":
+                    self._stop(server)
+                    server.state, server.reason = "failed", "interrupted while starting"
+            raise
+        failures = []
+        for server, outcome in zip(starting, outcomes, strict=True):
+            if server.state == "running":
+                continue
+            self._stop(server)
+            reason = (f"did not start within {timeout:g} s (mcp_timeout)" if isinstance(outcome, FutureTimeout)
+                      else _reason(outcome) if isinstance(outcome, BaseException) else "it ended while starting")
+            failures.append(self._failed_start(server, reason))
+        if failures:
+            raise failures[0]
+
+    def _failed_start(self, server: McpServerState, reason: str) -> McpUnavailable:
         tail = server.stderr_tail()
         server.state = "failed"
         server.reason = f"{reason}; its stderr: {tail}" if tail and tail not in reason else reason
         fix = "check its command in %config ClaudeMagic.mcp_servers" if server.config.transport == "stdio" \
             else "check that it is running at that url"
-        raise McpUnavailable(f"MCP server {server.config.name!r} could not start: {server.reason} ({fix}); "
-                             "nothing was sent")
+        return McpUnavailable(f"MCP server {server.config.name!r} could not start: {server.reason} ({fix}); "
+                              "nothing was sent")
 
     async def _open(self, server: McpServerState) -> None:
         """Start the task that holds the session, and wait until the session is ready (or failed)."""
@@ -336,12 +358,17 @@ class McpManager:
     # -- stopping ---------------------------------------------------------------------------------------
 
     def _stop(self, server: McpServerState) -> None:
+        self._stop_many([server])
+
+    def _stop_many(self, stopping: list[McpServerState]) -> None:
+        """Ask each session to close (its transport stops the process or ends the HTTP session), all at once;
+        what has not closed after STOP_SECONDS is cancelled."""
         loop = self._loop
-        task = server.task
-        if loop is None or task is None or task.done():
+        tasks = [(server, server.task) for server in stopping if server.task is not None and not server.task.done()]
+        if loop is None or not tasks:
             return
 
-        async def close() -> None:
+        async def close(server: McpServerState, task: Any) -> None:
             if server.closing is not None:
                 server.closing.set()
             try:
@@ -349,15 +376,18 @@ class McpManager:
             except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - stopping: cancel what hangs
                 task.cancel()
 
+        async def close_all() -> None:
+            await asyncio.gather(*(close(server, task) for server, task in tasks), return_exceptions=True)
+
         with contextlib.suppress(Exception):  # a server that will not stop must not stop the caller
-            asyncio.run_coroutine_threadsafe(close(), loop).result(STOP_SECONDS + 2)
-        if server.state in ("running", "starting"):
-            server.state = "stopped"
+            asyncio.run_coroutine_threadsafe(close_all(), loop).result(STOP_SECONDS + 2)
+        for server, _task in tasks:
+            if server.state in ("running", "starting"):
+                server.state = "stopped"
 
     def stop_all(self) -> None:
         with self._lock:
-            for server in list(self.servers.values()):
-                self._stop(server)
+            self._stop_many(list(self.servers.values()))
 
     def shutdown(self) -> None:
         """At exit: stop every server (their processes end with them), then the loop."""
