@@ -104,7 +104,7 @@ def test_interrupt_during_a_hanging_mcp_call_ends_the_cell_at_once(kernel: Kerne
     # The server still answers the next turn (only the call was cancelled), and history is valid.
     again = kernel.execute("%%claude --mcp troubled\nShout hello")
     assert again.status == "ok" and "Shouted." in again.final_text(), again.traceback_text()
-    tokens = kernel.execute("%claude --mcp notes tokens").stdout()
+    tokens = kernel.execute("%claude -c counting --mcp notes tokens").stdout()
     assert "3 tools; counted with messages.count_tokens" in tokens, tokens  # the MCP tools are counted
 
 
