@@ -215,6 +215,10 @@ def test_a_resource_is_attached_like_a_file(sdk_env: Emulator) -> None:
     text = attachment.blocks[0]["text"]
     assert text.startswith('<attachment name="@notes:notes://groceries" kind="MCP resource">\neggs, flou')
     assert "cut to 10 of 25 characters" in text  # the attachment budget, as for a file
+    # A binary image resource becomes an image block, as an attached PNG file does.
+    [image] = resolve_attachments(["@troubled:image://dot"], {}, mcp=(CONFIG, 20.0))
+    assert image.kind == "MCP resource image" and image.is_image
+    assert image.blocks[-1]["source"]["media_type"] == "image/png"
     with pytest.raises(ContextError, match=r"^-a @nope:x://y: no MCP server named 'nope'.*nothing was sent\.$"):
         resolve_attachments(["@nope:x://y"], {}, mcp=(CONFIG, 20.0))
 

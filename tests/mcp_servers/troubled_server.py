@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import struct
 import time
+import zlib
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -47,6 +49,21 @@ def refuse(reason: str) -> str:
 @server.tool(name=ODD_NAME, description=f"Says it loudly {PAYLOAD}")
 def shout(text: str) -> str:
     return f"{text.upper()} {PAYLOAD}"
+
+
+def _one_pixel_png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)  # 1×1, 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) \
+        + chunk(b"IEND", b"")
+
+
+@server.resource("image://dot", mime_type="image/png")
+def dot() -> bytes:
+    """A one-pixel red PNG (a binary resource)."""
+    return _one_pixel_png()
 
 
 if __name__ == "__main__":
