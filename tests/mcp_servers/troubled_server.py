@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import struct
+import sys
 import time
 import zlib
 
