@@ -4,10 +4,8 @@
     tools = MANAGER.tools_for(servers, ["notes"], timeout=30)   # core.tools.Tool objects, for a ToolSet
     MANAGER.report(servers)                                      # what `%claude mcp` prints
 
-Configuration is the shape Claude Desktop and Claude Code use: `{"name": {"command", "args", "env", "cwd"}}`
-for a server started as a subprocess (stdio), `{"name": {"url", "headers"}}` for streamable HTTP; an optional
-`"type"` (`stdio`, `http`, `streamable-http`) as in Claude Code's `.mcp.json`; the servers may sit under a
-top-level `"mcpServers"`, and a path to such a JSON file is taken too.
+Configuration (the shape Claude Desktop and Claude Code use) is read by core/mcp_config.py, which imports
+neither SDK, so that `%config ClaudeMagic.mcp_servers = ...` is checked at once.
 
 Threads: the `mcp` SDK is asyncio code whose sessions live as long as their server. Every session runs on
 ONE event loop in a daemon thread of this process (started with the first server, stopped at exit by an
@@ -325,19 +323,11 @@ class McpManager:
         except Exception as exc:
             if type(exc).__name__ in ("ToolError", "ValidationError", "UnsupportedMCPValueError"):
                 raise  # the tool's own error, or its input did not fit the schema: Claude reads it
-            if server.state == "running" and not self._still_answers(server):
+            if server.state == "running" and not self._alive(server):
                 raise McpCallFailed(f"MCP server {server.config.name!r} stopped during the call: "
                                     f"{server.reason}") from None
             raise McpCallFailed(f"MCP server {server.config.name!r}: {_reason(exc)}") from None
         return value if isinstance(value, str) else ContentBlocks(value)
-
-    def _still_answers(self, server: McpServerState) -> bool:
-        try:
-            self._run(server.session.send_ping(), PING_SECONDS)
-            return True
-        except Exception as exc:  # noqa: BLE001
-            self._mark_failed(server, f"stopped answering ({_reason(exc)})")
-            return False
 
     def read_resource(self, config: ServerConfig, uri: str, *, timeout: float = DEFAULT_TIMEOUT) -> Any:
         """The server's `resources/read` result for `uri` (the SDK's ReadResourceResult)."""
