@@ -151,8 +151,7 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
     turn = prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
                         temperature=temperature, conversation=conversation or "", new=new,
                         error_raised=raising and sink is not None, attachments=attachments,
-                        source="code", output=output, mcp=None if mcp is None else list(mcp) if not isinstance(
-                            mcp, str) else mcp,
+                        source="code", output=output, mcp=mcp,
                         **_thinking_arguments(*thinking), **_tool_arguments(*tool_options))
     show_attachments(attachments, display)
     return turn, sink

@@ -221,7 +221,7 @@ class ChatPanel:
                  mcp: str | Iterable[str] | None = None) -> None:
         self._fallback_settings: ClaudeMagic | None = None
         # MCP servers whose tools Claude may call from this panel (default: %config ClaudeMagic.mcp).
-        self._mcp = mcp if mcp is None or isinstance(mcp, str) else list(mcp)
+        self._mcp = mcp if mcp is None or isinstance(mcp, str) else list(mcp)  # asked again at every Send
         # Tools Claude may call from this panel (default: %config ClaudeMagic.tools). They run in a worker
         # thread of the turn's, never in the widget callback; Stop ends the turn without waiting for them.
         self._tools = None if tools is None else list(tools)
