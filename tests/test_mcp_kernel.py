@@ -123,6 +123,9 @@ def test_ask_and_the_panel_take_mcp(kernel: KernelSession, emulator: Emulator) -
     out = kernel.execute("r = claude_magic.ask('What do I need to buy?', mcp=['notes'], display='none')\n"
                          "print(r.text, r.state.tool_rounds)").stdout()
     assert "You need **eggs, flour, milk and lemons**. 1" in out
+    out = kernel.execute("rs = claude_magic.map(['What do I need to buy?'] * 3, mcp='notes', display='none')\n"
+                         "print([(r.text, r.state.tool_rounds) for r in rs])").stdout()
+    assert out.count("('You need **eggs, flour, milk and lemons**.', 1)") == 3, out
     out = kernel.execute(
         "from claude_magic import ChatPanel\n"
         "p = ChatPanel(conversation='mcp-panel', mcp='notes')\n"

@@ -56,6 +56,7 @@ from claude_magic.core.tools import ContentBlocks, Tool
 INSTALL_HINT = 'MCP servers need the mcp package: pip install "claude_magic[mcp]"'
 DEFAULT_TIMEOUT = 30.0  # `%config ClaudeMagic.mcp_timeout`: seconds to start a server, or for one call
 PING_SECONDS = 5.0  # a running server is pinged before a turn offers its tools (never longer than this)
+RECENT_SECONDS = 1.0  # ... unless it answered a ping less than this ago
 STOP_SECONDS = 6.0  # the SDK's stdio shutdown: close stdin, wait 2 s, terminate, wait 2 s, kill
 
 
@@ -93,6 +94,7 @@ class McpServerState:
     closing: Any = None  # an asyncio.Event: set, the task closes the session and the transport
     errlog: Any = None  # the stdio server's stderr (a temporary file), read for why it failed
     started_at: float = 0.0
+    answered_at: float = -1e9  # when it last answered a ping (time.monotonic())
 
     def stderr_tail(self) -> str:
         """The last line the server wrote to stderr (its own explanation of a failure), if any."""
@@ -192,9 +194,12 @@ class McpManager:
         self.servers[config.name] = server
         return server
 
-    def _alive(self, server: McpServerState) -> bool:
+    def _alive(self, server: McpServerState, *, recheck: bool = False) -> bool:
+        if not recheck and time.monotonic() - server.answered_at < RECENT_SECONDS:
+            return True  # `map` prepares many turns at once: one ping stands for all of them
         try:
             self._run(server.session.send_ping(), PING_SECONDS)
+            server.answered_at = time.monotonic()
             return True
         except Exception as exc:  # noqa: BLE001 - any failure: the server is not answering
             self._mark_failed(server, f"stopped answering ({_reason(exc)})")
@@ -323,7 +328,7 @@ class McpManager:
         except Exception as exc:
             if type(exc).__name__ in ("ToolError", "ValidationError", "UnsupportedMCPValueError"):
                 raise  # the tool's own error, or its input did not fit the schema: Claude reads it
-            if server.state == "running" and not self._alive(server):
+            if server.state == "running" and not self._alive(server, recheck=True):
                 raise McpCallFailed(f"MCP server {server.config.name!r} stopped during the call: "
                                     f"{server.reason}") from None
             raise McpCallFailed(f"MCP server {server.config.name!r}: {_reason(exc)}") from None

@@ -222,6 +222,7 @@ def map(  # noqa: A001 - claude_magic.map reads as what it does, like the builti
     output: Any = None,
     batch: bool = False,
     resubmit: bool = False,
+    mcp: str | Iterable[str] | None = None,
 ) -> Replies:
     """Ask every prompt, at most `concurrency` at a time; one Reply per prompt, in input order.
 
@@ -245,11 +246,11 @@ def map(  # noqa: A001 - claude_magic.map reads as what it does, like the builti
     where an event loop is already running: the batch then runs on a private loop in a worker thread.
     tools, tool_choice, max_tool_rounds: as for `ask`; here `async def` tools are awaited on the batch's
     loop and plain functions run in worker threads (one call of a function at a time, unless it sets
-    `concurrency_safe = True`). thinking, thinking_display, effort: as for `ask`.
+    `concurrency_safe = True`). thinking, thinking_display, effort, mcp: as for `ask`.
     """
     index = _pandas_index(prompts)
     turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency,
-                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort), output)
+                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort), output, mcp)
     if batch:
         from claude_magic.surfaces.batch_jobs import run_batch_job
 
@@ -289,12 +290,13 @@ async def map_async(
     output: Any = None,
     batch: bool = False,
     resubmit: bool = False,
+    mcp: str | Iterable[str] | None = None,
 ) -> Replies:
     """`map` on the running event loop (`replies = await map_async(prompts)`); same arguments and results.
     Cancelling it keeps the answers received so far in `claude_magic.last_map()` (CancelledError propagates)."""
     index = _pandas_index(prompts)
     turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency,
-                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort), output)
+                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort), output, mcp)
     if batch:
         from claude_magic.surfaces.batch_jobs import run_batch_job_async
 
@@ -357,7 +359,7 @@ def _prepare_batch(prompts: Iterable[str], model: str | None, system: str | None
                    temperature: float | None, concurrency: int,
                    tool_options: tuple[Any, str | None, int | None] = (None, None, None),
                    thinking: tuple[str | int | None, str | None, str | None] = (None, None, None),
-                   output: Any = None) -> list[PreparedTurn]:
+                   output: Any = None, mcp: str | Iterable[str] | None = None) -> list[PreparedTurn]:
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     settings = current_settings()
@@ -367,7 +369,7 @@ def _prepare_batch(prompts: Iterable[str], model: str | None, system: str | None
         if not isinstance(prompt, str):
             raise TypeError(f"map() takes strings; item {index} is {type(prompt).__name__}")
         turns.append(prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
-                                  temperature=temperature, conversation=ONE_OFF, output=spec,
+                                  temperature=temperature, conversation=ONE_OFF, output=spec, mcp=mcp,
                                   **_thinking_arguments(*thinking),
                                   **_tool_arguments(*tool_options)))
     return turns
