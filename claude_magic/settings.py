@@ -97,6 +97,16 @@ class ClaudeMagic(Configurable):
     )
     tool_result_limit = Int(20_000, help="Characters of one tool result sent to Claude; longer results are "
                             "cut, with a note saying so.").tag(config=True)
+    # MCP servers (see core/mcp.py).
+    mcp_servers = AnyTrait({}, help="MCP servers, as Claude Desktop and Claude Code configure them: {name: "
+                           "{command, args, env, cwd}} (stdio) or {name: {url, headers}} (streamable HTTP), an "
+                           "optional 'type', or a path to such a JSON file (with 'mcpServers'). Needs "
+                           "pip install \"claude_magic[mcp]\".").tag(config=True)
+    mcp = List(Unicode(), help="MCP servers (names in mcp_servers) whose tools every turn offers. Per cell: "
+               "--mcp NAME[,NAME...].").tag(config=True)
+    mcp_timeout = Float(30.0, help="Seconds an MCP server may take to start, or to answer one tool call.").tag(
+        config=True
+    )
     # The notebook as context (see core/context.py and core/tokens.py).
     interpolate = Bool(False, help="Replace {name} and {expression} in prompts from the notebook's variables "
                        "(also {In[n]}, {Out[n]}, {Err[n]}); {{ and }} are literal braces. Per cell: -i.").tag(
@@ -198,6 +208,19 @@ class ClaudeMagic(Configurable):
             raise TraitError(f"effort must be one of {', '.join(EFFORTS)} (or empty), got {proposal['value']!r}")
         return value
 
+    @validate("mcp_servers")
+    def _check_mcp_servers(self, proposal: Any) -> Any:
+        from claude_magic.core.mcp_config import parse_servers
+
+        _validated(parse_servers, proposal["value"])  # a path is read again at each use: edits apply
+        return proposal["value"]
+
+    @validate("mcp")
+    def _check_mcp(self, proposal: Any) -> list[str]:
+        from claude_magic.core.mcp_config import split_server_names
+
+        return split_server_names(proposal["value"])
+
     @validate("prices")
     def _check_prices(self, proposal: Any) -> dict[str, Any]:
         _validated(parse_overrides, proposal["value"])
@@ -211,7 +234,7 @@ class ClaudeMagic(Configurable):
     def _check_temperature(self, proposal: Any) -> float | None:
         return _validated(check_temperature, proposal["value"])
 
-    @validate("throttle_interval", "connect_timeout", "read_timeout", "cassette_speed")
+    @validate("throttle_interval", "connect_timeout", "read_timeout", "cassette_speed", "mcp_timeout")
     def _check_non_negative(self, proposal: Any) -> float:
         if proposal["value"] < 0:
             raise TraitError(f"{proposal['trait'].name} must not be negative")

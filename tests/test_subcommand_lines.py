@@ -35,6 +35,8 @@ def run(shell: Any, cell: str) -> Any:
     ("%claude rest", r"did you mean reset\?"),
     ("%claude conversation", r"did you mean conversations\?"),
     ("%claude toekns", r"did you mean tokens\?"),
+    ("%claude mpc", r"did you mean mcp\?"),
+    ("%claude mcp servers", r"%claude mcp takes no argument, got 'servers'"),
     ("%claude batches foo", r"Usage: %claude batches, or %claude batches cancel ID; got 'foo'"),
 ])
 def test_a_subcommand_with_a_wrong_argument_or_a_typo_is_one_line_and_sends_nothing(
@@ -92,3 +94,11 @@ def test_terminal_ipython_still_waits_for_the_body_of_a_cell_magic(shell: Any) -
     # What terminal IPython asks after each Enter: `%%claude` alone is not yet a whole cell.
     assert shell.input_transformer_manager.check_complete("%%claude\n")[0] == "incomplete"
     assert shell.input_transformer_manager.check_complete("%%claude\nhi\n\n")[0] == "complete"
+
+
+def test_mcp_lists_nothing_configured_without_needing_the_mcp_package(
+        shell: Any, emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(shell, "%claude mcp") is None
+    out = capsys.readouterr().out
+    assert out.startswith("No MCP servers configured. Add one the way Claude Desktop does:")
+    assert emulator.requests == []

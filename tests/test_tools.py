@@ -368,3 +368,27 @@ def test_a_paused_tool_turn_goes_on_and_history_keeps_one_assistant_message(sdk_
     # The API accepts that history back.
     assert run_exchange(prepare_turn("Thanks.", ClaudeMagic()), None).status == "complete"
     assert sdk_env.requests[-1].status == 200
+
+
+def test_content_blocks_are_sent_as_blocks_and_cut_to_the_limit() -> None:
+    """An MCP tool's result (core.mcp): already content blocks; text within the limit, other blocks as they are."""
+    from claude_magic.core.tools import ContentBlocks
+
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    outcome = convert_result(ContentBlocks([{"type": "text", "text": "a" * 30}, image,
+                                            {"type": "text", "text": "b" * 30}]), limit=40)
+    assert outcome.content[1] == image and outcome.content[0] == {"type": "text", "text": "a" * 30}
+    assert outcome.content[2]["text"].startswith("b" * 10 + "\n[truncated by claude_magic: the first 10 of 30")
+    assert outcome.truncated_for_claude and not outcome.is_error
+    assert outcome.size == "60 characters and 1 image block" and outcome.preview == "a" * 30 + "\n" + "b" * 30
+
+
+def test_the_sdks_tool_error_sends_its_content() -> None:
+    """`anthropic.lib.tools.ToolError` (an MCP tool's isError result, or a function's own): its content goes to
+    Claude as it is, with is_error, as the SDK's tool runner sends it; no exception name in front."""
+    from anthropic.lib.tools import ToolError
+
+    outcome = error_outcome(ToolError([{"type": "text", "text": "quota exceeded"}]))
+    assert outcome.is_error and outcome.content == [{"type": "text", "text": "quota exceeded"}]
+    assert outcome.preview == "quota exceeded" and outcome.traceback == ""
+    assert error_outcome(ToolError("plain text")).content == [{"type": "text", "text": "plain text"}]

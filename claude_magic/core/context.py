@@ -217,19 +217,25 @@ def split_names(values: Iterable[str]) -> list[str]:
 
 
 def resolve_attachments(names: Iterable[str], namespace: Mapping[str, Any], errors: ErrorLog = ERRORS, *,
-                        budget: int = DEFAULT_ATTACHMENT_CHARS) -> list[Attachment]:
-    """Attachments for `-a NAME,...`: variables, `Err`/`Err[n]`, `In[n]`/`Out[n]`, or file paths."""
-    attachments = [_resolve_name(name, namespace, errors, budget) for name in names]
+                        budget: int = DEFAULT_ATTACHMENT_CHARS,
+                        mcp: tuple[Any, float] | None = None) -> list[Attachment]:
+    """Attachments for `-a NAME,...`: variables, `Err`/`Err[n]`, `In[n]`/`Out[n]`, file paths, or MCP
+    resources `@SERVER:URI` (`mcp`: the `mcp_servers` setting and the timeout they are read with)."""
+    attachments = [mcp_resource(name, mcp, budget) if _MCP_RESOURCE.fullmatch(name)
+                   else _resolve_name(name, namespace, errors, budget) for name in names]
     check_image_count(attachments)
     return attachments
 
 
 def attach_objects(objects: Iterable[Any], namespace: Mapping[str, Any], *,
-                   budget: int = DEFAULT_ATTACHMENT_CHARS) -> list[Attachment]:
-    """Attachments for `ask(..., attach=[df, fig, "chart.png"])`: labelled by the variable that holds them."""
+                   budget: int = DEFAULT_ATTACHMENT_CHARS, mcp: tuple[Any, float] | None = None) -> list[Attachment]:
+    """Attachments for `ask(..., attach=[df, fig, "chart.png", "@notes:notes://todo"])`: labelled by the
+    variable that holds them; a string `@SERVER:URI` is an MCP server's resource."""
     attachments = []
     for obj in objects:
-        if isinstance(obj, (str, PurePath)) and _looks_like_path(str(obj)):
+        if isinstance(obj, str) and _MCP_RESOURCE.fullmatch(obj):
+            attachments.append(mcp_resource(obj, mcp, budget))
+        elif isinstance(obj, (str, PurePath)) and _looks_like_path(str(obj)):
             attachments.append(attach_file(str(obj), str(obj), budget))
         else:
             attachments.append(attach_value(_label_for(obj, namespace), obj, budget))
@@ -242,6 +248,30 @@ def check_image_count(attachments: list[Attachment]) -> None:
     if images > _media.MAX_IMAGES_PER_REQUEST:
         raise ContextError(f"{images} images attached; the API takes at most {_media.MAX_IMAGES_PER_REQUEST} "
                            "per request. Attach fewer.")
+
+
+# `@SERVER:URI`, the way Claude Code refers to an MCP server's resource (`@notes:notes://groceries`).
+_MCP_RESOURCE = re.compile(r"@(?P<server>[A-Za-z0-9_.-]+):(?P<uri>\S+)")
+
+
+def mcp_resource(name: str, mcp: tuple[Any, float] | None, budget: int = DEFAULT_ATTACHMENT_CHARS) -> Attachment:
+    """An MCP server's resource as an attachment, through the same path as a file: text within the budget,
+    an image scaled, a PDF. Its content is untrusted like any file's: sent as blocks, drawn as the escaped
+    summary line only."""
+    match = _MCP_RESOURCE.fullmatch(name)
+    assert match is not None
+    from claude_magic.core import mcp as servers
+
+    setting, timeout = mcp if mcp is not None else ({}, servers.DEFAULT_TIMEOUT)
+    try:
+        kind, data = servers.read_resource(setting, match["server"], match["uri"], timeout=timeout)
+    except (ValueError, servers.McpUnavailable, servers.McpCallFailed) as exc:
+        raise ContextError(f"-a {name}: {str(exc).removesuffix('; nothing was sent')}; nothing was sent.") from None
+    if kind == "image":
+        return image_attachment(name, "MCP resource image", data)
+    if kind == "pdf":
+        return pdf_attachment(name, data)
+    return _text_attachment(name, "MCP resource", data, budget)
 
 
 def _label_for(obj: Any, namespace: Mapping[str, Any]) -> str:

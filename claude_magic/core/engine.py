@@ -112,6 +112,7 @@ def prepare_turn(
     thinking_display: str | None = None,
     effort: str | None = None,
     output: Any = None,
+    mcp: str | Sequence[str] | None = None,
 ) -> PreparedTurn:
     """Resolve the options (call arguments over settings) and snapshot the conversation for `prompt`.
 
@@ -123,6 +124,9 @@ def prepare_turn(
     the history before it and replaces it in place, unless `append`.
     `output`: a pydantic model, dataclass, TypedDict or JSON-schema dict (core.structured): the answer is
     that object as JSON (the API's structured output), validated into `state.parsed` when the turn ends.
+    `mcp`: names of MCP servers (`settings.mcp_servers`) whose tools this turn offers, besides `tools`
+    (default: `settings.mcp`); each is started if it is not running (core.mcp). A server that cannot be used
+    raises `McpUnavailable` (a ClaudeError, one line): nothing is sent.
     """
     spec = output_spec(output)
     options = _options(settings, model, max_tokens, system, temperature, thinking, thinking_display, effort)
@@ -141,7 +145,10 @@ def prepare_turn(
     request = build_request(options, [])
     if spec is not None:
         request["output_config"] = with_format(request.get("output_config"), spec)
-    tool_loop = _offer_tools(request, settings, history, tools, tool_choice, max_tool_rounds, namespace)
+    mcp_tools = _mcp_tools(settings, mcp)
+    if mcp_tools:  # starting a server is not the API's time: the footer's first-token time starts after it
+        state.started_at = time.monotonic()
+    tool_loop = _offer_tools(request, settings, history, tools, tool_choice, max_tool_rounds, namespace, mcp_tools)
     # The history goes after `tools` is settled: the thinking it may carry depends on it (core.preserved).
     carried = _carried(request, settings, history.turns_before(replaces) if history is not None else [])
     request["messages"].extend([*carried.messages, {"role": "user", "content": content}])
@@ -287,10 +294,21 @@ def client_settings(settings: ClaudeMagic) -> ClientSettings:
                           settings.cassette, settings.cassette_mode, settings.cassette_speed)
 
 
+def _mcp_tools(settings: ClaudeMagic, names: str | Sequence[str] | None) -> list[Any]:
+    """The tools of the MCP servers a turn names (`mcp=`, else `settings.mcp`), their servers running."""
+    chosen = settings.mcp if names is None else names
+    if not chosen:
+        return []
+    from claude_magic.core.mcp import offered_tools
+
+    return offered_tools(settings.mcp_servers, chosen, timeout=settings.mcp_timeout)
+
+
 def _offer_tools(request: dict[str, Any], settings: ClaudeMagic, history: Conversation | None, tools: Any,
-                 tool_choice: str | None, max_tool_rounds: int | None, namespace: Any) -> ToolLoop | None:
+                 tool_choice: str | None, max_tool_rounds: int | None, namespace: Any,
+                 mcp_tools: Sequence[Any] = ()) -> ToolLoop | None:
     """Put `tools` / `tool_choice` into `request`; the ToolLoop that will run the calls, if any."""
-    toolset = make_toolset(resolve_names(settings.tools if tools is None else tools, namespace or {}))
+    toolset = make_toolset([*resolve_names(settings.tools if tools is None else tools, namespace or {}), *mcp_tools])
     kept = history.tool_definitions if history is not None else {}
     # The conversation's tools first, in the order they were first offered, new ones after them: a turn that
     # offers the same tools again (or none) sends `tools` unchanged, which keeps earlier thinking valid.
@@ -298,7 +316,7 @@ def _offer_tools(request: dict[str, Any], settings: ClaudeMagic, history: Conver
     definitions = [offered.get(name, definition) for name, definition in kept.items()]
     definitions += [definition for name, definition in offered.items() if name not in kept]
     if tool_choice and not toolset:
-        raise ValueError(f"--tool-choice {tool_choice} needs tools: name them with --tools")
+        raise ValueError(f"--tool-choice {tool_choice} needs tools: name them with --tools (or --mcp)")
     choice = tool_choice_param(tool_choice, toolset)
     check_tool_choice(request, choice, tool_choice or "")
     if not toolset and kept:

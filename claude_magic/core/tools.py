@@ -93,9 +93,12 @@ class ToolSet:
 
 
 def make_tool(item: Any) -> Tool:
-    """A Tool from a callable (sync or `async def`), an SDK `beta_tool` object, or a ready tool dict."""
+    """A Tool from a callable (sync or `async def`), an SDK `beta_tool` object, or a ready tool dict (a Tool
+    passes through: an MCP server's, see core.mcp)."""
     from anthropic.lib.tools import BetaAsyncFunctionTool, BetaFunctionTool
 
+    if isinstance(item, Tool):
+        return item
     if isinstance(item, Mapping):
         definition = dict(item)
         name = definition.get("name")
@@ -187,6 +190,11 @@ class Outcome:
     traceback: str = ""  # a raising tool's traceback (secrets redacted): shown only in debug mode, never sent
 
 
+class ContentBlocks(list):  # type: ignore[type-arg]
+    """A tool's value that is already tool_result content blocks (text, image, document): an MCP tool's
+    result as the SDK's `anthropic.lib.tools.mcp` converted it. Sent as blocks, not as JSON of them."""
+
+
 def _cut(text: str, limit: int) -> tuple[str, bool]:
     if len(text) <= limit:
         return text, False
@@ -228,9 +236,47 @@ def _is_dataframe(value: Any) -> bool:
     return all(hasattr(value, name) for name in ("to_string", "columns", "shape", "iloc"))
 
 
+def content_outcome(blocks: list[Any], limit: int = RESULT_LIMIT_CHARS) -> Outcome:
+    """Content blocks as tool_result content: text blocks within `limit` characters together (the rest cut,
+    with the note), secrets redacted; image and document blocks as they are. The cell shows the text and
+    says what else there was."""
+    sent: list[dict[str, Any]] = []
+    shown: list[str] = []
+    others: list[str] = []
+    room, total, truncated = limit, 0, False
+    for block in blocks:
+        if not isinstance(block, Mapping):
+            continue
+        if block.get("type") == "text":
+            text = redact_secrets(str(block.get("text", "")))
+            total += len(text)
+            shown.append(text)
+            if room <= 0:
+                truncated = True
+                continue
+            piece, cut = _cut(text, room)
+            truncated = truncated or cut
+            room -= len(text)
+            sent.append({"type": "text", "text": piece or "(empty)"})
+        else:
+            sent.append(dict(block))
+            others.append(str(block.get("type", "block")))
+    if not sent:
+        sent = [{"type": "text", "text": "(empty)"}]
+    preview = "\n".join(shown)[:DISPLAY_PREVIEW_CHARS]
+    extra = f" and {len(others)} {'/'.join(dict.fromkeys(others))} block{'s' * (len(others) != 1)}" if others else ""
+    if others and not shown:
+        preview = f"{len(others)} {'/'.join(dict.fromkeys(others))} block{'s' * (len(others) != 1)}"
+    kind = "image" if "image" in others and not shown else "text"
+    return Outcome(sent, kind=kind, preview=preview, size=f"{total:,} characters{extra}",
+                   truncated_for_claude=truncated)
+
+
 def convert_result(value: Any, limit: int = RESULT_LIMIT_CHARS) -> Outcome:
     """A tool's return value as tool_result content: str as is, dict/list as JSON, a DataFrame as a compact
     table, an image as image content, anything else as its repr; text over `limit` is cut with a note."""
+    if isinstance(value, ContentBlocks):
+        return content_outcome(value, limit)
     if isinstance(value, str):
         return _text_outcome(value, "text", limit)
     image = _image_bytes(value)
@@ -253,7 +299,17 @@ def convert_result(value: Any, limit: int = RESULT_LIMIT_CHARS) -> Outcome:
 
 
 def error_outcome(exc: BaseException) -> Outcome:
-    """A tool that raised: type and message for Claude (is_error), one line for the cell."""
+    """A tool that raised: type and message for Claude (is_error), one line for the cell. The SDK's
+    `ToolError` (an MCP tool's `isError` result, or a function's own) sends its content as it is, as the
+    SDK's tool runner does."""
+    from anthropic.lib.tools import ToolError
+
+    if isinstance(exc, ToolError):
+        content = exc.content
+        outcome = content_outcome(content if isinstance(content, list) else [{"type": "text", "text": str(content)}])
+        outcome.is_error, outcome.kind = True, "error"
+        outcome.preview = " ".join(outcome.preview.split())[:DISPLAY_PREVIEW_CHARS] or "error"
+        return outcome
     cause = exc.__cause__
     message = str(exc)
     if cause is not None and type(cause).__name__ == "ValidationError":  # the SDK's input validation
@@ -389,6 +445,7 @@ class ToolCallView:
     outcome: Outcome | None = None
 
 
-__all__ = ["DISPLAY_PREVIEW_CHARS", "RESULT_LIMIT_CHARS", "TOOL_CHOICES", "Outcome", "Tool", "ToolCallView",
+__all__ = ["DISPLAY_PREVIEW_CHARS", "RESULT_LIMIT_CHARS", "TOOL_CHOICES", "ContentBlocks", "Outcome", "Tool",
+           "ToolCallView", "content_outcome",
            "ToolSet", "ToolSetupError", "call_tool", "call_tool_async", "convert_result", "describe_call",
            "error_outcome", "make_tool", "make_toolset", "resolve_names", "result_param", "tool_choice_param"]

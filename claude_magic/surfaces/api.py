@@ -55,6 +55,7 @@ def ask(
     thinking_display: str | None = None,
     effort: str | None = None,
     output: Any = None,
+    mcp: str | Iterable[str] | None = None,
 ) -> Reply:
     """Ask Claude and stream the answer into the cell, exactly as `%%claude` does; returns the Reply.
 
@@ -79,12 +80,15 @@ def ask(
     structured output; the JSON streams live, then shows as a table), validated into `reply.parsed`
     (`ask("Rate: great service", output=Review).parsed.stars`). A refusal, a cut-off or an invalid object
     leaves `parsed` None with the reason in `reply.error` (raised as ClaudeError unless raise_on_error=False).
+    mcp: names of MCP servers (`%config ClaudeMagic.mcp_servers`) whose tools Claude may call, named
+    mcp__SERVER__TOOL (default `%config ClaudeMagic.mcp`); a server that cannot start raises ClaudeError
+    (one line) before anything is sent. `attach` takes their resources as "@SERVER:URI".
     """
     settings = current_settings()
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
                           display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds),
-                          thinking=(thinking, thinking_display, effort), output=output)
+                          thinking=(thinking, thinking_display, effort), output=output, mcp=mcp)
     cell = current_cell() if sink is not None else None
     run_exchange(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -109,6 +113,7 @@ async def ask_async(
     thinking_display: str | None = None,
     effort: str | None = None,
     output: Any = None,
+    mcp: str | Iterable[str] | None = None,
 ) -> Reply:
     """`ask` through `anthropic.AsyncAnthropic`: streams live while the event loop stays free.
 
@@ -123,7 +128,7 @@ async def ask_async(
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
                           display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds),
-                          thinking=(thinking, thinking_display, effort), output=output)
+                          thinking=(thinking, thinking_display, effort), output=output, mcp=mcp)
     cell = current_cell() if sink is not None else None
     await run_exchange_async(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -134,7 +139,7 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
              raising: bool, attach: Iterable[Any] | None = None, *,
              tool_options: tuple[Any, str | None, int | None] = (None, None, None),
              thinking: tuple[str | int | None, str | None, str | None] = (None, None, None),
-             output: Any = None) -> tuple[PreparedTurn, Any]:
+             output: Any = None, mcp: str | Iterable[str] | None = None) -> tuple[PreparedTurn, Any]:
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("ask() needs a non-empty prompt string")
     attachments = _attachments(attach, settings)
@@ -146,7 +151,7 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
     turn = prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
                         temperature=temperature, conversation=conversation or "", new=new,
                         error_raised=raising and sink is not None, attachments=attachments,
-                        source="code", output=output,
+                        source="code", output=output, mcp=mcp,
                         **_thinking_arguments(*thinking), **_tool_arguments(*tool_options))
     show_attachments(attachments, display)
     return turn, sink
@@ -182,7 +187,8 @@ def _attachments(attach: Iterable[Any] | None, settings: ClaudeMagic) -> list[At
 
     shell = get_ipython()
     namespace = shell.user_ns if shell is not None else {}
-    return attach_objects(list(attach), namespace, budget=settings.attachment_chars)
+    return attach_objects(list(attach), namespace, budget=settings.attachment_chars,
+                          mcp=(settings.mcp_servers, settings.mcp_timeout))
 
 
 def _finish(state: TurnState, cell: str | None, raising: bool, settings: ClaudeMagic) -> Reply:
@@ -216,6 +222,7 @@ def map(  # noqa: A001 - claude_magic.map reads as what it does, like the builti
     output: Any = None,
     batch: bool = False,
     resubmit: bool = False,
+    mcp: str | Iterable[str] | None = None,
 ) -> Replies:
     """Ask every prompt, at most `concurrency` at a time; one Reply per prompt, in input order.
 
@@ -239,11 +246,11 @@ def map(  # noqa: A001 - claude_magic.map reads as what it does, like the builti
     where an event loop is already running: the batch then runs on a private loop in a worker thread.
     tools, tool_choice, max_tool_rounds: as for `ask`; here `async def` tools are awaited on the batch's
     loop and plain functions run in worker threads (one call of a function at a time, unless it sets
-    `concurrency_safe = True`). thinking, thinking_display, effort: as for `ask`.
+    `concurrency_safe = True`). thinking, thinking_display, effort, mcp: as for `ask`.
     """
     index = _pandas_index(prompts)
     turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency,
-                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort), output)
+                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort), output, mcp)
     if batch:
         from claude_magic.surfaces.batch_jobs import run_batch_job
 
@@ -283,12 +290,13 @@ async def map_async(
     output: Any = None,
     batch: bool = False,
     resubmit: bool = False,
+    mcp: str | Iterable[str] | None = None,
 ) -> Replies:
     """`map` on the running event loop (`replies = await map_async(prompts)`); same arguments and results.
     Cancelling it keeps the answers received so far in `claude_magic.last_map()` (CancelledError propagates)."""
     index = _pandas_index(prompts)
     turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency,
-                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort), output)
+                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort), output, mcp)
     if batch:
         from claude_magic.surfaces.batch_jobs import run_batch_job_async
 
@@ -351,7 +359,7 @@ def _prepare_batch(prompts: Iterable[str], model: str | None, system: str | None
                    temperature: float | None, concurrency: int,
                    tool_options: tuple[Any, str | None, int | None] = (None, None, None),
                    thinking: tuple[str | int | None, str | None, str | None] = (None, None, None),
-                   output: Any = None) -> list[PreparedTurn]:
+                   output: Any = None, mcp: str | Iterable[str] | None = None) -> list[PreparedTurn]:
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     settings = current_settings()
@@ -361,7 +369,7 @@ def _prepare_batch(prompts: Iterable[str], model: str | None, system: str | None
         if not isinstance(prompt, str):
             raise TypeError(f"map() takes strings; item {index} is {type(prompt).__name__}")
         turns.append(prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
-                                  temperature=temperature, conversation=ONE_OFF, output=spec,
+                                  temperature=temperature, conversation=ONE_OFF, output=spec, mcp=mcp,
                                   **_thinking_arguments(*thinking),
                                   **_tool_arguments(*tool_options)))
     return turns

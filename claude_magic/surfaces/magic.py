@@ -55,6 +55,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "panel": ("", "open the chat panel on the conversation"),
     "last": ("", "show the last reply (a claude_magic.Reply)"),
     "tokens": ("", "count the input tokens the next request would carry (-a NAME counts attachments too)"),
+    "mcp": ("", "list the MCP servers (%config ClaudeMagic.mcp_servers), their state and their tools"),
     "batches": ("[cancel ID]", "list this notebook's Message Batches (map(..., batch=True)) with status and counts; "
                 "cancel ID cancels one that is still running"),
 }
@@ -140,12 +141,16 @@ class ClaudeMagics(Magics):
               help="Functions of the notebook Claude may call in this turn (default: %%config ClaudeMagic.tools).")
     @argument("--tool-choice", metavar="auto|any|none|NAME",
               help="Whether Claude must call a tool: auto (default), any, none, or one tool's name.")
+    @argument("--mcp", metavar="NAME[,NAME...]",
+              help="MCP servers (%%config ClaudeMagic.mcp_servers) whose tools Claude may call in this turn, "
+              "named mcp__SERVER__TOOL (default: %%config ClaudeMagic.mcp); %%claude mcp lists them.")
     @argument("-i", "--interpolate", action="store_true",
               help="Replace {name} and {expression} (also {In[n]}, {Out[n]}, {Err[n]}) from the notebook's "
               "variables; {{ and }} are literal braces (default: %%config ClaudeMagic.interpolate).")
     @argument("-a", "--attach", action="append", metavar="NAME[,NAME...]",
               help="Attach variables (DataFrame, array, figure, image, ...), files (.png .pdf .csv .py ...), "
-              "Err / Err[n] (a traceback) or In[n] / Out[n] before the prompt.")
+              "Err / Err[n] (a traceback), In[n] / Out[n], or an MCP server's resource as @SERVER:URI before "
+              "the prompt.")
     @argument("-f", "--format", choices=list(FORMATS), default="markdown",
               help="markdown (default) or text: how the answer is shown; code: also put its code blocks in a "
               "new cell below; json: parse the answer as JSON into reply.json.")
@@ -212,7 +217,11 @@ class ClaudeMagics(Magics):
         if not args.attach:
             return []
         return resolve_attachments(split_names(args.attach), self.shell.user_ns, ERRORS,
-                                   budget=self.settings.attachment_chars)
+                                   budget=self.settings.attachment_chars, mcp=self._mcp_settings())
+
+    def _mcp_settings(self) -> tuple[Any, float]:
+        """What `-a @SERVER:URI` reads resources with: the configured servers and the timeout."""
+        return self.settings.mcp_servers, self.settings.mcp_timeout
 
     def _ask(self, prompt: str, args: Namespace, attachments: list[Attachment] | None = None) -> Reply:
         from claude_magic.core.engine import prepare_turn
@@ -226,7 +235,7 @@ class ClaudeMagics(Magics):
                                 tools=args.tools, tool_choice=args.tool_choice, namespace=self.shell.user_ns,
                                 thinking=args.thinking, source=self._source(), owner=self._owner(args.key),
                                 append=args.append, thinking_display=args.thinking_display, effort=args.effort,
-                                output=self._output_type(args.output))
+                                output=self._output_type(args.output), mcp=args.mcp)
         except ValueError as exc:
             raise UsageError(f"Invalid option: {exc}") from None
         return self._run(turn, args, attachments or [], raising)
@@ -365,10 +374,22 @@ class ClaudeMagics(Magics):
             return self._tokens(args)
         if name == "batches":
             return self._batches(argument)
+        if name == "mcp":
+            return self._mcp()
         import claude_magic  # the panel is another surface: reached through the package, lazily
 
         return claude_magic.ChatPanel(conversation=conversation.name)
 
+
+    def _mcp(self) -> None:
+        """`%claude mcp`: the configured servers, their state (not started, running, failed: why) and tools."""
+        from claude_magic.core.mcp import MANAGER, parse_servers
+
+        try:
+            configs = parse_servers(self.settings.mcp_servers)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        print(MANAGER.report(configs))
 
     def _batches(self, cancel: str | None) -> None:
         """`%claude batches` lists this notebook's Message Batches; `%claude batches cancel ID` cancels one."""
@@ -430,7 +451,7 @@ class ClaudeMagics(Magics):
             raise UsageError(str(exc)) from None
         try:
             turn = prepare_turn("?", self.settings, model=args.model, system=args.system,
-                                conversation=args.conversation or "", attachments=attachments)
+                                conversation=args.conversation or "", attachments=attachments, mcp=args.mcp)
             client = get_client(turn.client_settings)
         except ValueError as exc:
             raise UsageError(f"Invalid option: {exc}") from None

@@ -44,6 +44,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from claude_magic.core.engine import CONTINUABLE, PreparedTurn, prepare_continuation, prepare_turn, run_exchange
+from claude_magic.core.errors import ClaudeError
 from claude_magic.core.history import STORE, Conversation
 from claude_magic.core.models import known_models
 from claude_magic.core.request import DISPLAYS, EFFORTS
@@ -210,13 +211,17 @@ class ChatPanel:
     environment defaults; the model comes from the panel's picker, the effort and how thinking is shown
     from its Effort and Thinking pickers (their defaults: `%config ClaudeMagic.effort` / `thinking_display`,
     or the `effort=` / `thinking_display=` arguments). A value the model does not take is one line in the
-    panel, naming the ones it does; nothing is sent.
+    panel, naming the ones it does; nothing is sent. `ChatPanel(mcp=["notes"])` offers MCP servers' tools
+    (default `%config ClaudeMagic.mcp`); one that cannot start is one line in the panel, and nothing is sent.
     """
 
     def __init__(self, conversation: str | None = None, *, model: str | None = None,
                  tools: Iterable[Any] | None = None, tool_choice: str | None = None, raw: bool = False,
-                 effort: str | None = None, thinking_display: str | None = None) -> None:
+                 effort: str | None = None, thinking_display: str | None = None,
+                 mcp: str | Iterable[str] | None = None) -> None:
         self._fallback_settings: ClaudeMagic | None = None
+        # MCP servers whose tools Claude may call from this panel (default: %config ClaudeMagic.mcp).
+        self._mcp = mcp if mcp is None or isinstance(mcp, str) else list(mcp)  # asked again at every Send
         # Tools Claude may call from this panel (default: %config ClaudeMagic.tools). They run in a worker
         # thread of the turn's, never in the widget callback; Stop ends the turn without waiting for them.
         self._tools = None if tools is None else list(tools)
@@ -414,8 +419,8 @@ class ChatPanel:
             self._idle.clear()
             try:
                 turn = self._begin_turn(prompt, from_box, continuation)
-            except ValueError as exc:  # e.g. nothing to continue, or a setting the API would reject
-                self._idle.set()
+            except (ValueError, ClaudeError) as exc:  # e.g. nothing to continue, a setting the API would
+                self._idle.set()                     # reject, an MCP server that cannot start
                 self._report(str(exc))
                 return False
             except BaseException:
@@ -434,7 +439,8 @@ class ChatPanel:
             exchange = prepare_turn(prompt, self._settings(), model=self.model_picker.value,
                                     effort=self.effort_picker.value, thinking_display=self.thinking_picker.value,
                                     conversation=self.conversation.name, tools=self._tools,
-                                    tool_choice=self._tool_choice, namespace=_user_namespace(), source="panel")
+                                    tool_choice=self._tool_choice, namespace=_user_namespace(), source="panel",
+                                    mcp=self._mcp)
         # A prompt typed in the box leaves it at once, and the box stays locked until the first token:
         # a failure before then puts the prompt back without overwriting a new draft (the box's text
         # reaches the kernel only on blur or send, so the kernel cannot tell that a draft exists).
