@@ -1,0 +1,338 @@
+"""Claude's server tools — web search, web fetch, code execution — and document citations: their definitions
+as the API takes them, the flag syntax that asks for them, and what their result blocks say (pure).
+
+    definitions = server_tool_definitions(web_search="max_uses=3,allowed=example.com,python.org",
+                                          code_execution=True)
+    # [{"type": "web_search_20260318", "name": "web_search", "max_uses": 3,
+    #   "allowed_domains": ["example.com", "python.org"]}, {"type": "code_execution_20260521", ...}]
+
+The API runs these tools itself (https://platform.claude.com/docs/en/agents-and-tools/tool-use/server-tools):
+the answer carries a `server_tool_use` block (the call), then its result block (`web_search_tool_result`,
+`web_fetch_tool_result`, `bash_code_execution_tool_result`, ...) in the same assistant message; nothing runs
+here, and both go back to the API in later requests exactly as they came. A long server-side loop may stop with
+`stop_reason: "pause_turn"`; the engine sends the answer so far back and the turn goes on.
+
+Versions: the newest each tool has in the installed SDK's types (`anthropic.types.*_tool_2026..._param`),
+read from the SDK so an upgrade brings the next version along. All three are generally available in
+SDK 2.17 (no beta header); the SDK's `beta` types list the same versions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
+
+KINDS = ("web_search", "web_fetch", "code_execution")
+# Options each tool takes from a flag, and the API field each becomes.
+_OPTIONS = {
+    "web_search": {"max_uses": "max_uses", "allowed": "allowed_domains", "blocked": "blocked_domains"},
+    "web_fetch": {"max_uses": "max_uses", "allowed": "allowed_domains", "blocked": "blocked_domains",
+                  "max_content_tokens": "max_content_tokens", "citations": "citations"},
+    "code_execution": {},
+}
+_FALLBACK_VERSIONS = {"web_search": "web_search_20250305", "web_fetch": "web_fetch_20250910",
+                      "code_execution": "code_execution_20250825"}
+_OFF = ("", "off", "no", "false", "0", "none")
+_ON = ("on", "yes", "true", "1", "default")
+# Server tool names of the answers' `server_tool_use` blocks (SDK: ServerToolUseBlock.name).
+SEARCH_NAMES = ("web_search",)
+FETCH_NAMES = ("web_fetch",)
+CODE_NAMES = ("code_execution", "bash_code_execution", "text_editor_code_execution")
+RESULT_KINDS = ("web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result",
+                "bash_code_execution_tool_result", "text_editor_code_execution_tool_result")
+# Web search is billed per search (pricing page: "$10 per 1,000 searches"); fetch costs only its tokens.
+# https://platform.claude.com/docs/en/agents-and-tools/tool-use/web-search-tool (Usage and pricing)
+WEB_SEARCH_USD_PER_SEARCH = 10 / 1000
+
+
+class ServerToolError(ValueError):
+    """A server tool option that cannot be sent: one line with the fix."""
+
+
+@cache
+def newest_version(kind: str) -> str:
+    """The newest `type` of a server tool the installed SDK knows, e.g. "web_search_20260318"."""
+    import anthropic.types as types
+
+    pattern = re.compile(rf"^{kind}_(\d{{8}})$")
+    found = []
+    for name in dir(types):
+        match = re.fullmatch(r"(WebSearch|WebFetch|CodeExecution)Tool(\d{8})Param", name)
+        if match is None:
+            continue
+        tool = {"WebSearch": "web_search", "WebFetch": "web_fetch", "CodeExecution": "code_execution"}[match[1]]
+        version = f"{tool}_{match[2]}"
+        if pattern.match(version):
+            found.append(version)
+    return max(found) if found else _FALLBACK_VERSIONS[kind]
+
+
+@dataclass(frozen=True)
+class ServerToolSpec:
+    """One server tool asked for, with its options (None: the API's default)."""
+
+    kind: str
+    max_uses: int | None = None
+    allowed_domains: tuple[str, ...] = ()
+    blocked_domains: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)  # other API fields (max_content_tokens, citations)
+
+    def definition(self) -> dict[str, Any]:
+        tool: dict[str, Any] = {"type": newest_version(self.kind), "name": self.kind}
+        if self.max_uses is not None:
+            tool["max_uses"] = self.max_uses
+        if self.allowed_domains:
+            tool["allowed_domains"] = list(self.allowed_domains)
+        if self.blocked_domains:
+            tool["blocked_domains"] = list(self.blocked_domains)
+        tool.update(self.extra)
+        return tool
+
+
+def parse_spec(kind: str, value: Any) -> ServerToolSpec | None:
+    """A tool asked for by a flag, a setting or an argument; None when it is off.
+
+    `value`: True / "on" (defaults), False / None / "" / "off", a mapping of options
+    (`{"max_uses": 3, "allowed_domains": [...]}`), or the flag's text: comma-separated `key=value` options,
+    where a bare word after `allowed=` or `blocked=` is one more domain:
+    `max_uses=3,allowed=example.com,python.org`. ServerToolError (one line) for anything else.
+    """
+    flag = f"--{kind.replace('_', '-')}"
+    if value is None or value is False:
+        return None
+    if value is True:
+        return ServerToolSpec(kind)
+    if isinstance(value, Mapping):
+        options = {_option_name(kind, str(key), flag): item for key, item in value.items()}
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.lower() in _OFF:
+            return None
+        if text.lower() in _ON:
+            return ServerToolSpec(kind)
+        options = _parse_text(kind, text, flag)
+    else:
+        raise ServerToolError(f"{flag}: expected True, a string of options or a dict, got {type(value).__name__}")
+    return _spec(kind, options, flag)
+
+
+def _option_name(kind: str, key: str, flag: str) -> str:
+    names = _OPTIONS[kind]
+    aliases = {api: short for short, api in names.items()}
+    short = aliases.get(key, key)
+    if short not in names:
+        known = ", ".join(names) or "none"
+        raise ServerToolError(f"{flag}: unknown option {key!r} (options: {known})")
+    return short
+
+
+def _parse_text(kind: str, text: str, flag: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    current: str | None = None
+    for piece in (part.strip() for part in text.split(",")):
+        if not piece:
+            continue
+        if "=" in piece:
+            key, _, item = piece.partition("=")
+            current = _option_name(kind, key.strip(), flag)
+            if current in ("allowed", "blocked"):
+                options.setdefault(current, []).append(item.strip())
+            else:
+                options[current] = item.strip()
+        elif current in ("allowed", "blocked"):
+            options[current].append(piece)
+        else:
+            raise ServerToolError(f"{flag}: expected key=value, got {piece!r} (e.g. {flag}=max_uses=3,"
+                                  "allowed=example.com,python.org)")
+    return options
+
+
+def _spec(kind: str, options: dict[str, Any], flag: str) -> ServerToolSpec:
+    max_uses = options.get("max_uses")
+    if max_uses is not None:
+        try:
+            max_uses = int(max_uses)
+        except (TypeError, ValueError):
+            raise ServerToolError(f"{flag}: max_uses must be a whole number, got {max_uses!r}") from None
+        if max_uses < 1:
+            raise ServerToolError(f"{flag}: max_uses must be at least 1, got {max_uses}")
+    allowed = _domains(options.get("allowed"), flag)
+    blocked = _domains(options.get("blocked"), flag)
+    if allowed and blocked:
+        # "You can use either allowed_domains or blocked_domains, but not both in the same request."
+        raise ServerToolError(f"{flag}: give allowed or blocked domains, not both (the API takes only one)")
+    extra: dict[str, Any] = {}
+    if "max_content_tokens" in options:
+        try:
+            extra["max_content_tokens"] = int(options["max_content_tokens"])
+        except (TypeError, ValueError):
+            raise ServerToolError(f"{flag}: max_content_tokens must be a whole number") from None
+    if "citations" in options:
+        enabled = options["citations"]
+        if isinstance(enabled, str):
+            enabled = enabled.lower() in _ON
+        extra["citations"] = {"enabled": bool(enabled)}
+    return ServerToolSpec(kind, max_uses, allowed, blocked, extra)
+
+
+def _domains(value: Any, flag: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else list(value)
+    domains = []
+    for item in items:
+        domain = str(item).strip()
+        if "://" in domain:
+            # "Domains should not include the HTTP/HTTPS scheme (use example.com instead of https://example.com)"
+            raise ServerToolError(f"{flag}: write domains without a scheme: {domain.split('://', 1)[1]!r}, "
+                                  f"not {domain!r}")
+        if domain:
+            domains.append(domain)
+    return tuple(domains)
+
+
+def server_tool_definitions(*, web_search: Any = None, web_fetch: Any = None,
+                            code_execution: Any = None) -> list[dict[str, Any]]:
+    """The `tools` entries for the server tools asked for (see `parse_spec` for each value)."""
+    specs = [parse_spec(kind, value) for kind, value in
+             (("web_search", web_search), ("web_fetch", web_fetch), ("code_execution", code_execution))]
+    return [spec.definition() for spec in specs if spec is not None]
+
+
+def with_citations(content: Any) -> Any:
+    """A user message's content with citations turned on for every document block (`--cite`)."""
+    if not isinstance(content, list):
+        return content
+    return [{**block, "citations": {"enabled": True}} if isinstance(block, dict) and block.get("type") == "document"
+            else block for block in content]
+
+
+# -- what result blocks say ---------------------------------------------------------------------------------
+
+
+def safe_url(url: Any) -> str | None:
+    """`url` when it is an http(s) URL with a host, else None (javascript:, data:, relative, garbage)."""
+    if not isinstance(url, str):
+        return None
+    text = url.strip()
+    if any(ord(char) < 0x20 or char.isspace() for char in text):
+        return None
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return text
+
+
+@dataclass(frozen=True)
+class Link:
+    """A search result, a fetched page, or a cited place: what a list of sources shows."""
+
+    title: str
+    url: str | None  # None: not a safe link (shown as text)
+    detail: str = ""  # page age, "page 3", ...
+
+
+def search_results(block: Mapping[str, Any]) -> tuple[list[Link], str | None]:
+    """A `web_search_tool_result` block: its results, or its error code."""
+    content = block.get("content")
+    if isinstance(content, Mapping):
+        return [], str(content.get("error_code", "error"))
+    links = []
+    for item in content if isinstance(content, list) else []:
+        if isinstance(item, Mapping):
+            url = item.get("url")
+            links.append(Link(str(item.get("title") or url or ""), safe_url(url), str(item.get("page_age") or "")))
+    return links, None
+
+
+def fetch_result(block: Mapping[str, Any]) -> tuple[Link | None, str | None]:
+    """A `web_fetch_tool_result` block: the page fetched, or its error code."""
+    content = block.get("content")
+    if not isinstance(content, Mapping):
+        return None, "error"
+    if content.get("type") != "web_fetch_result":
+        return None, str(content.get("error_code", "error"))
+    document = content.get("content") if isinstance(content.get("content"), Mapping) else {}
+    url = content.get("url")
+    title = document.get("title") if isinstance(document, Mapping) else None
+    source = document.get("source") if isinstance(document, Mapping) else None
+    size = len(source.get("data", "")) if isinstance(source, Mapping) and isinstance(source.get("data"), str) else 0
+    return Link(str(title or url or ""), safe_url(url), f"{size:,} characters" if size else ""), None
+
+
+@dataclass(frozen=True)
+class CodeRun:
+    """What a code execution result block says."""
+
+    stdout: str = ""
+    stderr: str = ""
+    return_code: int | None = None
+    error: str | None = None  # the result's error code, when the run failed to happen
+    summary: str = ""  # a text editor operation: what it did
+
+
+def code_result(block: Mapping[str, Any]) -> CodeRun:
+    content = block.get("content")
+    if not isinstance(content, Mapping):
+        return CodeRun(error="error")
+    kind = str(content.get("type", ""))
+    if kind.endswith("_error"):
+        return CodeRun(error=str(content.get("error_code", "error")))
+    if kind.startswith("text_editor_code_execution"):
+        action = kind.removeprefix("text_editor_code_execution_").removesuffix("_result")
+        body = content.get("content") if isinstance(content.get("content"), str) else ""
+        return CodeRun(stdout=body, summary=action.replace("_", " "))
+    code = content.get("return_code")
+    return CodeRun(str(content.get("stdout") or ""), str(content.get("stderr") or ""),
+                   code if isinstance(code, int) else None)
+
+
+def call_summary(name: str, tool_input: Any) -> tuple[str, str]:
+    """(label, argument) of a server tool call: ("searched", "the query"), ("ran", "the command"), ..."""
+    data = tool_input if isinstance(tool_input, Mapping) else {}
+    if name in SEARCH_NAMES:
+        return "web search", str(data.get("query", ""))
+    if name in FETCH_NAMES:
+        return "web fetch", str(data.get("url", ""))
+    if name == "bash_code_execution":
+        return "code execution", str(data.get("command", ""))
+    if name == "text_editor_code_execution":
+        return f"file {data.get('command', 'edit')}", str(data.get("path", ""))
+    if name == "code_execution":
+        return "code execution", str(data.get("code", data.get("command", "")))
+    return name, ""
+
+
+def citation_link(citation: Mapping[str, Any]) -> tuple[str, Link]:
+    """A citation's source (the key that numbers it) and how it is shown: a web page links to its URL; a
+    document's place is its title and where in it, with the quoted text as the title."""
+    kind = citation.get("type")
+    quoted = str(citation.get("cited_text", ""))
+    if kind == "web_search_result_location" or "url" in citation:
+        url = citation.get("url")
+        return f"url:{url}", Link(str(citation.get("title") or url or ""), safe_url(url), quoted)
+    title = str(citation.get("document_title") or f"document {int(citation.get('document_index', 0)) + 1}")
+    if kind == "page_location":
+        start, end = citation.get("start_page_number"), citation.get("end_page_number")
+        where = f"p. {start}" if end in (None, start, (start or 0) + 1) else f"pp. {start}–{int(end) - 1}"
+    elif kind == "content_block_location":
+        where = f"block {citation.get('start_block_index')}"
+    elif kind == "char_location":
+        where = f"chars {citation.get('start_char_index')}–{citation.get('end_char_index')}"
+    else:
+        where = str(kind or "")
+    key = f"doc:{citation.get('document_index')}:{where}"
+    return key, Link(f"{title}, {where}", None, quoted)
+
+
+__all__ = ["CODE_NAMES", "FETCH_NAMES", "KINDS", "RESULT_KINDS", "SEARCH_NAMES", "WEB_SEARCH_USD_PER_SEARCH",
+           "CodeRun", "Link", "ServerToolError", "ServerToolSpec", "call_summary", "citation_link", "code_result",
+           "fetch_result", "newest_version", "parse_spec", "safe_url", "search_results", "server_tool_definitions",
+           "with_citations"]
