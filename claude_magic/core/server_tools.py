@@ -203,12 +203,44 @@ def server_tool_definitions(*, web_search: Any = None, web_fetch: Any = None,
     return [spec.definition() for spec in specs if spec is not None]
 
 
-def with_citations(content: Any) -> Any:
-    """A user message's content with citations turned on for every document block (`--cite`)."""
+_ATTACHMENT = re.compile(r'<attachment name="(?P<name>[^"]*)" kind="(?P<kind>[^"]*)">\n(?P<body>.*)\n</attachment>\Z',
+                         re.DOTALL)
+
+
+def with_citations(content: Any) -> tuple[Any, int]:
+    """A user message's content with citations turned on (`--cite`), and how many documents can be cited.
+
+    Every document block (an attached PDF) gets `citations: {enabled: true}` and its attachment's name as
+    title; an attached text file becomes a plain-text document, which the API cites by character position
+    (https://platform.claude.com/docs/en/build-with-claude/citations: plain text → char_location,
+    PDF → page_location, custom content → content_block_location)."""
     if not isinstance(content, list):
-        return content
-    return [{**block, "citations": {"enabled": True}} if isinstance(block, dict) and block.get("type") == "document"
-            else block for block in content]
+        return content, 0
+    cited: list[Any] = []
+    documents = 0
+    title = None
+    for block in content:
+        if not isinstance(block, dict):
+            cited.append(block)
+            continue
+        label = _ATTACHMENT.match(block.get("text", "")) if block.get("type") == "text" else None
+        if label is not None and label["kind"].endswith("file"):
+            document = {"type": "document", "source": {"type": "text", "media_type": "text/plain",
+                                                       "data": label["body"]},
+                        "title": label["name"], "citations": {"enabled": True}}
+            cited.append(document)
+            documents += 1
+            continue
+        if block.get("type") == "text" and block.get("text", "").startswith("<attachment name="):
+            found = re.match(r'<attachment name="([^"]*)"', block["text"])
+            title = found[1] if found else None
+        if block.get("type") == "document":
+            block = {**block, "citations": {"enabled": True}}
+            if title and "title" not in block:
+                block["title"] = title
+            documents += 1
+        cited.append(block)
+    return cited, documents
 
 
 # -- what result blocks say ---------------------------------------------------------------------------------

@@ -55,6 +55,10 @@ def ask(
     thinking_display: str | None = None,
     effort: str | None = None,
     output: Any = None,
+    web_search: Any = None,
+    web_fetch: Any = None,
+    code_execution: Any = None,
+    cite: bool | None = None,
 ) -> Reply:
     """Ask Claude and stream the answer into the cell, exactly as `%%claude` does; returns the Reply.
 
@@ -79,12 +83,18 @@ def ask(
     structured output; the JSON streams live, then shows as a table), validated into `reply.parsed`
     (`ask("Rate: great service", output=Review).parsed.stars`). A refusal, a cut-off or an invalid object
     leaves `parsed` None with the reason in `reply.error` (raised as ClaudeError unless raise_on_error=False).
+    web_search, web_fetch, code_execution: Claude's server tools, run by the API (True, or options as a dict or
+    the flags' text: `web_search="max_uses=3,allowed=example.com,python.org"`; default: the settings of the
+    same names); their calls and results are drawn live and the answer's citations become numbered links.
+    cite: turn on citations for attached PDFs and text files (`ask("Summarise", attach=["report.pdf"],
+    cite=True)`; default `%config ClaudeMagic.cite`).
     """
     settings = current_settings()
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
                           display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds),
-                          thinking=(thinking, thinking_display, effort), output=output)
+                          thinking=(thinking, thinking_display, effort), output=output,
+                          server=(web_search, web_fetch, code_execution, cite))
     cell = current_cell() if sink is not None else None
     run_exchange(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -109,6 +119,10 @@ async def ask_async(
     thinking_display: str | None = None,
     effort: str | None = None,
     output: Any = None,
+    web_search: Any = None,
+    web_fetch: Any = None,
+    code_execution: Any = None,
+    cite: bool | None = None,
 ) -> Reply:
     """`ask` through `anthropic.AsyncAnthropic`: streams live while the event loop stays free.
 
@@ -123,7 +137,8 @@ async def ask_async(
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
                           display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds),
-                          thinking=(thinking, thinking_display, effort), output=output)
+                          thinking=(thinking, thinking_display, effort), output=output,
+                          server=(web_search, web_fetch, code_execution, cite))
     cell = current_cell() if sink is not None else None
     await run_exchange_async(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -134,7 +149,8 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
              raising: bool, attach: Iterable[Any] | None = None, *,
              tool_options: tuple[Any, str | None, int | None] = (None, None, None),
              thinking: tuple[str | int | None, str | None, str | None] = (None, None, None),
-             output: Any = None) -> tuple[PreparedTurn, Any]:
+             output: Any = None,
+             server: tuple[Any, Any, Any, bool | None] = (None, None, None, None)) -> tuple[PreparedTurn, Any]:
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("ask() needs a non-empty prompt string")
     attachments = _attachments(attach, settings)
@@ -146,7 +162,8 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
     turn = prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
                         temperature=temperature, conversation=conversation or "", new=new,
                         error_raised=raising and sink is not None, attachments=attachments,
-                        source="code", output=output,
+                        source="code", output=output, web_search=server[0], web_fetch=server[1],
+                        code_execution=server[2], cite=server[3],
                         **_thinking_arguments(*thinking), **_tool_arguments(*tool_options))
     show_attachments(attachments, display)
     return turn, sink

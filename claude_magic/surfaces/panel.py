@@ -210,13 +210,17 @@ class ChatPanel:
     environment defaults; the model comes from the panel's picker, the effort and how thinking is shown
     from its Effort and Thinking pickers (their defaults: `%config ClaudeMagic.effort` / `thinking_display`,
     or the `effort=` / `thinking_display=` arguments). A value the model does not take is one line in the
-    panel, naming the ones it does; nothing is sent.
+    panel, naming the ones it does; nothing is sent. `web_search=`, `web_fetch=`, `code_execution=`: Claude's
+    server tools in every turn (as for `ask`; default: the settings of the same names).
     """
 
     def __init__(self, conversation: str | None = None, *, model: str | None = None,
                  tools: Iterable[Any] | None = None, tool_choice: str | None = None, raw: bool = False,
-                 effort: str | None = None, thinking_display: str | None = None) -> None:
+                 effort: str | None = None, thinking_display: str | None = None, web_search: Any = None,
+                 web_fetch: Any = None, code_execution: Any = None) -> None:
         self._fallback_settings: ClaudeMagic | None = None
+        # Claude's server tools in every turn of this panel (True or options, as for ask(); None: the settings).
+        self._server_tools = {"web_search": web_search, "web_fetch": web_fetch, "code_execution": code_execution}
         # Tools Claude may call from this panel (default: %config ClaudeMagic.tools). They run in a worker
         # thread of the turn's, never in the widget callback; Stop ends the turn without waiting for them.
         self._tools = None if tools is None else list(tools)
@@ -434,7 +438,8 @@ class ChatPanel:
             exchange = prepare_turn(prompt, self._settings(), model=self.model_picker.value,
                                     effort=self.effort_picker.value, thinking_display=self.thinking_picker.value,
                                     conversation=self.conversation.name, tools=self._tools,
-                                    tool_choice=self._tool_choice, namespace=_user_namespace(), source="panel")
+                                    tool_choice=self._tool_choice, namespace=_user_namespace(), source="panel",
+                                    **self._server_tools)
         # A prompt typed in the box leaves it at once, and the box stays locked until the first token:
         # a failure before then puts the prompt back without overwriting a new draft (the box's text
         # reaches the kernel only on blur or send, so the kernel cannot tell that a draft exists).
