@@ -364,7 +364,156 @@ def citation_link(citation: Mapping[str, Any]) -> tuple[str, Link]:
     return key, Link(f"{title}, {where}", None, quoted)
 
 
-__all__ = ["CODE_NAMES", "FETCH_NAMES", "KINDS", "RESULT_KINDS", "SEARCH_NAMES", "WEB_SEARCH_USD_PER_SEARCH",
-           "CodeRun", "Link", "ServerToolError", "ServerToolSpec", "call_summary", "citation_link", "code_result",
-           "fetch_result", "newest_version", "parse_spec", "safe_url", "search_results", "server_tool_definitions",
-           "with_citations"]
+class CitationIndex:
+    """Numbers the sources an answer cites, in the order they are first cited: [1], [2], ... (a source cited
+    again keeps its number). Shared by every view of one answer, so the cell, the terminal and the export
+    number alike."""
+
+    def __init__(self) -> None:
+        self._numbers: dict[str, int] = {}
+        self.sources: list[Link] = []
+
+    def numbers(self, citations: list[dict[str, Any]]) -> list[tuple[int, Link]]:
+        """The (number, link) of each citation of one passage, each source once, in order."""
+        seen: dict[int, Link] = {}
+        for citation in citations:
+            key, link = citation_link(citation)
+            number = self._numbers.get(key)
+            if number is None:
+                self.sources.append(link)
+                number = self._numbers[key] = len(self.sources)
+            seen.setdefault(number, link)
+        return list(seen.items())
+
+
+def markers_text(numbered: list[tuple[int, Link]]) -> str:
+    return "".join(f"[{number}]" for number, _link in numbered)
+
+
+def sources_text(index: CitationIndex) -> str:
+    """The sources list under a cited answer, as plain text."""
+    if not index.sources:
+        return ""
+    lines = ["Sources:"]
+    for number, link in enumerate(index.sources, start=1):
+        where = f" — {link.url}" if link.url else ""
+        lines.append(f"[{number}] {_one_line(link.title)}{where}")
+        if link.detail:
+            lines.append(f"    “{_one_line(link.detail, 200)}”")
+    return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str, limit: int = 120) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else f"{line[: limit - 1]}…"
+
+
+def call_text(block: Mapping[str, Any]) -> str:
+    """A server tool call as one line of text: `web search “python 3.14”`."""
+    label, argument = call_summary(str(block.get("name", "")), block.get("input"))
+    if "\n" in argument.strip():
+        return f"{label}:\n{argument.rstrip()}\n"
+    return f"{label} “{_one_line(argument, 200)}”\n" if argument else f"{label}\n"
+
+
+def result_text(block: Mapping[str, Any]) -> str:
+    """A server tool's result block as text: the links found, the page fetched, the code's output."""
+    kind = block.get("type")
+    if kind == "web_search_tool_result":
+        links, error = search_results(block)
+        if error is not None:
+            return f"search failed: {error}\n"
+        if not links:
+            return "no results\n"
+        return "".join(f"  {n}. {_one_line(link.title)} — {link.url or '(unsafe link left out)'}\n"
+                       for n, link in enumerate(links, start=1))
+    if kind == "web_fetch_tool_result":
+        link, error = fetch_result(block)
+        if error is not None or link is None:
+            return f"fetch failed: {error}\n"
+        return f"  fetched {_one_line(link.title)} — {link.url or '(unsafe link left out)'}\n"
+    run = code_result(block)
+    if run.error is not None:
+        return f"code execution failed: {run.error}\n"
+    out = []
+    if run.summary:
+        out.append(f"  ({run.summary})\n")
+    if run.stdout:
+        out.append(run.stdout if run.stdout.endswith("\n") else f"{run.stdout}\n")
+    if run.stderr:
+        out.append(f"stderr:\n{run.stderr}" + ("" if run.stderr.endswith("\n") else "\n"))
+    if run.return_code is not None:
+        out.append(f"(return code {run.return_code})\n")
+    return "".join(out)
+
+
+# -- Markdown (the conversation export) --------------------------------------------------------------------
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
+
+
+def markdown_escape(text: str) -> str:
+    """`text` as literal Markdown text: every character Markdown could read as syntax backslash-escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _one_line(text, 300))
+
+
+def markdown_link(link: Link) -> str:
+    """`[title](url)`, the URL percent-escaped where Markdown would end it; plain text when it is not safe."""
+    title = markdown_escape(link.title) or "link"
+    if link.url is None:
+        return title
+    url = link.url.replace("(", "%28").replace(")", "%29").replace("<", "%3C").replace(">", "%3E")
+    return f"[{title}]({url})"
+
+
+def _fence(text: str) -> str:
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def block_markdown(block: Mapping[str, Any], index: CitationIndex) -> str | None:
+    """A content block of history as Markdown for the export; None for kinds this module does not draw."""
+    kind = block.get("type")
+    if kind == "text" and block.get("citations"):
+        marks = "".join(f"[\\[{number}\\]]({link.url})" if link.url else f"\\[{number}\\]"
+                        for number, link in index.numbers(list(block["citations"])))
+        return f"{block.get('text', '')}{marks}"
+    if kind == "server_tool_use":
+        label, argument = call_summary(str(block.get("name", "")), block.get("input"))
+        if label == "code execution" or "\n" in argument.strip():
+            fence = _fence(argument)
+            return f"*{label}*\n\n{fence}\n{argument.rstrip()}\n{fence}"
+        return f"*{label}* “{markdown_escape(argument)}”"
+    if kind == "web_search_tool_result":
+        links, error = search_results(block)
+        if error is not None:
+            return f"*search failed: {markdown_escape(error)}*"
+        return "\n".join(f"{n}. {markdown_link(link)}" for n, link in enumerate(links, start=1)) or "*no results*"
+    if kind == "web_fetch_tool_result":
+        link, error = fetch_result(block)
+        if link is None:
+            return f"*fetch failed: {markdown_escape(str(error))}*"
+        return f"*fetched* {markdown_link(link)}"
+    if kind in RESULT_KINDS:
+        text = result_text(block)
+        fence = _fence(text)
+        return f"{fence}\n{text.rstrip()}\n{fence}"
+    return None
+
+
+def sources_markdown(index: CitationIndex) -> str:
+    """The numbered sources list after a cited answer in the export."""
+    if not index.sources:
+        return ""
+    lines = ["**Sources**", ""]
+    for number, link in enumerate(index.sources, start=1):
+        quoted = f" — “{markdown_escape(link.detail)}”" if link.detail else ""
+        lines.append(f"{number}. {markdown_link(link)}{quoted}")
+    return "\n".join(lines)
+
+
+__all__ = ["CODE_NAMES", "CitationIndex", "CodeRun", "FETCH_NAMES", "KINDS", "Link", "RESULT_KINDS", "SEARCH_NAMES",
+           "ServerToolError", "ServerToolSpec", "WEB_SEARCH_USD_PER_SEARCH", "block_markdown", "call_summary",
+           "call_text", "citation_link", "code_result", "fetch_result", "markdown_escape", "markdown_link",
+           "markers_text", "newest_version", "parse_spec", "result_text", "safe_url", "search_results",
+           "server_tool_definitions", "sources_markdown", "sources_text", "with_citations"]
