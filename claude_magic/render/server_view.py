@@ -29,7 +29,6 @@ from claude_magic.render.markdown import themed
 _BOX = "margin:0.3em 0;font-size:0.9em"
 _MUTED = themed("color", "--jp-content-font-color2", "#6e6e6e")
 _ERROR = themed("color", "--jp-error-color1", "#b00020")
-_LIST = "margin:0.2em 0 0.2em 1.5em;padding:0"
 _PRE = "max-height:16em;overflow:auto;margin:0.2em 0"
 LIVE_PREVIEW_CHARS = 800
 
@@ -78,7 +77,7 @@ def server_result_html(block: Block) -> str:
             f"<li>{link_html(Link(link.title, link.url))}"
             f' <span style="{_MUTED}">{html.escape(" · ".join(filter(None, (_domain(link.url), link.detail))))}</span>'
             "</li>" for link in links)
-        body = f'<ol style="{_LIST}">{items}</ol>' if items else f'<span style="{_MUTED}">no results</span>'
+        body = f"<ol>{items}</ol>" if items else f'<span style="{_MUTED}">no results</span>'
         return f'<div class="claude-magic-search-results" style="{_BOX}">{body}</div>'
     if kind == "web_fetch_tool_result":
         link, error = fetch_result(data)
@@ -108,15 +107,9 @@ def _error(text: str) -> str:
 
 
 def markers_html(numbered: list[tuple[int, Link]]) -> str:
-    """`[1][2]` after a cited passage: each a link to its source (a document's place: its quote as a tip)."""
-    marks = []
-    for number, link in numbered:
-        if link.url is not None:
-            marks.append(link_html(link, f"[{number}]"))
-        else:
-            tip = html.escape(f"{link.title}: “{link.detail[:300]}”", quote=True)
-            marks.append(f'<span title="{tip}">[{number}]</span>')
-    return f'<sup class="claude-magic-cite">{"".join(marks)}</sup>'
+    """`[1][2]` after a cited passage: each a link to its source, its quote as the link's title (a document's
+    place has no link: its number leads to the sources list, which quotes it)."""
+    return f"<sup>{''.join(link_html(link, f'[{number}]') for number, link in numbered)}</sup>"
 
 
 def sources_html(index: CitationIndex) -> str:
@@ -129,7 +122,7 @@ def sources_html(index: CitationIndex) -> str:
         quoted = f' <span style="{_MUTED}">— “{html.escape(link.detail[:300])}”</span>' if link.detail else ""
         items.append(f"<li>{link_html(link)}{quoted}</li>")
     return (f'<div class="claude-magic-sources" style="{_BOX}"><span style="{_MUTED}">Sources</span>'
-            f'<ol style="{_LIST}">{"".join(items)}</ol></div>')
+            f'<ol>{"".join(items)}</ol></div>')
 
 
 __all__ = ["link_html", "markers_html", "server_call_html", "server_result_html", "sources_html"]
