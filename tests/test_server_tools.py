@@ -174,3 +174,56 @@ def test_the_request_carries_the_newest_definitions(scripted: Emulator) -> None:
     tools = json.loads(json.dumps(STORE.get("default").turns[-1].tools))
     assert tools["web_search"] == {"type": newest_version("web_search"), "name": "web_search", "max_uses": 2,
                                    "blocked_domains": ["pinterest.com"]}
+
+
+def _panel_answers(panel: Any) -> list[str]:
+    def html_of(widget: Any) -> str:
+        value = getattr(widget, "value", None)
+        return value if isinstance(value, str) else "".join(html_of(c) for c in getattr(widget, "children", ()))
+
+    return [html_of(w) for w in panel.transcript.children if "claude-panel-answer" in w._dom_classes]
+
+
+def test_the_panel_shows_the_same_live_and_redrawn_from_history(scripted: Emulator) -> None:
+    from claude_magic import ChatPanel
+
+    STORE.get("panel-search").reset()
+    panel = ChatPanel(conversation="panel-search", web_search=True, code_execution=True)
+    try:
+        assert panel.send("What is the latest python?")
+        state = panel.wait(30)
+        assert state is not None and state.status == "complete"
+        live = _panel_answers(panel)[-1]
+        assert "Python 3.14 is out<sup>" in live and 'class="claude-magic-sources"' in live
+        assert 'target="_blank" rel="noopener noreferrer"' in live and "javascript:" not in live
+        assert STORE.get("panel-search").turns[-1].tools.keys() == {"web_search", "code_execution"}
+    finally:
+        panel.close()
+        panel.wait(5)
+    again = ChatPanel(conversation="panel-search")  # a second panel draws the turn from history
+    try:
+        redrawn = _panel_answers(again)[-1]
+        assert "Python 3.14 is out<sup>" in redrawn and 'class="claude-magic-sources"' in redrawn
+        assert "<code>latest python &lt;release&gt;</code>" in redrawn and "return code 3" in redrawn
+    finally:
+        again.close()
+
+
+def test_the_rich_terminal_reads_a_cited_answer_as_one_paragraph(scripted: Emulator) -> None:
+    import io
+    import re
+
+    from rich.console import Console
+
+    from claude_magic.core.engine import prepare_turn, run_exchange
+    from claude_magic.settings import ClaudeMagic
+    from claude_magic.surfaces.terminal import TerminalSink
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, force_interactive=True, force_jupyter=False, width=120,
+                      color_system=None)
+    turn = prepare_turn("What is the latest python?", ClaudeMagic(), web_search=True, conversation=None)
+    run_exchange(turn, TerminalSink(console=console))
+    shown = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", screen.getvalue())
+    assert "The newest release: Python 3.14 is out[1], with free threading." in shown
+    assert "Sources:\n[1] Python 3.14 <b>released</b> — https://www.python.org/news/314" in shown

@@ -214,6 +214,14 @@ def answer_bundle(state: TurnState) -> Bundle:
     return {"text/plain": text, "text/html": body}
 
 
+def cited_blocks_html(blocks: list[Block]) -> str:
+    """Finished blocks as HTML with their citations numbered and the sources listed below (a turn redrawn
+    from history)."""
+    citations = CitationIndex()
+    body = _blocks_html(blocks, citations)
+    return body + sources_html(citations) if citations.sources else body
+
+
 def _blocks_html(blocks: list[Block], citations: CitationIndex) -> str:
     """The blocks as HTML; a run of text blocks with citations among them is one Markdown text (a cited
     answer arrives as passages: text, cited text, text), so its sentences stay in their paragraphs."""

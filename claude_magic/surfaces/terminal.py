@@ -224,13 +224,15 @@ class _RichRenderer:
         while self._index < len(blocks):
             block = blocks[self._index]
             done = final or self._index < len(blocks) - 1  # a later block has started
+            # A cited answer arrives as passages (text blocks side by side): they read on as one Markdown text.
+            reads_on = self._index + 1 < len(blocks) and block.kind == "text" == blocks[self._index + 1].kind
             if block.kind == "text":
                 # Only the parts not taken yet are joined: a frame never copies the whole answer.
                 self._tail += printable("".join(block.parts[self._parts :]))
                 self._parts = len(block.parts)
                 if done and block.citations:  # the passage is finished: its [n] markers follow it
                     self._tail += markers_text(self._citations.numbers(block.citations))
-                cut = len(self._tail) if done else finished_prefix_length(self._tail)
+                cut = len(self._tail) if done and not reads_on else finished_prefix_length(self._tail)
                 if cut:
                     self._print(self._tail[:cut], markdown=True)
                     self._tail = self._tail[cut:]
@@ -239,7 +241,7 @@ class _RichRenderer:
                 done = True
             if not done:
                 return
-            self._index, self._parts, self._tail = self._index + 1, 0, ""
+            self._index, self._parts, self._tail = self._index + 1, 0, self._tail if reads_on else ""
 
     def _print(self, text: str, *, markdown: bool) -> None:
         if not text.strip():
