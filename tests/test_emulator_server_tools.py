@@ -121,13 +121,19 @@ def test_code_execution_and_fetch_results(client: anthropic.Anthropic) -> None:
     message, _ = _ask(client, "run code", server_tool_definitions(code_execution=True))
     run = next(block for block in message.content if block.type == "bash_code_execution_tool_result")
     assert (run.content.return_code, run.content.stderr) == (1, "ZeroDivisionError: division by zero")
-    message, _ = _ask(client, "fetch it", server_tool_definitions(web_fetch="allowed=python.org"))
+    message, _ = _ask(client, "fetch it: https://docs.python.org/3/",
+                      server_tool_definitions(web_fetch="allowed=python.org"))
     fetched = next(block for block in message.content if block.type == "web_fetch_tool_result")
     assert fetched.content.url == "https://docs.python.org/3/"
     assert fetched.content.content.source.data == "The docs."
-    message, _ = _ask(client, "fetch it", server_tool_definitions(web_fetch="allowed=example.com"))
+    message, _ = _ask(client, "fetch it: https://docs.python.org/3/",
+                      server_tool_definitions(web_fetch="allowed=example.com"))
     refused = next(block for block in message.content if block.type == "web_fetch_tool_result")
     assert refused.content.error_code == "url_not_allowed"
+    # Claude fetches only URLs the conversation holds (the user's, or a result's).
+    message, _ = _ask(client, "fetch it", server_tool_definitions(web_fetch=True))
+    unseen = next(block for block in message.content if block.type == "web_fetch_tool_result")
+    assert unseen.content.error_code == "url_not_in_prior_context"
 
 
 def test_the_loop_pauses_after_its_iteration_limit_and_resumes(client: anthropic.Anthropic) -> None:

@@ -144,7 +144,9 @@ def test_server_tool_views_run_no_payload_in_jupyterlab(
     emulator.set_script(script())
     lab = lab_for_xss(jupyterlab_factory, api_env)
     cells = ["%load_ext claude_magic",
-             "%%claude -c xss-server --web-search --web-fetch --code-execution\nxss-server-tools: search",
+             # The fetched URLs are in the prompt: Claude fetches only URLs the conversation holds.
+             "%%claude -c xss-server --web-search --web-fetch --code-execution\nxss-server-tools: search, then "
+             f"fetch {HOSTILE_URLS[0]} and https://example.com/{PAYLOADS[0]}",
              "%claude -c xss-server export xss-server.md\nprint(open('xss-server.md').read()[:100])"]
     write_notebook(lab.root_dir / "xss_server_tools.ipynb", cells)
     nb, watch, title = open_watched(lab_page, lab, "xss_server_tools.ipynb")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import typing
 from collections.abc import Callable
 from functools import cache
@@ -199,6 +200,8 @@ class ServerToolRun:
         self.uses: dict[str, int] = {}
         self.results: dict[str, dict[str, Any]] = {}  # url -> search result, for citations
         self.calls = 0
+        # What the conversation holds so far: a fetch needs its URL there (or in a result of this reply).
+        self._context = json.dumps(body.get("messages") or [], ensure_ascii=False)
 
     def expand(self, block: dict[str, Any]) -> list[dict[str, Any]]:
         """The blocks a script block stands for (a shorthand: the call and its result); [] when the request
@@ -249,6 +252,12 @@ class ServerToolRun:
         call, error = self._call("web_fetch", {"url": url}, "web_fetch")
         if error is None:
             error = block.get("error") or (None if _domain_ok(url, self.tools["web_fetch"]) else "url_not_allowed")
+        if error is None and url not in self._context and url not in self.results:
+            # "Claude can only fetch URLs that have been explicitly provided by the user or that come from
+            # previous web search or web fetch results" (web-fetch-tool page): url_not_in_prior_context.
+            error = "url_not_in_prior_context"
+        if error is None:
+            self._context += url
         if error is not None:
             content: dict[str, Any] = {"type": "web_fetch_tool_result_error", "error_code": error}
         else:
@@ -348,9 +357,9 @@ def default_server_blocks(body: dict[str, Any], prompt: str) -> list[dict[str, A
                    {"type": "text", "text": "The emulated search found two made-up pages",
                     "citations": [{"url": results[0]["url"]}, {"url": results[1]["url"]}]},
                    {"type": "text", "text": ". "}]
-    if "web_fetch" in tools:
-        url = next((word.strip("<>()[].,;\"'") for word in prompt.split() if word.startswith(("http://", "https://"))),
-                   "https://example.com/")
+    url = next((word.strip("<>()[].,;\"'") for word in prompt.split() if word.startswith(("http://", "https://"))),
+               None)
+    if "web_fetch" in tools and url is not None:  # a URL the prompt gives: Claude fetches only those
         blocks += [{"type": "web_fetch", "url": url, "title": "Emulated page",
                     "text": "This page was not fetched: the offline emulator made it up."},
                    {"type": "text", "text": f"I fetched {url} (emulated). "}]
