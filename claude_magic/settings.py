@@ -150,6 +150,24 @@ class ClaudeMagic(Configurable):
     cassette_speed = Float(help="Replay pace: 1 as recorded (default), 10 ten times faster, 0 without waiting. Env "
                            "CLAUDE_MAGIC_CASSETTE_SPEED.").tag(config=True)
 
+    # Claude's server tools and citations (core.server_tools): off when empty; "on", or options as the flags
+    # take them ("max_uses=3,allowed=example.com,python.org").
+    web_search = Unicode("", help="Web search in every turn: empty (off), on, or options such as "
+                         "max_uses=3,allowed=example.com,python.org (or blocked=...).").tag(config=True)
+    web_fetch = Unicode("", help="Web fetch in every turn: empty (off), on, or options such as "
+                        "max_uses=2,allowed=python.org.").tag(config=True)
+    code_execution = Unicode("", help="Code execution (in Anthropic's sandbox, not this kernel) in every turn: "
+                             "empty (off) or on.").tag(config=True)
+    cite = Bool(False, help="Turn on citations for attached PDFs and text files (and fetched pages): the "
+                "answer's cited passages get numbered links to where they come from.").tag(config=True)
+
+    @validate("web_search", "web_fetch", "code_execution")
+    def _check_server_tool(self, proposal: Any) -> str:
+        from claude_magic.core.server_tools import parse_spec
+
+        _validated(lambda text: parse_spec(proposal["trait"].name, text), proposal["value"])
+        return str(proposal["value"]).strip()
+
     @default("model")
     def _default_model(self) -> str:
         return os.environ.get("CLAUDE_MAGIC_MODEL") or DEFAULT_MODEL

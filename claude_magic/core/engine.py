@@ -38,6 +38,7 @@ from claude_magic.core.request import (
     effort_param,
     thinking_param,
 )
+from claude_magic.core.server_tools import server_tool_definitions, with_citations
 from claude_magic.core.stream import SharedBackoff, Sink, TurnControl, run_turn, run_turn_async
 from claude_magic.core.structured import OutputSpec, output_spec, parse_into, with_format
 from claude_magic.core.throttle import Throttle
@@ -113,6 +114,10 @@ def prepare_turn(
     effort: str | None = None,
     output: Any = None,
     mcp: str | Sequence[str] | None = None,
+    web_search: Any = None,
+    web_fetch: Any = None,
+    code_execution: Any = None,
+    cite: bool | None = None,
 ) -> PreparedTurn:
     """Resolve the options (call arguments over settings) and snapshot the conversation for `prompt`.
 
@@ -127,6 +132,9 @@ def prepare_turn(
     `mcp`: names of MCP servers (`settings.mcp_servers`) whose tools this turn offers, besides `tools`
     (default: `settings.mcp`); each is started if it is not running (core.mcp). A server that cannot be used
     raises `McpUnavailable` (a ClaudeError, one line): nothing is sent.
+    `web_search`, `web_fetch`, `code_execution`: Claude's server tools for this turn (True, a dict of options or
+    the flag's text, core.server_tools.parse_spec; None: the setting). `cite`: document citations on for the
+    attached PDFs and text files (and fetched pages); None: the setting.
     """
     spec = output_spec(output)
     options = _options(settings, model, max_tokens, system, temperature, thinking, thinking_display, effort)
@@ -139,6 +147,7 @@ def prepare_turn(
         earlier = history.owned_by(owner)
         replaces = earlier.id if earlier is not None else None
     content = user_content(prompt, attachments)
+    server, content = _server_tools(settings, content, web_search, web_fetch, code_execution, cite)
     state = TurnState(model=options.model, prompt=prompt, started_at=time.monotonic(), offline=settings.offline,
                       error_raised=error_raised, narrates_in_thinking=_narrates_in_thinking(options.model),
                       typed=spec is not None)
@@ -148,7 +157,8 @@ def prepare_turn(
     mcp_tools = _mcp_tools(settings, mcp)
     if mcp_tools:  # starting a server is not the API's time: the footer's first-token time starts after it
         state.started_at = time.monotonic()
-    tool_loop = _offer_tools(request, settings, history, tools, tool_choice, max_tool_rounds, namespace, mcp_tools)
+    tool_loop = _offer_tools(request, settings, history, tools, tool_choice, max_tool_rounds, namespace, mcp_tools,
+                             server)
     # The history goes after `tools` is settled: the thinking it may carry depends on it (core.preserved).
     carried = _carried(request, settings, history.turns_before(replaces) if history is not None else [])
     request["messages"].extend([*carried.messages, {"role": "user", "content": content}])
@@ -304,22 +314,46 @@ def _mcp_tools(settings: ClaudeMagic, names: str | Sequence[str] | None) -> list
     return offered_tools(settings.mcp_servers, chosen, timeout=settings.mcp_timeout)
 
 
+def _server_tools(settings: ClaudeMagic, content: Any, web_search: Any, web_fetch: Any, code_execution: Any,
+                  cite: bool | None) -> tuple[list[dict[str, Any]], Any]:
+    """The server tools' definitions this turn offers, and the user content with citations on (`cite`)."""
+    server = server_tool_definitions(
+        web_search=settings.web_search if web_search is None else web_search,
+        web_fetch=settings.web_fetch if web_fetch is None else web_fetch,
+        code_execution=settings.code_execution if code_execution is None else code_execution)
+    if not (settings.cite if cite is None else cite):
+        return server, content
+    content, documents = with_citations(content)
+    fetch = [tool for tool in server if tool["name"] == "web_fetch"]
+    for tool in fetch:
+        tool.setdefault("citations", {"enabled": True})
+    if not documents and not fetch:
+        raise ValueError("--cite needs something to cite: attach a PDF or text file with -a (or add --web-fetch)")
+    return server, content
+
+
 def _offer_tools(request: dict[str, Any], settings: ClaudeMagic, history: Conversation | None, tools: Any,
                  tool_choice: str | None, max_tool_rounds: int | None, namespace: Any,
-                 mcp_tools: Sequence[Any] = ()) -> ToolLoop | None:
-    """Put `tools` / `tool_choice` into `request`; the ToolLoop that will run the calls, if any."""
+                 mcp_tools: Sequence[Any] = (), server: Sequence[dict[str, Any]] = ()) -> ToolLoop | None:
+    """Put `tools` / `tool_choice` into `request`; the ToolLoop that will run the calls, if any. `server`: the
+    server tools' definitions (they run on the API's side: no loop here)."""
     toolset = make_toolset([*resolve_names(settings.tools if tools is None else tools, namespace or {}), *mcp_tools])
     kept = history.tool_definitions if history is not None else {}
     # The conversation's tools first, in the order they were first offered, new ones after them: a turn that
     # offers the same tools again (or none) sends `tools` unchanged, which keeps earlier thinking valid.
     offered = {definition["name"]: definition for definition in toolset.definitions()}
+    for definition in server:
+        if definition["name"] in offered:
+            raise ValueError(f"A notebook tool is named {definition['name']}, like Claude's server tool: rename "
+                             "the function")
+        offered[definition["name"]] = definition
     definitions = [offered.get(name, definition) for name, definition in kept.items()]
     definitions += [definition for name, definition in offered.items() if name not in kept]
     if tool_choice and not toolset:
         raise ValueError(f"--tool-choice {tool_choice} needs tools: name them with --tools (or --mcp)")
     choice = tool_choice_param(tool_choice, toolset)
     check_tool_choice(request, choice, tool_choice or "")
-    if not toolset and kept:
+    if not toolset and kept and not server:
         # Earlier turns used tools: their definitions go along (the API rejects tool blocks in `messages`
         # otherwise), and tool_choice none keeps Claude from calling what this turn cannot run.
         choice = {"type": "none"}

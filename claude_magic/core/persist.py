@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from claude_magic.core.history import STORE, Change, Conversation, Turn, message_text
+from claude_magic.core.server_tools import CitationIndex, block_markdown, sources_markdown
 from claude_magic.core.turn import OFFLINE_LABEL
 
 FORMAT = "claude_magic.conversation"
@@ -424,9 +425,13 @@ def _markdown_content(content: Any) -> str:
     if isinstance(content, str):
         return content
     parts = []
+    citations = CitationIndex()  # numbered per message: the sources list follows the answer
     for block in content:
         kind = block.get("type")
-        if kind == "tool_use":
+        drawn = block_markdown(block, citations)  # server tools' calls and results, cited passages
+        if drawn is not None:
+            parts.append(drawn)
+        elif kind == "tool_use":
             parts.append(f"*tool call* `{block.get('name')}`\n\n```json\n"
                          f"{json.dumps(block.get('input'), indent=2, ensure_ascii=False)}\n```")
         elif kind == "tool_result":
@@ -440,6 +445,8 @@ def _markdown_content(content: Any) -> str:
             parts.append(block.get("text", ""))
         else:
             parts.append(f"*[{kind} block]*")
+    if citations.sources:
+        parts.append(sources_markdown(citations))
     return "\n\n".join(parts)
 
 

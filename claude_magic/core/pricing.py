@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from claude_magic._model_facts import Prices, contract
+from claude_magic.core.server_tools import WEB_SEARCH_USD_PER_SEARCH
 from claude_magic.core.turn import Usage
 
 PRICE_FIELDS = ("input", "output", "cache_write", "cache_read")
@@ -56,9 +57,11 @@ def estimate_cost(model: str, usage: Usage, overrides: Mapping[str, Prices] | No
     if prices is None:
         return None
     prices = prices.for_prompt(usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens)
-    return (usage.input_tokens * prices.input + usage.output_tokens * prices.output
-            + usage.cache_creation_input_tokens * prices.cache_write
-            + usage.cache_read_input_tokens * prices.cache_read) / 1_000_000
+    tokens = (usage.input_tokens * prices.input + usage.output_tokens * prices.output
+              + usage.cache_creation_input_tokens * prices.cache_write
+              + usage.cache_read_input_tokens * prices.cache_read) / 1_000_000
+    # Web searches are billed per search on top of tokens (fetches cost only their tokens); see server_tools.
+    return tokens + getattr(usage, "web_search_requests", 0) * WEB_SEARCH_USD_PER_SEARCH
 
 
 def format_cost(dollars: float) -> str:

@@ -27,6 +27,9 @@ class Usage:
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    # usage.server_tool_use: the searches and fetches the API ran for this message (searches are billed)
+    web_search_requests: int = 0
+    web_fetch_requests: int = 0
 
 
 @dataclass
@@ -49,15 +52,27 @@ class Block:
     # kind "thinking" on a model that sends the text it writes between tool calls as thinking (the 5.5
     # models): a thinking block after the first block of its message is that text, drawn in its place.
     between_tools: bool = False
+    # text: the citations of this passage as received (citations_delta, or the block's own list), each the
+    # API's dict (web_search_result_location, char_location, page_location, ...): shown as numbered links.
+    citations: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
         return "".join(self.parts)
 
+    @property
+    def has_content(self) -> bool:
+        """Something to show: text, a redacted payload, or a block that arrives whole (a server tool's result)."""
+        return bool(self.parts or self.data or (self.extra and self.kind not in _CALL_KINDS))
+
     def to_param(self) -> dict[str, Any] | None:
         """The block as the API expects it back in `messages` (None: nothing worth sending back)."""
         if self.kind == "text":
-            return {"type": "text", "text": self.text} if self.parts else None
+            if not self.parts:
+                return None
+            if self.citations:  # sent back as received: the API reads its own citations again
+                return {"type": "text", "text": self.text, "citations": list(self.citations)}
+            return {"type": "text", "text": self.text}
         if self.kind == "thinking":
             return {"type": "thinking", "thinking": self.text, "signature": self.signature}
         if self.kind == "redacted_thinking":
@@ -69,7 +84,9 @@ class Block:
                 tool_input = json.loads(self.text) if self.text else {}
             except ValueError:  # incomplete JSON (cut off by max_tokens): the API would reject it
                 return None
-            return {"type": self.kind, "id": self.tool_id, "name": self.tool_name, "input": tool_input}
+            # A server tool call goes back exactly as it came (its start payload: `caller`, ...), with the
+            # input its deltas spelled out.
+            return {**self.extra, "type": self.kind, "id": self.tool_id, "name": self.tool_name, "input": tool_input}
         if self.kind == "tool_result":
             return None  # drawn only: results go back in the next user message
         return dict(self.extra) or None
@@ -79,14 +96,15 @@ def block_from_param(param: dict[str, Any]) -> Block:
     """A finished Block from a content block as stored in history (to draw it, or to continue it)."""
     kind = str(param.get("type", "unknown"))
     if kind == "text":
-        return Block(kind, parts=[param.get("text", "")], complete=True)
+        return Block(kind, parts=[param.get("text", "")], complete=True, citations=list(param.get("citations") or []))
     if kind == "thinking":
         return Block(kind, parts=[param.get("thinking", "")], signature=param.get("signature", ""), complete=True)
     if kind == "redacted_thinking":
         return Block(kind, data=param.get("data", ""), complete=True)
     if kind in ("tool_use", "server_tool_use"):
+        extra = {key: value for key, value in param.items() if key not in ("type", "id", "name", "input")}
         return Block(kind, parts=[json.dumps(param.get("input", {}))], tool_id=param.get("id", ""),
-                     tool_name=param.get("name", ""), complete=True)
+                     tool_name=param.get("name", ""), complete=True, extra=extra if kind == "server_tool_use" else {})
     return Block(kind, complete=True, extra=dict(param))
 
 
@@ -194,11 +212,11 @@ class TurnState:
     @property
     def round_has_content(self) -> bool:
         """The current message has content (a retry would repeat it)."""
-        return any(block.parts or block.data for block in self.blocks[self.round_start :])
+        return any(block.has_content for block in self.blocks[self.round_start :])
 
     @property
     def has_content(self) -> bool:
-        return any(block.parts or block.data for block in self.blocks)
+        return any(block.has_content for block in self.blocks)
 
     @property
     def finished(self) -> bool:
@@ -243,10 +261,15 @@ def reduce_event(state: TurnState, event: Any, now: float) -> TurnState:
             # around its tool calls, sent as thinking by these models.
             block.between_tools = position > state.round_start
         state.blocks.append(block)
-        if block.parts or block.data:
+        if block.has_content:
             state.revision += 1
     elif kind == "content_block_delta":
         block = _open_block(state, event.index + state.round_start)
+        if event.delta.type == "citations_delta":
+            # A citation of the passage this text block holds: kept as received, drawn as a numbered link.
+            block.citations.append(_as_dict(event.delta.citation))
+            state.revision += 1
+            return state
         added = _apply_delta(block, event.delta)
         if not added:
             return state
@@ -278,20 +301,41 @@ def reduce_event(state: TurnState, event: Any, now: float) -> TurnState:
     return state
 
 
-_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
+                 "web_search_requests", "web_fetch_requests")
+
+
+# Calls whose start payload (kept in `extra`) is not content of its own: their input streams after it.
+_CALL_KINDS = ("tool_use", "server_tool_use")
+
+
+def _as_dict(item: Any) -> dict[str, Any]:
+    """An SDK object as the API sent it (fields it left out stay out), or a dict as it is."""
+    if isinstance(item, dict):
+        return dict(item)
+    if hasattr(item, "to_dict"):
+        return item.to_dict()
+    return item.model_dump(exclude_none=True) if hasattr(item, "model_dump") else {}
 
 
 def _new_block(start: Any) -> Block:
     kind = start.type
     if kind == "text":
-        return Block(kind, parts=[start.text] if start.text else [])
+        citations = [_as_dict(citation) for citation in getattr(start, "citations", None) or []]
+        return Block(kind, parts=[start.text] if start.text else [], citations=citations)
     if kind == "thinking":
         return Block(kind, parts=[start.thinking] if start.thinking else [], signature=start.signature or "")
     if kind == "redacted_thinking":
         return Block(kind, data=start.data)
-    if kind in ("tool_use", "server_tool_use"):
+    if kind == "tool_use":
         return Block(kind, tool_id=start.id, tool_name=start.name)
-    return Block(kind, extra=start.model_dump(exclude_none=True) if hasattr(start, "model_dump") else {})
+    if kind == "server_tool_use":
+        # Kept as received but for its input, which the deltas spell out (the start carries `{}`).
+        extra = {key: value for key, value in _as_dict(start).items() if key not in ("type", "id", "name", "input")}
+        return Block(kind, tool_id=start.id, tool_name=start.name, extra=extra)
+    # Blocks that arrive whole in their start event (a server tool's result, ...): kept exactly as received,
+    # since the API needs them back verbatim.
+    return Block(kind, extra=_as_dict(start))
 
 
 def _open_block(state: TurnState, index: int) -> Block:
@@ -311,7 +355,7 @@ def _apply_delta(block: Block, delta: Any) -> int:
         return 0
     piece = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}.get(kind)
     if piece is None:
-        return 0  # citations_delta and future delta kinds carry nothing we render yet
+        return 0  # future delta kinds carry nothing we render yet
     value = getattr(delta, piece)
     if not value:
         return 0  # the first input_json_delta is often "": no token has arrived yet
@@ -327,3 +371,9 @@ def _merge_usage(usage: Usage, reported: Any) -> None:
         value = getattr(reported, name, None)
         if value is not None:
             setattr(usage, name, value)
+    server = getattr(reported, "server_tool_use", None)
+    if server is not None:
+        for name in ("web_search_requests", "web_fetch_requests"):
+            value = getattr(server, name, None)
+            if value is not None:
+                setattr(usage, name, value)

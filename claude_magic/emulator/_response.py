@@ -9,7 +9,8 @@ from typing import Any
 
 from ._binding import BindingOutcome, PrefixHasher, bound_signature
 from ._replies import default_reply, default_thinking, default_tool_blocks, generate_markdown
-from ._script import Turn, content_text, user_prompts
+from ._script import Turn, content_text, prompt_text, user_prompts
+from ._server_tools import block_cost_text, default_server_blocks, expand_blocks, iteration_cut, resumed_blocks
 from ._structured import json_answer, output_schema
 from ._thinking_rules import model_row, thinking_display, thinking_mode, thinking_type
 from ._tokens import count_request_tokens, tokenize
@@ -79,6 +80,8 @@ def _scripted_blocks(turn: Turn | None, body: dict[str, Any], tool_id: Callable[
     when the request continues a partial one."""
     drafts = [_Draft(block, signed=block["type"] == "thinking" and "signature" in block)
               for block in _whole_reply(turn, body, tool_id)]
+    if resumed_blocks(body):  # a paused server-tool answer goes on: no new up-front thinking
+        return drafts
     prefill = _prefill_text(body["messages"])
     if prefill is not None:
         return [_Draft(block) for block in _continuation([d.block for d in drafts], prefill)]
@@ -135,7 +138,8 @@ def _whole_reply(turn: Turn | None, body: dict[str, Any], tool_id: Callable[[], 
     if sources is None and schema is not None:  # structured output: JSON that satisfies the schema
         return [{"type": "text", "text": json_answer(schema, "\n".join(user_prompts(body["messages"])[-1:]))}]
     if sources is None:
-        sources = tuple(default_tool_blocks(body, custom_tools(body)) or ())
+        sources = tuple(default_server_blocks(body, prompt_text(body["messages"]))
+                        or default_tool_blocks(body, custom_tools(body)) or ())
     if not sources:
         return [{"type": "text", "text": default_reply(user_prompts(body["messages"]), body["model"])}]
     blocks: list[dict[str, Any]] = []
@@ -152,8 +156,25 @@ def _whole_reply(turn: Turn | None, body: dict[str, Any], tool_id: Callable[[], 
     return blocks
 
 
+def _server_expanded(drafts: list[_Draft], body: dict[str, Any], tool_id: Callable[[], str],
+                     ) -> tuple[list[_Draft], dict[str, int], bool]:
+    """Server tool shorthands expanded into their calls and results (_server_tools); a resumed paused answer
+    goes on after what it already sent; the reply stops where the server-side loop pauses."""
+    by_identity = {id(draft.block): draft for draft in drafts}
+    blocks = expand_blocks([draft.block for draft in drafts], body, tool_id)
+    expanded = [by_identity.get(id(block)) or _Draft(block) for block in blocks]
+    already = resumed_blocks(body)
+    if already:
+        expanded = [d for d in expanded if d.block["type"] not in ("thinking", "redacted_thinking")][already:]
+    end, counts, paused = iteration_cut([draft.block for draft in expanded])
+    return expanded[:end], counts, paused
+
+
 def _cost(block: dict[str, Any], hidden: str | None = None) -> int:
     kind = block["type"]
+    if kind not in ("text", "thinking", "redacted_thinking", "tool_use"):
+        text = block_cost_text(block)  # a server tool's call costs its input; its result is input, not output
+        return len(tokenize(text)) if text else 0
     if kind == "tool_use":
         return len(tokenize(_tool_json(block)))
     if kind == "redacted_thinking":
@@ -196,7 +217,8 @@ def build_reply(turn: Turn | None, body: dict[str, Any], message_id: str, tool_i
     kept: list[_Draft] = []
     used = 0
     forced: tuple[str, str | None] | None = None
-    for draft in _scripted_blocks(turn, body, tool_id):
+    drafts, server_uses, paused = _server_expanded(_scripted_blocks(turn, body, tool_id), body, tool_id)
+    for draft in drafts:
         block = draft.block
         hit = None
         if block["type"] == "text" and stops:
@@ -223,7 +245,7 @@ def build_reply(turn: Turn | None, body: dict[str, Any], message_id: str, tool_i
         stop_reason, stop_sequence = forced
     else:
         has_tool = any(d.block["type"] == "tool_use" for d in kept)
-        default = "tool_use" if has_tool else "end_turn"
+        default = "tool_use" if has_tool else "pause_turn" if paused else "end_turn"
         stop_reason = (turn.stop_reason if turn else None) or default
         stop_sequence = turn.stop_sequence if turn else None
     seen = body if binding is None else {**body, "messages": binding.messages}  # dropped blocks cost nothing
@@ -235,6 +257,8 @@ def build_reply(turn: Turn | None, body: dict[str, Any], message_id: str, tool_i
         "cache_creation_input_tokens": scripted_usage.get("cache_creation_input_tokens", 0),
         "cache_read_input_tokens": scripted_usage.get("cache_read_input_tokens", 0),
     }
+    if any(server_uses.values()):  # usage.server_tool_use: the searches and fetches this answer made
+        usage["server_tool_use"] = server_uses  # type: ignore[assignment]
     transformations = binding.transformations if binding is not None and binding.report else None
     return Reply(message_id, body["model"], _signed(kept, body), stop_reason, stop_sequence, usage, transformations)
 
@@ -253,21 +277,25 @@ def _block_start(block: dict[str, Any]) -> dict[str, Any]:
         return {"type": "text", "text": ""}
     if kind == "thinking":
         return {"type": "thinking", "thinking": "", "signature": ""}
-    if kind == "tool_use":
-        return {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+    if kind in ("tool_use", "server_tool_use"):
+        return {"type": kind, "id": block["id"], "name": block["name"], "input": {}}
     return dict(block)
 
 
 def _deltas(block: dict[str, Any], chunk_tokens: int) -> Iterator[tuple[dict[str, Any], int]]:
     kind = block["type"]
     if kind == "text":
+        # A cited passage: its citations first, then its text (https://platform.claude.com/docs/en/
+        # build-with-claude/citations, "Streaming support": a citations_delta adds one to the block's list).
+        for citation in block.get("citations") or ():
+            yield {"type": "citations_delta", "citation": citation}, 0
         for text, n in _chunks(block["text"], chunk_tokens):
             yield {"type": "text_delta", "text": text}, n
     elif kind == "thinking":
         for text, n in _chunks(block["thinking"], chunk_tokens):
             yield {"type": "thinking_delta", "thinking": text}, n
         yield {"type": "signature_delta", "signature": block["signature"]}, 0
-    elif kind == "tool_use":
+    elif kind in ("tool_use", "server_tool_use"):
         # The API opens every tool input with an empty fragment before the JSON itself.
         yield {"type": "input_json_delta", "partial_json": ""}, 0
         for text, n in _chunks(_tool_json(block), chunk_tokens):

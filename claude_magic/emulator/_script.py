@@ -81,11 +81,21 @@ STOP_REASONS = (
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 _BLOCK_KEYS: dict[str, tuple[set[str], set[str]]] = {
     # block type: (required keys, optional keys)
-    "text": ({"text"}, set()),
+    "text": ({"text"}, {"citations"}),
     "thinking": ({"thinking"}, {"signature"}),
     "redacted_thinking": ({"data"}, set()),
     "tool_use": ({"name", "input"}, {"id"}),
+    # Server tools (_server_tools.py): a shorthand for the call and its result, or the blocks written out.
+    "web_search": ({"query"}, {"results", "error"}),
+    "web_fetch": ({"url"}, {"title", "text", "error"}),
+    "code_execution": ({"command"}, {"stdout", "stderr", "return_code", "error"}),
+    "server_tool_use": ({"name", "input"}, {"id"}),
+    **{kind: ({"tool_use_id", "content"}, set()) for kind in (
+        "web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result",
+        "bash_code_execution_tool_result", "text_editor_code_execution_tool_result")},
 }
+# Keys whose values are not strings: checked where they are used, or passed through as written.
+_STRUCTURED_KEYS = {"input", "citations", "results", "return_code", "content"}
 
 
 class ScriptError(ValueError):
@@ -224,8 +234,17 @@ def _parse_block(data: Any, where: str) -> dict[str, Any]:
     for key in required | optional:
         if key == "input":
             block[key] = dict(_mapping(block[key], f"{where}.input"))
-        elif key in block:
+        elif key in ("citations", "results") and key in block:
+            if not isinstance(block[key], list) or not all(isinstance(item, Mapping) for item in block[key]):
+                raise ScriptError(f"{where}.{key}: expected a list of mappings")
+            block[key] = [dict(item) for item in block[key]]
+        elif key == "return_code" and key in block:
+            block[key] = _int(block[key], f"{where}.return_code")
+        elif key in block and key not in _STRUCTURED_KEYS:
             _str(block[key], f"{where}.{key}")
+    for n, result in enumerate(block.get("results") or []):
+        if "url" not in result:
+            raise ScriptError(f"{where}.results[{n}]: a search result needs url (title and text are optional)")
     return block
 
 

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from ._errors import ApiError
+from ._server_tools import check_server_tool
 
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 TOOL_CHOICE_TYPES = ("auto", "any", "tool", "none")
@@ -39,7 +40,9 @@ def _check_definitions(tools: Any) -> list[str]:
         name = tool.get("name")
         if not isinstance(name, str):
             raise _bad(f"tools.{i}.name: Field required")
-        if tool.get("type", "custom") == "custom":
+        if tool.get("type", "custom") != "custom":
+            check_server_tool(i, tool)
+        else:
             if not TOOL_NAME.match(name):
                 raise _bad(f"tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")
             schema = tool.get("input_schema")

@@ -33,6 +33,10 @@ def footer_parts(state: TurnState) -> list[str]:
     parts.append(tokens)
     if state.tool_rounds:
         parts.append(f"{state.tool_rounds} tool round{'s' * (state.tool_rounds != 1)}")
+    if usage.web_search_requests:
+        parts.append(f"{usage.web_search_requests} web search{'es' * (usage.web_search_requests != 1)}")
+    if usage.web_fetch_requests:
+        parts.append(f"{usage.web_fetch_requests} web fetch{'es' * (usage.web_fetch_requests != 1)}")
     parts.append(f"stop_reason: {state.stop_reason or '—'}")
     if state.first_token_at is not None:
         parts.append(f"first token {state.first_token_at - state.started_at:.2f} s")

@@ -15,7 +15,7 @@ from claude_magic.core.history import message_text
 from claude_magic.core.turn import block_from_param
 from claude_magic.render.footer import warning_html
 from claude_magic.render.markdown import render_markdown
-from claude_magic.render.view import block_html
+from claude_magic.render.view import cited_blocks_html
 
 # Appended to the textarea's value by the keyboard shortcut: the value sync then carries "send" itself,
 # so the kernel always sees the exact text that was in the box (see PANEL_KEYS_JS). Invisible, and
@@ -76,7 +76,7 @@ def assistant_history_html(content: str | list[dict[str, Any]]) -> str:
     """An assistant message from the stored history, drawn with the same block renderer as live turns."""
     if isinstance(content, str):
         return render_markdown(content)
-    return "".join(block_html(block_from_param(param)) for param in content)
+    return cited_blocks_html([block_from_param(param) for param in content])
 
 
 def info_html(name: str, turns: int) -> str:

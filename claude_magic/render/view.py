@@ -12,9 +12,18 @@ import html
 import re
 from dataclasses import dataclass
 
+from claude_magic.core.server_tools import (
+    RESULT_KINDS,
+    CitationIndex,
+    call_text,
+    markers_text,
+    result_text,
+    sources_text,
+)
 from claude_magic.core.turn import Block, TurnState
 from claude_magic.render.footer import footer_html, footer_text, warning_html, warning_line
 from claude_magic.render.markdown import finished_prefix_length, render_markdown, themed
+from claude_magic.render.server_view import markers_html, server_call_html, server_result_html, sources_html
 from claude_magic.render.tool_view import tool_result_html, tool_result_text, tool_use_html, tool_use_text
 from claude_magic.render.typed import typed_html, typed_text
 
@@ -65,7 +74,27 @@ def _quiet(text: str) -> str:
     return f'<div class="claude-magic-quiet" style="{_QUIET_STYLE}">{html.escape(text)}</div>'
 
 
-def block_html(block: Block, *, live: bool = False) -> str:
+# Where a passage's citation markers go in its Markdown: private-use characters Markdown leaves alone, swapped
+# for the markers' HTML after rendering and sanitizing (the same characters in model text are dropped first).
+_MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
+_MARK = re.compile(f"{_MARK_OPEN}(\\d+){_MARK_CLOSE}")
+
+
+def cited_html(passages: list[Block], citations: CitationIndex) -> str:
+    """Consecutive text blocks (passages, some cited) rendered as one Markdown text, each cited passage
+    followed by its numbered links: the cited sentence reads on in its paragraph."""
+    source: list[str] = []
+    marks: list[str] = []
+    for block in passages:
+        source.append(block.text.replace(_MARK_OPEN, "").replace(_MARK_CLOSE, ""))
+        if block.citations:
+            marks.append(markers_html(citations.numbers(block.citations)))
+            source.append(f"{_MARK_OPEN}{len(marks) - 1}{_MARK_CLOSE}")
+    rendered = render_markdown("".join(source))
+    return _MARK.sub(lambda found: marks[int(found[1])], rendered) if marks else rendered
+
+
+def block_html(block: Block, *, live: bool = False, citations: CitationIndex | None = None) -> str:
     """One content block as HTML; `live` shows only the tail of long non-text blocks.
 
     Thinking streams in an open fold while it is written and folds away once the answer goes on. A block
@@ -75,6 +104,8 @@ def block_html(block: Block, *, live: bool = False) -> str:
     its place in the tool flow, as the narration it is.
     """
     if block.kind == "text":
+        if block.citations and citations is not None:
+            return cited_html([block], citations)
         return render_markdown(block.text)
     if block.kind == "thinking":
         text = block.text
@@ -88,15 +119,21 @@ def block_html(block: Block, *, live: bool = False) -> str:
                 f"{_thinking_prose(shown)}</details>")
     if block.kind == "redacted_thinking":
         return _quiet("(some reasoning was redacted)")
+    if block.kind == "server_tool_use" and not block.cut_off:
+        return server_call_html(block, live=live)
     if block.kind in ("tool_use", "server_tool_use"):
         return tool_use_html(block, live=live)
     if block.kind == "tool_result":
         return tool_result_html(block)
+    if block.kind in RESULT_KINDS:
+        return server_result_html(block)
     return f"<div><em>[{html.escape(block.kind)} block]</em></div>"
 
 
-def block_text(block: Block) -> str:
+def block_text(block: Block, citations: CitationIndex | None = None) -> str:
     if block.kind == "text":
+        if block.citations and citations is not None:
+            return block.text + markers_text(citations.numbers(block.citations))
         return block.text
     if block.kind == "thinking":
         if not block.text:
@@ -106,10 +143,15 @@ def block_text(block: Block) -> str:
         return f"[thinking]\n{block.text}\n[/thinking]\n"
     if block.kind == "redacted_thinking":
         return "(some reasoning was redacted)\n"
+    if block.kind == "server_tool_use" and not block.cut_off:
+        param = block.to_param()
+        return "\n" + call_text({"name": block.tool_name, "input": param["input"] if param else block.snapshot})
     if block.kind in ("tool_use", "server_tool_use"):
         return tool_use_text(block)
     if block.kind == "tool_result":
         return tool_result_text(block)
+    if block.kind in RESULT_KINDS:
+        return result_text(block.extra)
     return f"[{block.kind} block]\n"
 
 
@@ -130,7 +172,8 @@ def drawn_blocks(state: TurnState) -> list[Block]:
     blocks = state.blocks[index:]
     if blocks and part:
         first = blocks[0]
-        blocks = [Block(first.kind, parts=first.parts[part:], complete=first.complete), *blocks[1:]]
+        blocks = [Block(first.kind, parts=first.parts[part:], complete=first.complete, citations=first.citations),
+                  *blocks[1:]]
     return blocks
 
 
@@ -152,19 +195,50 @@ def answer_bundle(state: TurnState) -> Bundle:
             return {"text/plain": "", "text/html": ""}
         return {"text/plain": f"⚠ {warning}", "text/html": warning_html(warning)}
     blocks = drawn_blocks(state)
+    citations = CitationIndex()
     if state.parsed is not None:
         others = [block for block in blocks if block.kind != "text"]
         body = "".join(block_html(block) for block in others) + typed_html(state.parsed, _type_name(state.parsed))
         text = "".join(block_text(block) for block in others) + typed_text(state.parsed)
     else:
-        body = "".join(block_html(block) for block in blocks)
-        text = "".join(block_text(block) for block in blocks)
+        body = _blocks_html(blocks, citations)
+        text = "".join(block_text(block, citations) for block in blocks)
+    if citations.sources:
+        body += sources_html(citations)
+        text = f"{text.rstrip()}\n\n{sources_text(citations)}"
     if state.finished:
         body += footer_html(state)
         text = f"{text.rstrip()}\n\n{footer_text(state)}" if text else footer_text(state)
     else:
         body += status_html(state)
     return {"text/plain": text, "text/html": body}
+
+
+def cited_blocks_html(blocks: list[Block]) -> str:
+    """Finished blocks as HTML with their citations numbered and the sources listed below (a turn redrawn
+    from history)."""
+    citations = CitationIndex()
+    body = _blocks_html(blocks, citations)
+    return body + sources_html(citations) if citations.sources else body
+
+
+def _blocks_html(blocks: list[Block], citations: CitationIndex) -> str:
+    """The blocks as HTML; a run of text blocks with citations among them is one Markdown text (a cited
+    answer arrives as passages: text, cited text, text), so its sentences stay in their paragraphs."""
+    out: list[str] = []
+    start = 0
+    while start < len(blocks):
+        end = start
+        while end < len(blocks) and blocks[end].kind == "text":
+            end += 1
+        run = blocks[start:end]
+        if len(run) > 1 and any(block.citations for block in run):
+            out.append(cited_html(run, citations))
+            start = end
+            continue
+        out.append(block_html(blocks[start], citations=citations))
+        start += 1
+    return "".join(out)
 
 
 def _type_name(parsed: object) -> str:
@@ -191,6 +265,7 @@ class IncrementalView:
         self._part = 0
         self._offset = 0
         self._fresh = True  # no frame drawn yet
+        self._citations = CitationIndex()  # numbers the sources as cited passages are frozen, in order
 
     def _rest(self, block: Block) -> str:
         return "".join(block.parts[self._part :])[self._offset :]
@@ -214,8 +289,13 @@ class IncrementalView:
             block = blocks[self._block]
             if block.kind == "text":
                 rest = self._rest(block)
-                frozen_html.append(render_markdown(rest))
-                frozen_text.append(rest)
+                if block.citations:  # its links go after its last words, once the passage is finished
+                    passage = Block("text", parts=[rest], citations=block.citations)
+                    frozen_html.append(cited_html([passage], self._citations))
+                    frozen_text.append(block_text(passage, self._citations))
+                else:
+                    frozen_html.append(render_markdown(rest))
+                    frozen_text.append(rest)
             else:
                 frozen_html.append(block_html(block))
                 frozen_text.append(block_text(block))

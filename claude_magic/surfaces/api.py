@@ -56,6 +56,10 @@ def ask(
     effort: str | None = None,
     output: Any = None,
     mcp: str | Iterable[str] | None = None,
+    web_search: Any = None,
+    web_fetch: Any = None,
+    code_execution: Any = None,
+    cite: bool | None = None,
 ) -> Reply:
     """Ask Claude and stream the answer into the cell, exactly as `%%claude` does; returns the Reply.
 
@@ -83,12 +87,18 @@ def ask(
     mcp: names of MCP servers (`%config ClaudeMagic.mcp_servers`) whose tools Claude may call, named
     mcp__SERVER__TOOL (default `%config ClaudeMagic.mcp`); a server that cannot start raises ClaudeError
     (one line) before anything is sent. `attach` takes their resources as "@SERVER:URI".
+    web_search, web_fetch, code_execution: Claude's server tools, run by the API (True, or options as a dict or
+    the flags' text: `web_search="max_uses=3,allowed=example.com,python.org"`; default: the settings of the
+    same names); their calls and results are drawn live and the answer's citations become numbered links.
+    cite: turn on citations for attached PDFs and text files (`ask("Summarise", attach=["report.pdf"],
+    cite=True)`; default `%config ClaudeMagic.cite`).
     """
     settings = current_settings()
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
                           display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds),
-                          thinking=(thinking, thinking_display, effort), output=output, mcp=mcp)
+                          thinking=(thinking, thinking_display, effort), output=output, mcp=mcp,
+                          server=(web_search, web_fetch, code_execution, cite))
     cell = current_cell() if sink is not None else None
     run_exchange(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -114,6 +124,10 @@ async def ask_async(
     effort: str | None = None,
     output: Any = None,
     mcp: str | Iterable[str] | None = None,
+    web_search: Any = None,
+    web_fetch: Any = None,
+    code_execution: Any = None,
+    cite: bool | None = None,
 ) -> Reply:
     """`ask` through `anthropic.AsyncAnthropic`: streams live while the event loop stays free.
 
@@ -128,7 +142,8 @@ async def ask_async(
     raising = settings.raise_on_error if raise_on_error is None else raise_on_error
     turn, sink = _prepare(prompt, settings, model, system, max_tokens, temperature, conversation, new,
                           display, raising, attach, tool_options=(tools, tool_choice, max_tool_rounds),
-                          thinking=(thinking, thinking_display, effort), output=output, mcp=mcp)
+                          thinking=(thinking, thinking_display, effort), output=output, mcp=mcp,
+                          server=(web_search, web_fetch, code_execution, cite))
     cell = current_cell() if sink is not None else None
     await run_exchange_async(turn, sink)
     return _finish(turn.state, cell, raising, settings)
@@ -139,7 +154,8 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
              raising: bool, attach: Iterable[Any] | None = None, *,
              tool_options: tuple[Any, str | None, int | None] = (None, None, None),
              thinking: tuple[str | int | None, str | None, str | None] = (None, None, None),
-             output: Any = None, mcp: str | Iterable[str] | None = None) -> tuple[PreparedTurn, Any]:
+             output: Any = None, mcp: str | Iterable[str] | None = None,
+             server: tuple[Any, Any, Any, bool | None] = (None, None, None, None)) -> tuple[PreparedTurn, Any]:
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("ask() needs a non-empty prompt string")
     attachments = _attachments(attach, settings)
@@ -151,7 +167,8 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
     turn = prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
                         temperature=temperature, conversation=conversation or "", new=new,
                         error_raised=raising and sink is not None, attachments=attachments,
-                        source="code", output=output, mcp=mcp,
+                        source="code", output=output, mcp=mcp, web_search=server[0],
+                        web_fetch=server[1], code_execution=server[2], cite=server[3],
                         **_thinking_arguments(*thinking), **_tool_arguments(*tool_options))
     show_attachments(attachments, display)
     return turn, sink

@@ -154,6 +154,20 @@ class ClaudeMagics(Magics):
     @argument("-f", "--format", choices=list(FORMATS), default="markdown",
               help="markdown (default) or text: how the answer is shown; code: also put its code blocks in a "
               "new cell below; json: parse the answer as JSON into reply.json.")
+    # Claude's server tools and citations (core.server_tools). An option's value follows `=` only, so a line
+    # magic's prompt is never taken for one: `%claude --web-search What changed in Python 3.14`.
+    @argument("--web-search", nargs="?", const="on", metavar="=OPTIONS",
+              help="Let Claude search the web (run by the API): --web-search, or --web-search=max_uses=3,"
+              "allowed=example.com,python.org (or blocked=...). Default: %%config ClaudeMagic.web_search.")
+    @argument("--web-fetch", nargs="?", const="on", metavar="=OPTIONS",
+              help="Let Claude fetch web pages: --web-fetch, or --web-fetch=max_uses=2,allowed=python.org. "
+              "Default: %%config ClaudeMagic.web_fetch.")
+    @argument("--code-execution", nargs="?", const="on", metavar="=on|off",
+              help="Let Claude run code in Anthropic's sandbox (not this kernel). Default: %%config "
+              "ClaudeMagic.code_execution.")
+    @argument("--cite", action="store_true", default=None,
+              help="Citations for the attached PDFs and text files (-a report.pdf --cite) and fetched pages: "
+              "cited passages get numbered links. Default: %%config ClaudeMagic.cite.")
     @argument(
         "prompt",
         nargs="*",
@@ -235,7 +249,9 @@ class ClaudeMagics(Magics):
                                 tools=args.tools, tool_choice=args.tool_choice, namespace=self.shell.user_ns,
                                 thinking=args.thinking, source=self._source(), owner=self._owner(args.key),
                                 append=args.append, thinking_display=args.thinking_display, effort=args.effort,
-                                output=self._output_type(args.output), mcp=args.mcp)
+                                output=self._output_type(args.output), web_search=args.web_search,
+                                web_fetch=args.web_fetch, code_execution=args.code_execution, cite=args.cite,
+                                mcp=args.mcp)
         except ValueError as exc:
             raise UsageError(f"Invalid option: {exc}") from None
         return self._run(turn, args, attachments or [], raising)
@@ -631,7 +647,9 @@ def split_options(line: str, parser: Any) -> tuple[list[str], str]:
             needs_value = False
         else:
             action = parser._option_string_actions.get(token.split("=", 1)[0])
-            needs_value = action is not None and action.nargs != 0 and "=" not in token
+            # An optional value (nargs "?", the server tool flags) is given with `=` only: the word after the
+            # flag is the prompt's.
+            needs_value = action is not None and action.nargs not in (0, "?") and "=" not in token
         consumed = lexer.instream.tell()
     return options, line[consumed:].strip()
 

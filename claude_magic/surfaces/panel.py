@@ -213,15 +213,20 @@ class ChatPanel:
     or the `effort=` / `thinking_display=` arguments). A value the model does not take is one line in the
     panel, naming the ones it does; nothing is sent. `ChatPanel(mcp=["notes"])` offers MCP servers' tools
     (default `%config ClaudeMagic.mcp`); one that cannot start is one line in the panel, and nothing is sent.
+    `web_search=`, `web_fetch=`, `code_execution=`: Claude's server tools in every turn (as for `ask`; default:
+    the settings of the same names).
     """
 
     def __init__(self, conversation: str | None = None, *, model: str | None = None,
                  tools: Iterable[Any] | None = None, tool_choice: str | None = None, raw: bool = False,
-                 effort: str | None = None, thinking_display: str | None = None,
+                 effort: str | None = None, thinking_display: str | None = None, web_search: Any = None,
+                 web_fetch: Any = None, code_execution: Any = None,
                  mcp: str | Iterable[str] | None = None) -> None:
         self._fallback_settings: ClaudeMagic | None = None
         # MCP servers whose tools Claude may call from this panel (default: %config ClaudeMagic.mcp).
         self._mcp = mcp if mcp is None or isinstance(mcp, str) else list(mcp)  # asked again at every Send
+        # Claude's server tools in every turn of this panel (True or options, as for ask(); None: the settings).
+        self._server_tools = {"web_search": web_search, "web_fetch": web_fetch, "code_execution": code_execution}
         # Tools Claude may call from this panel (default: %config ClaudeMagic.tools). They run in a worker
         # thread of the turn's, never in the widget callback; Stop ends the turn without waiting for them.
         self._tools = None if tools is None else list(tools)
@@ -440,7 +445,7 @@ class ChatPanel:
                                     effort=self.effort_picker.value, thinking_display=self.thinking_picker.value,
                                     conversation=self.conversation.name, tools=self._tools,
                                     tool_choice=self._tool_choice, namespace=_user_namespace(), source="panel",
-                                    mcp=self._mcp)
+                                    mcp=self._mcp, **self._server_tools)
         # A prompt typed in the box leaves it at once, and the box stays locked until the first token:
         # a failure before then puts the prompt back without overwriting a new draft (the box's text
         # reaches the kernel only on blur or send, so the kernel cannot tell that a draft exists).

@@ -19,6 +19,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
+from claude_magic.core.server_tools import CitationIndex, markers_text, sources_text
 from claude_magic.core.turn import TurnState
 from claude_magic.core.wire_events import ask_for_events
 from claude_magic.render.footer import footer_parts, footer_text, warning_line
@@ -118,6 +119,8 @@ class _PlainRenderer:
         self._stream = stream
         self._written: list[int] = []  # text blocks: parts written; other blocks: 1 once printed
         self._notice: str | None = None
+        self._citations = CitationIndex()  # cited passages' [n] markers, numbered as they finish
+        self._marked: set[int] = set()  # text blocks whose markers are written
 
     @property
     def _out(self) -> TextIO:
@@ -143,6 +146,9 @@ class _PlainRenderer:
                 # Only the parts not yet written are joined: a frame never copies the whole answer.
                 self._out.write("".join(block.parts[self._written[index] :]))
                 self._written[index] = len(block.parts)
+                if block.citations and (block.complete or final) and index not in self._marked:
+                    self._marked.add(index)
+                    self._out.write(markers_text(self._citations.numbers(block.citations)))
             elif not self._written[index] and (block.complete or final):
                 # Thinking and tool input are printed whole, once finished.
                 self._out.write(block_text(block))
@@ -155,6 +161,8 @@ class _PlainRenderer:
             line = answer_bundle(state)["text/plain"]
             self._out.write(f"{line}\n" if line else "")
         else:
+            if self._citations.sources:
+                self._out.write(f"\n\n{sources_text(self._citations).rstrip()}")
             self._out.write(f"\n\n{footer_text(state)}\n")
         self._out.flush()
 
@@ -180,6 +188,7 @@ class _RichRenderer:
         self._tail = ""  # its Markdown not printed yet: the Markdown block still being written
         self._printed = False  # a piece is on screen: the next one starts after a blank line
         self._started = False  # the first frame has been taken
+        self._citations = CitationIndex()  # cited passages' [n] markers, numbered as they are printed
 
     def start(self, state: TurnState) -> None:
         self._live.start()
@@ -197,6 +206,8 @@ class _RichRenderer:
         self._advance(state, final=True)
         warning = warning_line(state)
         lines: list[RenderableType] = [NewLine()] if self._printed else []
+        if self._citations.sources:
+            lines += [Text(printable(sources_text(self._citations).rstrip()), style=ASIDE_STYLE), NewLine()]
         if warning:
             lines.append(Text(f"⚠ {warning}", style=WARNING_STYLE))
         if not nothing_arrived(state):  # else a footer of zeros: the error line is the one report
@@ -213,11 +224,15 @@ class _RichRenderer:
         while self._index < len(blocks):
             block = blocks[self._index]
             done = final or self._index < len(blocks) - 1  # a later block has started
+            # A cited answer arrives as passages (text blocks side by side): they read on as one Markdown text.
+            reads_on = self._index + 1 < len(blocks) and block.kind == "text" == blocks[self._index + 1].kind
             if block.kind == "text":
                 # Only the parts not taken yet are joined: a frame never copies the whole answer.
                 self._tail += printable("".join(block.parts[self._parts :]))
                 self._parts = len(block.parts)
-                cut = len(self._tail) if done else finished_prefix_length(self._tail)
+                if done and block.citations:  # the passage is finished: its [n] markers follow it
+                    self._tail += markers_text(self._citations.numbers(block.citations))
+                cut = len(self._tail) if done and not reads_on else finished_prefix_length(self._tail)
                 if cut:
                     self._print(self._tail[:cut], markdown=True)
                     self._tail = self._tail[cut:]
@@ -226,7 +241,7 @@ class _RichRenderer:
                 done = True
             if not done:
                 return
-            self._index, self._parts, self._tail = self._index + 1, 0, ""
+            self._index, self._parts, self._tail = self._index + 1, 0, self._tail if reads_on else ""
 
     def _print(self, text: str, *, markdown: bool) -> None:
         if not text.strip():
