@@ -282,3 +282,18 @@ def test_servers_start_together_and_a_changed_configuration_restarts_one(sdk_env
     servers.offered_tools(changed, "notes", timeout=20)
     assert servers.MANAGER.servers["notes"].session is not session
     assert servers.MANAGER.servers["notes"].config.env == (("NOTES_FLAVOUR", "changed"),)
+
+
+def test_a_server_that_never_answers_at_start_is_stopped_after_the_timeout(sdk_env: Emulator) -> None:
+    silent = {"silent": {"command": sys.executable, "args": ["-c", "import time; time.sleep(120)"]}}
+    started = time.monotonic()
+    with pytest.raises(servers.McpUnavailable, match=r"^MCP server 'silent' could not start: did not start within "
+                                                     r"1 s \(mcp_timeout\)"):
+        servers.offered_tools(silent, "silent", timeout=1)
+    assert time.monotonic() - started < 15  # the timeout, then the SDK's bounded shutdown of the process
+    server = servers.MANAGER.servers["silent"]
+    assert server.state == "failed" and server.task.done()  # its session task is over, and its process:
+    import psutil
+
+    assert not [child for child in psutil.Process().children(recursive=True)
+                if "time.sleep(120)" in " ".join(child.cmdline())]

@@ -364,11 +364,13 @@ class McpManager:
             return
 
         async def close(server: McpServerState, task: Any) -> None:
-            if server.closing is not None:
-                server.closing.set()
-            try:
+            if server.state == "running" and server.closing is not None:
+                server.closing.set()  # a clean close: the session ends, then the transport
+            else:
+                task.cancel()  # still starting (or stuck): there is no session to close cleanly
+            try:  # either way the SDK's transport stops the process (bounded waits, then SIGKILL)
                 await asyncio.wait_for(asyncio.shield(task), STOP_SECONDS)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - stopping: cancel what hangs
+            except (asyncio.TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001 - cancel what hangs
                 task.cancel()
 
         async def close_all() -> None:
