@@ -38,7 +38,7 @@ from claude_magic.core.request import (
     effort_param,
     thinking_param,
 )
-from claude_magic.core.server_tools import server_tool_definitions, with_citations
+from claude_magic.core.server_tools import matching_citations, server_tool_definitions, with_citations
 from claude_magic.core.stream import SharedBackoff, Sink, TurnControl, run_turn, run_turn_async
 from claude_magic.core.structured import OutputSpec, output_spec, parse_into, with_format
 from claude_magic.core.throttle import Throttle
@@ -161,6 +161,7 @@ def prepare_turn(
                              server)
     # The history goes after `tools` is settled: the thinking it may carry depends on it (core.preserved).
     carried = _carried(request, settings, history.turns_before(replaces) if history is not None else [])
+    content = matching_citations(carried.messages, content)
     request["messages"].extend([*carried.messages, {"role": "user", "content": content}])
     state.thinking_note = describe(carried, options.model)
     return PreparedTurn(

@@ -243,6 +243,27 @@ def with_citations(content: Any) -> tuple[Any, int]:
     return cited, documents
 
 
+def _documents_cited(messages: list[dict[str, Any]]) -> set[bool]:
+    return {bool((block.get("citations") or {}).get("enabled"))
+            for message in messages if isinstance(message.get("content"), list)
+            for block in message["content"] if isinstance(block, dict) and block.get("type") == "document"}
+
+
+def matching_citations(earlier: list[dict[str, Any]], content: Any) -> Any:
+    """The user content, its documents cited like the conversation's: the API takes citations on all the
+    documents of a request or on none (https://platform.claude.com/docs/en/build-with-claude/citations). A
+    document attached after cited ones is cited too; citations asked for where earlier documents have none is
+    one line (ValueError) with the fix, before anything is sent."""
+    before = _documents_cited(earlier)
+    if before == {True}:
+        content = with_citations(content)[0]
+    now = _documents_cited([{"content": content}])
+    if now and before and before != now:
+        raise ValueError("--cite: this conversation has documents without citations, and the API takes citations "
+                         "on all of a request's documents or none: start a new conversation (--new) to cite")
+    return content
+
+
 # -- what result blocks say ---------------------------------------------------------------------------------
 
 
@@ -515,5 +536,5 @@ def sources_markdown(index: CitationIndex) -> str:
 __all__ = ["CODE_NAMES", "CitationIndex", "CodeRun", "FETCH_NAMES", "KINDS", "Link", "RESULT_KINDS", "SEARCH_NAMES",
            "ServerToolError", "ServerToolSpec", "WEB_SEARCH_USD_PER_SEARCH", "block_markdown", "call_summary",
            "call_text", "citation_link", "code_result", "fetch_result", "markdown_escape", "markdown_link",
-           "markers_text", "newest_version", "parse_spec", "result_text", "safe_url", "search_results",
-           "server_tool_definitions", "sources_markdown", "sources_text", "with_citations"]
+           "matching_citations", "markers_text", "newest_version", "parse_spec", "result_text", "safe_url",
+           "search_results", "server_tool_definitions", "sources_markdown", "sources_text", "with_citations"]

@@ -115,6 +115,15 @@ def offered(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # -- documents with citations on ----------------------------------------------------------------------------
 
 
+def check_citation_settings(body: dict[str, Any]) -> None:
+    """Citations on all of a request's documents or on none: "Citations must be enabled on all or none of
+    the documents within a request" (https://platform.claude.com/docs/en/build-with-claude/citations; the
+    wording of the API's 400 is not given there)."""
+    settings = {bool((d.get("citations") or {}).get("enabled")) for d in cited_documents(body)}
+    if len(settings) > 1:
+        raise _bad("Citations must be enabled on all or none of the documents within a request.")
+
+
 def cited_documents(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The documents of the request, in order (document_index counts them all), each a dict with its text."""
     documents = []

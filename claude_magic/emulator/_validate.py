@@ -17,6 +17,7 @@ from .._model_facts import SAMPLING_PARAMETERS, takes_sampling
 from ._binding import BindingOutcome, apply_binding, check_signatures
 from ._errors import ApiError
 from ._media_blocks import check_media_block
+from ._server_tools import check_citation_settings
 from ._structured import check_output_config
 from ._thinking_rules import check_thinking
 from ._tool_rules import check_tools
@@ -207,6 +208,7 @@ def validate_request(body: Any, models: Iterable[str], *, count_only: bool = Fal
             raise _bad("stream: Input should be a valid boolean")
     _check_messages(body.get("messages"))
     check_tools(body)
+    check_citation_settings(body)
     for name in SAMPLING_PARAMETERS:
         if body.get(name) is not None and not takes_sampling(model):
             raise _bad(f"`{name}` is deprecated for this model.")
