@@ -160,6 +160,30 @@ def test_cite_turns_on_document_citations(shell: Any, scripted: Emulator, tmp_pa
     assert isinstance(result.error_in_exec, UsageError) and "needs something to cite" in str(result.error_in_exec)
 
 
+def test_map_offers_web_search_to_every_prompt(scripted: Emulator) -> None:
+    import claude_magic
+
+    prompts = ["Who maintains numpy", "Where is PyCon next year", "What is new in pandas"]
+    replies = claude_magic.map(prompts, web_search="max_uses=2", concurrency=2, display="none")
+    sent = [request.body for request in scripted.requests]
+    assert len(sent) == len(prompts)
+    assert all(body["tools"] == [{"type": newest_version("web_search"), "name": "web_search", "max_uses": 2}]
+               for body in sent)
+    for prompt, reply in zip(prompts, replies, strict=True):
+        assert reply.state.status == "complete" and reply.error is None
+        kinds = [block.kind for block in reply.state.blocks]
+        assert "server_tool_use" in kinds and "web_search_tool_result" in kinds
+        call = next(block for block in reply.state.final_message.content if block.type == "server_tool_use")
+        assert call.input["query"] == prompt  # each reply answers its own prompt, in input order
+        found = next(block for block in reply.state.final_message.content
+                     if block.type == "web_search_tool_result")
+        urls = {result.url for result in found.content}
+        cited = [citation["url"] for block in reply.state.blocks for citation in block.citations]
+        assert cited and set(cited) <= urls
+        assert reply.state.total_usage.web_search_requests == 1
+        assert "[1]" in answer_bundle(reply.state)["text/plain"]
+
+
 def test_web_searches_are_priced() -> None:
     tokens_only = estimate_cost("claude-sonnet-5-5", Usage(input_tokens=1000, output_tokens=100))
     with_searches = estimate_cost("claude-sonnet-5-5", Usage(input_tokens=1000, output_tokens=100,

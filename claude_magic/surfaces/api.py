@@ -167,8 +167,7 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
     turn = prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
                         temperature=temperature, conversation=conversation or "", new=new,
                         error_raised=raising and sink is not None, attachments=attachments,
-                        source="code", output=output, mcp=mcp, web_search=server[0],
-                        web_fetch=server[1], code_execution=server[2], cite=server[3],
+                        source="code", output=output, mcp=mcp, **_server_arguments(*server),
                         **_thinking_arguments(*thinking), **_tool_arguments(*tool_options))
     show_attachments(attachments, display)
     return turn, sink
@@ -177,6 +176,11 @@ def _prepare(prompt: str, settings: ClaudeMagic, model: str | None, system: str 
 def _thinking_arguments(thinking: str | int | None = None, thinking_display: str | None = None,
                         effort: str | None = None) -> dict[str, Any]:
     return {"thinking": thinking, "thinking_display": thinking_display, "effort": effort}
+
+
+def _server_arguments(web_search: Any = None, web_fetch: Any = None, code_execution: Any = None,
+                      cite: bool | None = None) -> dict[str, Any]:
+    return {"web_search": web_search, "web_fetch": web_fetch, "code_execution": code_execution, "cite": cite}
 
 
 def _tool_arguments(tools: Iterable[Any] | None, tool_choice: str | None,
@@ -240,6 +244,10 @@ def map(  # noqa: A001 - claude_magic.map reads as what it does, like the builti
     batch: bool = False,
     resubmit: bool = False,
     mcp: str | Iterable[str] | None = None,
+    web_search: Any = None,
+    web_fetch: Any = None,
+    code_execution: Any = None,
+    cite: bool | None = None,
 ) -> Replies:
     """Ask every prompt, at most `concurrency` at a time; one Reply per prompt, in input order.
 
@@ -264,10 +272,14 @@ def map(  # noqa: A001 - claude_magic.map reads as what it does, like the builti
     tools, tool_choice, max_tool_rounds: as for `ask`; here `async def` tools are awaited on the batch's
     loop and plain functions run in worker threads (one call of a function at a time, unless it sets
     `concurrency_safe = True`). thinking, thinking_display, effort, mcp: as for `ask`.
+    web_search, web_fetch, code_execution, cite: Claude's server tools and citations, as for `ask`, offered to
+    every prompt (`map(questions, web_search="max_uses=2")`); each reply's `.state.blocks` holds its calls,
+    results and cited passages.
     """
     index = _pandas_index(prompts)
     turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency,
-                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort), output, mcp)
+                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort), output, mcp,
+                           (web_search, web_fetch, code_execution, cite))
     if batch:
         from claude_magic.surfaces.batch_jobs import run_batch_job
 
@@ -308,12 +320,17 @@ async def map_async(
     batch: bool = False,
     resubmit: bool = False,
     mcp: str | Iterable[str] | None = None,
+    web_search: Any = None,
+    web_fetch: Any = None,
+    code_execution: Any = None,
+    cite: bool | None = None,
 ) -> Replies:
     """`map` on the running event loop (`replies = await map_async(prompts)`); same arguments and results.
     Cancelling it keeps the answers received so far in `claude_magic.last_map()` (CancelledError propagates)."""
     index = _pandas_index(prompts)
     turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency,
-                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort), output, mcp)
+                           (tools, tool_choice, max_tool_rounds), (thinking, thinking_display, effort), output, mcp,
+                           (web_search, web_fetch, code_execution, cite))
     if batch:
         from claude_magic.surfaces.batch_jobs import run_batch_job_async
 
@@ -376,7 +393,8 @@ def _prepare_batch(prompts: Iterable[str], model: str | None, system: str | None
                    temperature: float | None, concurrency: int,
                    tool_options: tuple[Any, str | None, int | None] = (None, None, None),
                    thinking: tuple[str | int | None, str | None, str | None] = (None, None, None),
-                   output: Any = None, mcp: str | Iterable[str] | None = None) -> list[PreparedTurn]:
+                   output: Any = None, mcp: str | Iterable[str] | None = None,
+                   server: tuple[Any, Any, Any, bool | None] = (None, None, None, None)) -> list[PreparedTurn]:
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     settings = current_settings()
@@ -387,7 +405,7 @@ def _prepare_batch(prompts: Iterable[str], model: str | None, system: str | None
             raise TypeError(f"map() takes strings; item {index} is {type(prompt).__name__}")
         turns.append(prepare_turn(prompt, settings, model=model, system=system, max_tokens=max_tokens,
                                   temperature=temperature, conversation=ONE_OFF, output=spec, mcp=mcp,
-                                  **_thinking_arguments(*thinking),
+                                  **_server_arguments(*server), **_thinking_arguments(*thinking),
                                   **_tool_arguments(*tool_options)))
     return turns
 
