@@ -81,18 +81,26 @@ def test_the_newest_versions_the_sdk_knows_are_offered() -> None:
 
 
 def test_definitions_are_checked_with_the_apis_messages(client: anthropic.Anthropic) -> None:
+    # The wordings users quoted from the real API (emulator/_server_tools.py names where each was seen).
     search = newest_version("web_search")
-    assert "does not match any of the expected tags" in _bad_request(
-        client, [{"type": "web_search_20990101", "name": "web_search"}])
-    assert _bad_request(client, [{"type": search, "name": "search"}]).endswith("name: Input should be 'web_search'")
-    assert "Extra inputs are not permitted" in _bad_request(client, [{"type": search, "name": "web_search",
-                                                                       "max_results": 3}])
-    assert "greater than 0" in _bad_request(client, [{"type": search, "name": "web_search", "max_uses": 0}])
+    unknown = _bad_request(client, [{"type": "web_search_20990101", "name": "web_search"}])
+    head = "tools.0: Input tag 'web_search_20990101' found using 'type' does not match any of the expected tags: "
+    assert unknown.startswith(head)
+    tags = [tag.strip("'") for tag in unknown.removeprefix(head).split(", ")]
+    assert tags == sorted(tags) and "custom" in tags and search in tags and "web_search_20990101" not in tags
+    assert _bad_request(client, [{"type": search, "name": "search"}]) == (
+        f"tools.0.{search}.name: Input should be 'web_search'")
+    assert _bad_request(client, [{"type": "custom", "name": "x", "input_schema": {"type": "object"}},
+                                 {"type": search, "name": "web_search", "max_results": 3}]) == (
+        f"tools.1.{search}.max_results: Extra inputs are not permitted")
+    assert _bad_request(client, [{"type": search, "name": "web_search", "max_uses": 0}]) == (
+        f"tools.0.{search}.max_uses: Input should be greater than 0")
+    # The rules below are documented, their wording is not: only that they are refused, and where.
     both = _bad_request(client, [{"type": search, "name": "web_search", "allowed_domains": ["a.com"],
                                   "blocked_domains": ["b.com"]}])
-    assert "allowed_domains or blocked_domains" in both
-    assert "scheme" in _bad_request(client, [{"type": search, "name": "web_search",
-                                              "allowed_domains": ["https://a.com"]}])
+    assert both.startswith(f"tools.0.{search}: ") and "allowed_domains or blocked_domains" in both
+    scheme = _bad_request(client, [{"type": search, "name": "web_search", "allowed_domains": ["https://a.com"]}])
+    assert scheme.startswith(f"tools.0.{search}.allowed_domains: ") and "scheme" in scheme
 
 
 def test_search_streams_the_call_then_results_then_cited_text(client: anthropic.Anthropic) -> None:
@@ -164,3 +172,18 @@ def test_document_citations(client: anthropic.Anthropic) -> None:
     assert "content_block_delta:citations_delta" in events
     message, _ = _ask(client, [{"role": "user", "content": [pdf, {"type": "text", "text": "quote the report"}]}], [])
     assert message.content[-1].citations[0].type == "page_location"
+
+
+def test_citations_on_some_documents_but_not_all_are_refused(client: anthropic.Anthropic) -> None:
+    cited = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "One. Two."},
+             "citations": {"enabled": True}}
+    plain = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "Three."}}
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        client.messages.create(model=DEFAULT_MODEL, max_tokens=100, messages=[
+            {"role": "user", "content": [cited, plain, {"type": "text", "text": "quote the report"}]}])
+    assert caught.value.status_code == 400
+    # The citations page's rule; the API's exact wording is not documented.
+    assert "all or none of the documents" in caught.value.body["error"]["message"]
+    accepted, _ = _ask(client, [{"role": "user", "content": [cited, {**plain, "citations": {"enabled": True}},
+                                                              {"type": "text", "text": "quote the report"}]}], [])
+    assert accepted.content[-1].citations

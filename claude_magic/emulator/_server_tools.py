@@ -68,12 +68,33 @@ def _literal(hint: Any) -> str | None:
     return typing.get_args(hint)[0] if hint is not None else None
 
 
+# Where each 400 below comes from. The API's own pages give the rules but not the messages; the wordings marked
+# "seen" are the API's answers as users quoted them, the rest are not documented anywhere we could find (the
+# docs corpus, GitHub issues and public code were searched) and follow the pydantic style of the seen ones:
+# - unknown `type`, seen: "tools.0: Input tag 'web_search_20250305' found using 'type' does not match any of the
+#   expected tags: 'bash_20250124', 'custom', 'text_editor_20250124'" (https://github.com/anthropics/
+#   anthropic-sdk-python/issues/948): the expected tags sorted, 'custom' among them.
+# - wrong `name`, seen: "tools.0.web_search_20250305.name: Input should be 'web_search'"
+#   (https://github.com/router-for-me/CLIProxyAPI/issues/1094).
+# - a field the version does not take, seen: "tools.0.custom.defer_loading: Extra inputs are not permitted"
+#   (https://github.com/anthropics/claude-code/issues/31033).
+# - `max_uses: 0`, seen: "tools.0.web_search_20260209.max_uses: Input should be greater than 0" (a project's notes
+#   from the real API, github.com/cellear/factcheck-site, AMS/HANDOFF/handoff-2026-08-26-s1-2-spike-script-cody.md).
+#   A non-integer's "Input should be a valid integer" is pydantic's wording, not documented for this field.
+# - both domain lists: the rule is documented ("You can use either allowed_domains or blocked_domains, but not
+#   both in the same request", web-search-tool page, "Domain filtering"); the message's wording is not.
+# - a domain with a scheme: the page says only "Domains should not include the HTTP/HTTPS scheme (use
+#   example.com instead of https://example.com)"; that the API answers 400, and with which words, is not
+#   documented. The emulator refuses it so a client that writes one finds out offline.
+BOTH_DOMAIN_LISTS = "Only one of allowed_domains or blocked_domains can be specified, not both."
+
+
 def check_server_tool(i: int, tool: dict[str, Any]) -> None:
     """400 for a server tool definition the API would reject (see the module docstring)."""
     kind = tool.get("type")
     versions = tool_versions()
     if kind not in versions:
-        expected = ", ".join(repr(k) for k in ("custom", *sorted(versions)))
+        expected = ", ".join(repr(k) for k in sorted(("custom", *versions)))
         raise _bad(f"tools.{i}: Input tag {kind!r} found using 'type' does not match any of the expected tags: "
                    f"{expected}")
     name, fields = versions[kind]
@@ -95,10 +116,10 @@ def check_server_tool(i: int, tool: dict[str, Any]) -> None:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise _bad(f"{where}.{key}: Input should be a valid list of strings")
         for domain in value:
-            if "://" in domain:
+            if "://" in domain:  # wording not documented (see above)
                 raise _bad(f"{where}.{key}: Domains should not include the HTTP/HTTPS scheme: {domain!r}")
-    if allowed and blocked:
-        raise _bad(f"{where}: Only one of allowed_domains or blocked_domains can be specified, not both.")
+    if allowed and blocked:  # wording not documented (see above)
+        raise _bad(f"{where}: {BOTH_DOMAIN_LISTS}")
 
 
 def offered(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -116,9 +137,10 @@ def offered(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def check_citation_settings(body: dict[str, Any]) -> None:
-    """Citations on all of a request's documents or on none: "Citations must be enabled on all or none of
-    the documents within a request" (https://platform.claude.com/docs/en/build-with-claude/citations; the
-    wording of the API's 400 is not given there)."""
+    """Citations on all of a request's documents or on none: "Currently, citations must be enabled on all or
+    none of the documents within a request" (https://platform.claude.com/docs/en/build-with-claude/citations).
+    The rule is documented, the wording of the API's 400 is not (no user quotes it in an issue or in public
+    code either): this message is the page's sentence."""
     settings = {bool((d.get("citations") or {}).get("enabled")) for d in cited_documents(body)}
     if len(settings) > 1:
         raise _bad("Citations must be enabled on all or none of the documents within a request.")
