@@ -96,9 +96,8 @@ def _scripted_blocks(turn: Turn | None, body: dict[str, Any], tool_id: Callable[
         # "Text between tool calls comes back in thinking blocks" (What's new in Claude Sonnet 5.5 / Opus 5.5):
         # the text a reply writes before a tool call it makes is a progress update. Only client tool calls
         # (`tool_use`) count here: the pages say "tool calls" and say nothing of server tools (web search, web
-        # fetch, code execution), nor does the server tools page; so text written
-        # between server tool calls, and cited text after a search, stays text as on the other models. Change this
-        # when the API documents otherwise.
+        # fetch, code execution), nor does the server tools page; so text written between server tool calls, and
+        # cited text after a search, stays text as on the other models. Change this when the API documents it.
         last_tool = max((n for n, d in enumerate(drafts) if d.block["type"] == "tool_use"), default=-1)
         for draft in drafts[:max(last_tool, 0)]:
             if draft.block["type"] == "text":
