@@ -5,6 +5,7 @@ sanitized, citations numbered after the cited text with a sources list."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,39 @@ def test_terminal_and_export_show_the_same(shell: Any, scripted: Emulator, tmp_p
     assert "1. [Python 3.14 \\<b\\>released\\</b\\>](https://www.python.org/news/314)" in exported
     assert "Python 3.14 is out[\\[1\\]](https://www.python.org/news/314)" in exported
     assert "javascript:" not in exported and "**Sources**" in exported
+
+
+def test_history_shows_each_server_call_on_one_line_and_citations_numbered(
+        shell: Any, scripted: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    from rich.console import Console
+
+    from claude_magic.surfaces.history_view import HistoryView
+
+    hostile = "**bold** [x](https://evil.example) <img src=x onerror=alert(1)>"
+    scripted.set_script({"turns": [*SCRIPT["turns"], {"match": "hostile search", "content": [
+        {"type": "web_search", "query": hostile, "results": []},
+        {"type": "text", "text": "Nothing found."}]}]})
+    shell.run_cell("%%claude --web-search --code-execution\nWhat is the latest python?")
+    shell.run_cell("%%claude --web-search\nhostile search")
+    capsys.readouterr()
+    bundle = HistoryView(STORE.get("default"))._repr_mimebundle_()
+    text, page = bundle["text/plain"], bundle["text/html"]
+    assert "web search “latest python <release>” → 2 results" in text
+    assert "code execution “python -c 'import sys; print(sys.version)'” → return code 3" in text
+    assert "The newest release: Python 3.14 is out[1], with free threading." in text
+    assert "Sources:\n[1] Python 3.14 <b>released</b> — https://www.python.org/news/314" in text
+    assert f"web search “{hostile}” → 0 results" in text and "[server_tool_use block]" not in text
+    # The HTML view: the same lines, everything from the network escaped (shown as written, never markup).
+    assert "<em>web search “latest python &lt;release&gt;” → 2 results</em>" in page
+    assert "The newest release: Python 3.14 is out[1], with free threading.</p>" in page
+    assert "Python 3.14 &lt;b&gt;released&lt;/b&gt;" in page and "<b>released" not in page
+    assert "**bold** [x](https://evil.example)" in page  # literally: no <strong>, no link
+    assert "evil.example\"" not in page and "<img" not in page and "javascript:" not in page
+    screen = io.StringIO()
+    HistoryView(STORE.get("default")).print_to_terminal(Console(file=screen, width=200, color_system=None))
+    shown = screen.getvalue()
+    assert "web search “latest python <release>” → 2 results" in shown
+    assert "Python 3.14 is out[1], with free threading." in shown and f"web search “{hostile}”" in shown
 
 
 def test_cite_turns_on_document_citations(shell: Any, scripted: Emulator, tmp_path: Path,

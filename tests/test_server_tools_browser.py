@@ -25,11 +25,13 @@ from test_xss_browser import (
     open_watched,
 )
 
+from claude_magic.core.history import Conversation
 from claude_magic.core.server_tools import CitationIndex
 from claude_magic.core.turn import Block, TurnState
 from claude_magic.emulator import Emulator
 from claude_magic.render.server_view import markers_html, server_call_html, server_result_html, sources_html
 from claude_magic.render.view import IncrementalView, answer_bundle
+from claude_magic.surfaces.history_view import HistoryView
 
 PAYLOADS = [p["payload"] for p in CORPUS]
 HOSTILE_URLS = ["javascript:window.__xss=(window.__xss||[]).concat(900)", "data:text/html,<script>x</script>",
@@ -134,6 +136,20 @@ def test_every_server_view_renders_a_payload_inert(payload: dict[str, Any]) -> N
     state.status = "streaming"
     frozen, tail = view.advance(state)
     assert_inert(_without_new_tab((frozen.html if frozen else "") + tail.html, every_link=False), "live frames")
+    # `%claude history`: each call on one line, the cited passage's markers and the sources, from history.
+    conversation = Conversation("xss-server-history")
+    conversation.commit("q", [
+        {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": text}},
+        {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": blocks[2].extra["content"]},
+        {"type": "server_tool_use", "id": "srvtoolu_2", "name": "web_fetch", "input": {"url": text}},
+        {"type": "web_fetch_tool_result", "tool_use_id": "srvtoolu_2", "content": blocks[4].extra["content"]},
+        {"type": "server_tool_use", "id": "srvtoolu_3", "name": text, "input": {"command": text}},
+        {"type": "text", "text": text, "citations": blocks[-1].citations}])
+    history = HistoryView(conversation)._repr_mimebundle_()["text/html"]
+    assert_inert(history, "%claude history")
+    # Below Claude's own Markdown, our links only (an unclosed fence in the answer keeps it all as code).
+    sources = history.partition("<strong>Sources</strong>")[2]
+    assert all(href.startswith("https://e.com/") for href in re.findall(r'<a href="([^"]*)"', sources))
 
 
 @pytest.mark.browser

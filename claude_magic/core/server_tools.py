@@ -468,6 +468,37 @@ def result_text(block: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+def outcome_text(block: Mapping[str, Any] | None) -> str:
+    """What a server tool's result block came to, in a few words: "3 results", "fetched “Title”",
+    "return code 0", "failed: max_uses_exceeded"; "no result" when the call has none (a cut-off answer)."""
+    if block is None:
+        return "no result"
+    kind = block.get("type")
+    if kind == "web_search_tool_result":
+        links, error = search_results(block)
+        if error is not None:
+            return f"failed: {error}"
+        return f"{len(links)} result{'s' * (len(links) != 1)}"
+    if kind == "web_fetch_tool_result":
+        link, error = fetch_result(block)
+        if error is not None or link is None:
+            return f"failed: {error}"
+        return f"fetched “{_one_line(link.title, 80)}”" if link.title and link.title != link.url else "fetched"
+    run = code_result(block)
+    if run.error is not None:
+        return f"failed: {run.error}"
+    if run.summary:
+        return run.summary
+    return f"return code {run.return_code}" if run.return_code is not None else "ran"
+
+
+def call_line(call: Mapping[str, Any], result: Mapping[str, Any] | None) -> str:
+    """A server tool call and its result as one line: `web search “python 3.14” → 3 results`."""
+    label, argument = call_summary(str(call.get("name", "")), call.get("input"))
+    shown = f" “{_one_line(argument, 120)}”" if argument.strip() else ""
+    return f"{label}{shown} → {outcome_text(result)}"
+
+
 # -- Markdown (the conversation export) --------------------------------------------------------------------
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
@@ -534,7 +565,8 @@ def sources_markdown(index: CitationIndex) -> str:
 
 
 __all__ = ["CODE_NAMES", "CitationIndex", "CodeRun", "FETCH_NAMES", "KINDS", "Link", "RESULT_KINDS", "SEARCH_NAMES",
-           "ServerToolError", "ServerToolSpec", "WEB_SEARCH_USD_PER_SEARCH", "block_markdown", "call_summary",
-           "call_text", "citation_link", "code_result", "fetch_result", "markdown_escape", "markdown_link",
-           "matching_citations", "markers_text", "newest_version", "parse_spec", "result_text", "safe_url",
-           "search_results", "server_tool_definitions", "sources_markdown", "sources_text", "with_citations"]
+           "ServerToolError", "ServerToolSpec", "WEB_SEARCH_USD_PER_SEARCH", "block_markdown", "call_line",
+           "call_summary", "call_text", "citation_link", "code_result", "fetch_result", "markdown_escape",
+           "markdown_link", "matching_citations", "markers_text", "newest_version", "outcome_text", "parse_spec",
+           "result_text", "safe_url", "search_results", "server_tool_definitions", "sources_markdown",
+           "sources_text", "with_citations"]

@@ -11,6 +11,15 @@ from typing import Any
 from claude_magic.core.history import Conversation, Turn, message_text
 from claude_magic.core.persist import SavedConversation
 from claude_magic.core.pricing import format_cost
+from claude_magic.core.server_tools import (
+    RESULT_KINDS,
+    CitationIndex,
+    call_line,
+    markdown_escape,
+    markers_text,
+    sources_markdown,
+    sources_text,
+)
 from claude_magic.render.markdown import render_markdown, themed
 
 # Long prompts and answers are clipped where the conversation is shown (all of it stays in history and
@@ -69,12 +78,52 @@ def _demoted(markup: str) -> str:
     return _HEADING_TAG.sub(lambda m: f"<{m[1]}h{min(int(m[2]) + _HEADING_SHIFT, 6)}>", markup)
 
 
-def _messages(turn: Turn) -> list[tuple[str, str]]:
+def readable(content: str | list[dict[str, Any]], *, markdown: bool) -> str:
+    """A message for people to read: its text, each server tool call with its result as one line (`web search
+    “query” → 3 results`), cited passages followed by their [n] markers and the sources listed below; other
+    blocks as `message_text` names them. `markdown`: for a Markdown renderer (the HTML view, the terminal),
+    where what came from the network (queries, titles, URLs) is escaped so it shows as written and never as
+    Markdown; else plain text. The text blocks of one stretch of answer read on as one text: the API splits a
+    sentence into blocks of its own at each citation."""
+    if isinstance(content, str) or not any(
+            block.get("type") in ("server_tool_use", *RESULT_KINDS) or block.get("citations") for block in content):
+        return message_text(content)
+    results = {block.get("tool_use_id"): block for block in content if block.get("type") in RESULT_KINDS}
+    citations = CitationIndex()  # numbered per message, like the answer's own view and the export
+    paragraphs: list[str] = []
+    follows_text = False  # the previous block was text: this one's text reads on in the same paragraph
+    for block in content:
+        kind = block.get("type")
+        if kind in RESULT_KINDS:
+            continue  # drawn on its call's line
+        if kind == "text":
+            text = str(block.get("text", ""))
+            if block.get("citations"):
+                marks = markers_text(citations.numbers(list(block["citations"])))
+                text += markdown_escape(marks) if markdown else marks
+            if follows_text:
+                paragraphs[-1] += text
+            else:
+                paragraphs.append(text)
+            follows_text = True
+            continue
+        follows_text = False
+        if kind == "server_tool_use":
+            line = call_line(block, results.get(block.get("id")))
+            paragraphs.append(f"*{markdown_escape(line)}*" if markdown else line)
+        elif shown := message_text([block]):
+            paragraphs.append(shown)
+    if citations.sources:
+        paragraphs.append(sources_markdown(citations) if markdown else sources_text(citations).rstrip("\n"))
+    return "\n\n".join(paragraph for paragraph in paragraphs if paragraph.strip())
+
+
+def _messages(turn: Turn, *, markdown: bool) -> list[tuple[str, str]]:
     """(role, text) of a turn's messages, each clipped: prompts shorter than answers."""
     shown = []
     for message in turn.messages:
         limit = PROMPT_CHARS if message["role"] == "user" else ANSWER_CHARS
-        shown.append((message["role"], clipped(message_text(message["content"]), limit)))
+        shown.append((message["role"], clipped(readable(message["content"], markdown=markdown), limit)))
     return shown
 
 
@@ -106,9 +155,10 @@ class HistoryView:
             label, _, rest = facts.partition(" · ")
             text_parts.append(f"── {facts}")
             body = []
-            for role, text in _messages(turn):
+            for (role, text), (_, marked) in zip(_messages(turn, markdown=False), _messages(turn, markdown=True),
+                                                 strict=True):
                 text_parts.append(f"{role}:\n{text}")
-                body.append(f"<div><strong>{html.escape(role)}</strong></div>{_demoted(render_markdown(text))}")
+                body.append(f"<div><strong>{html.escape(role)}</strong></div>{_demoted(render_markdown(marked))}")
             opened = " open" if number == len(self.turns) else ""
             html_parts.append(
                 f'<details{opened}><summary><span style="{_TURN_LABEL_STYLE}">'
@@ -132,7 +182,7 @@ class HistoryView:
         pieces: list[Any] = [Text(header(self.name, self.turns), style="bold")]
         for number, turn in enumerate(self.turns, start=1):
             pieces.append(Rule(turn_facts(number, turn), align="left", style="dim"))
-            for role, text in _messages(turn):
+            for role, text in _messages(turn, markdown=True):
                 pieces.append(Text(f"{role}:", style="bold"))
                 pieces.append(Markdown(printable(text), code_theme=CODE_THEME))
         console.print(Group(*pieces))
