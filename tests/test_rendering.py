@@ -394,3 +394,62 @@ def test_finished_answers_carry_no_style_element() -> None:
     assert "<style" not in markup
     assert 'class="claude-magic-warning" style="color:' in markup
     assert 'class="claude-magic-footer" style="color:' in markup
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A cited answer live: its passages (text blocks of their own) stay in their paragraphs, as in the final view
+# ---------------------------------------------------------------------------------------------------------
+
+def _citation(n: int) -> dict[str, object]:
+    return {"type": "web_search_result_location", "url": f"https://example.com/{n}", "title": f"Page {n}",
+            "cited_text": f"quoted {n}", "encrypted_index": "e"}
+
+
+def _stream_passages(passages: list[tuple[str, int | None]], step: int) -> tuple[list[str], list[str], str]:
+    """Streams text blocks (text, cited source number or None) through IncrementalView: the page after each
+    frame (frozen pieces so far + the live tail), the tails, and the final rendering."""
+    state = TurnState(model="m", prompt="p", started_at=0.0, status="streaming")
+    view = IncrementalView()
+    frozen_html = ""
+    pages: list[str] = []
+    tails: list[str] = []
+    for text, cited in passages:
+        block = Block("text", citations=[_citation(cited)] if cited is not None else [])
+        state.blocks.append(block)
+        for start in range(0, len(text), step):
+            block.parts.append(text[start : start + step])
+            frozen, tail = view.advance(state)
+            frozen_html += frozen.html if frozen else ""
+            pages.append(frozen_html + tail.html.replace(CURSOR, ""))
+            tails.append(tail.html)
+    state.status = "complete"
+    return pages, tails, answer_bundle(state)["text/html"]
+
+
+@pytest.mark.parametrize("step", [1, 4, 50])
+def test_a_cited_passage_stays_in_its_paragraph_while_streaming(step: int) -> None:
+    passages = [("# Release\n\nThe newest release: ", None), ("Python 3.14 is out", 1),
+                (", with free threading", None), (" and a JIT", 2), (".\n\nNext paragraph", None),
+                (" cites again", 1), (".", None)]
+    pages, _, final = _stream_passages(passages, step)
+    paragraph = ('<p>The newest release: Python 3.14 is out<sup><a href="https://example.com/1"')
+    assert paragraph in final and "[2]</a></sup>.</p>" in final  # the final view, for reference
+    last = pages[-1]
+    assert final.startswith(last)  # the last live frame is the final answer (sources and footer follow)
+    for page in pages:
+        assert "<p>Python 3.14" not in page and "<p>, with" not in page and "<p> and a JIT" not in page, page
+        assert "<p>.</p>" not in page and "<p> cites again" not in page
+    # A passage cited again keeps its number; the markers appear once a passage is finished, after its words.
+    assert last.count(">[1]</a></sup>") == 2 and last.count(">[2]</a></sup>") == 1
+    assert "<p>Next paragraph cites again<sup>" in last
+
+
+def test_a_long_cited_answer_keeps_each_frame_small() -> None:
+    # Many short paragraphs, each a run of passages: the live tail holds the paragraph being written, never
+    # the answer so far (what is carried from one passage into the next is the open paragraph only).
+    passages: list[tuple[str, int | None]] = []
+    for n in range(200):
+        passages += [(f"Paragraph {n} says ", None), (f"something cited {n}", n % 7), (".\n\n", None)]
+    pages, tails, final = _stream_passages(passages, 3)
+    assert final.startswith(pages[-1]) and len(final) > 20_000
+    assert max(len(tail) for tail in tails) < 600

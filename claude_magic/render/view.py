@@ -75,9 +75,21 @@ def _quiet(text: str) -> str:
 
 
 # Where a passage's citation markers go in its Markdown: private-use characters Markdown leaves alone, swapped
-# for the markers' HTML after rendering and sanitizing (the same characters in model text are dropped first).
+# for the markers' HTML after rendering and sanitizing (the same characters in model text become U+FFFD first:
+# one character for one, so positions in the text stay where they were).
 _MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
 _MARK = re.compile(f"{_MARK_OPEN}(\\d+){_MARK_CLOSE}")
+_NO_MARKS = str.maketrans({_MARK_OPEN: "\ufffd", _MARK_CLOSE: "\ufffd"})
+
+
+def _unmarked(text: str) -> str:
+    return text.translate(_NO_MARKS) if _MARK_OPEN in text or _MARK_CLOSE in text else text
+
+
+def _with_marks(source: str, marks: list[str]) -> str:
+    """`source` (Markdown with mark placeholders) rendered, each placeholder replaced by its marks' HTML."""
+    rendered = render_markdown(source)
+    return _MARK.sub(lambda found: marks[int(found[1])], rendered) if marks else rendered
 
 
 def cited_html(passages: list[Block], citations: CitationIndex) -> str:
@@ -86,12 +98,11 @@ def cited_html(passages: list[Block], citations: CitationIndex) -> str:
     source: list[str] = []
     marks: list[str] = []
     for block in passages:
-        source.append(block.text.replace(_MARK_OPEN, "").replace(_MARK_CLOSE, ""))
+        source.append(_unmarked(block.text))
         if block.citations:
             marks.append(markers_html(citations.numbers(block.citations)))
             source.append(f"{_MARK_OPEN}{len(marks) - 1}{_MARK_CLOSE}")
-    rendered = render_markdown("".join(source))
-    return _MARK.sub(lambda found: marks[int(found[1])], rendered) if marks else rendered
+    return _with_marks("".join(source), marks)
 
 
 def block_html(block: Block, *, live: bool = False, citations: CitationIndex | None = None) -> str:
@@ -258,6 +269,11 @@ class IncrementalView:
     joins only the parts after the frozen position, never the whole answer. Blocks before the last
     one are finished by definition; inside the last text block, finished Markdown blocks are frozen
     as soon as a later block starts (see `finished_prefix_length`).
+
+    A cited answer arrives as a run of text blocks (text, cited passage, text): the Markdown block still
+    open when one of them ends is carried into the next (`_carry`, with the finished passage's markers as
+    placeholders) and rendered with it, so a cited sentence stays in its paragraph live as in the final
+    view. The carry never holds a finished Markdown block: a frame still renders only the unfinished one.
     """
 
     def __init__(self) -> None:
@@ -266,6 +282,8 @@ class IncrementalView:
         self._offset = 0
         self._fresh = True  # no frame drawn yet
         self._citations = CitationIndex()  # numbers the sources as cited passages are frozen, in order
+        self._carry = ""  # the open Markdown block of finished text blocks, the next one writes on in it
+        self._marks: list[tuple[str, str]] = []  # (HTML, text) of the carry's placeholders
 
     def _rest(self, block: Block) -> str:
         return "".join(block.parts[self._part :])[self._offset :]
@@ -277,10 +295,34 @@ class IncrementalView:
             self._offset -= len(block.parts[self._part])
             self._part += 1
 
+    def _render(self, source: str) -> Piece:
+        """Carried Markdown (placeholders and all) as HTML and as text."""
+        if not self._marks:
+            return Piece(render_markdown(source), source)
+        text = _MARK.sub(lambda found: self._marks[int(found[1])][1], source)
+        return Piece(_with_marks(source, [mark for mark, _text in self._marks]), text)
+
+    def _finish_text(self, block: Block, reads_on: bool) -> Piece | None:
+        """A text block that has ended: the rest of it (and its markers) joins the carry. When the next block
+        is text too (`reads_on`), what stays open of it is carried on and only finished Markdown blocks are
+        frozen; otherwise all of it is."""
+        self._carry += _unmarked(self._rest(block))
+        if block.citations:  # its links go after its last words, once the passage is finished
+            numbered = self._citations.numbers(block.citations)
+            self._marks.append((markers_html(numbered), markers_text(numbered)))
+            self._carry += f"{_MARK_OPEN}{len(self._marks) - 1}{_MARK_CLOSE}"
+        cut = finished_prefix_length(self._carry) if reads_on else len(self._carry)
+        if not cut:
+            return None
+        piece = self._render(self._carry[:cut])
+        self._carry = self._carry[cut:]
+        if not self._carry:
+            self._marks = []
+        return piece
+
     def advance(self, state: TurnState) -> tuple[Piece | None, Piece]:
         """Returns (newly frozen piece or None, live tail piece)."""
-        frozen_html: list[str] = []
-        frozen_text: list[str] = []
+        frozen: list[Piece] = []
         blocks = state.blocks
         if self._fresh and state.drawn_from is not None:  # a continuation: drawn from where it goes on
             self._block, self._part = state.drawn_from
@@ -288,35 +330,31 @@ class IncrementalView:
         while self._block < len(blocks) - 1:
             block = blocks[self._block]
             if block.kind == "text":
-                rest = self._rest(block)
-                if block.citations:  # its links go after its last words, once the passage is finished
-                    passage = Block("text", parts=[rest], citations=block.citations)
-                    frozen_html.append(cited_html([passage], self._citations))
-                    frozen_text.append(block_text(passage, self._citations))
-                else:
-                    frozen_html.append(render_markdown(rest))
-                    frozen_text.append(rest)
+                piece = self._finish_text(block, reads_on=blocks[self._block + 1].kind == "text")
+                if piece is not None:
+                    frozen.append(piece)
             else:
-                frozen_html.append(block_html(block))
-                frozen_text.append(block_text(block))
+                frozen.append(Piece(block_html(block), block_text(block)))
             self._block += 1
             self._part = self._offset = 0
-        tail_html = tail_text = ""
+        tail = Piece("", "")
         if self._block < len(blocks):  # (a continuation's view may start past the blocks it continues)
             block = blocks[self._block]
             if block.kind == "text":
-                rest = self._rest(block)
-                cut = finished_prefix_length(rest)
+                carried = len(self._carry)
+                source = self._carry + (_unmarked(self._rest(block)) if self._marks else self._rest(block))
+                cut = finished_prefix_length(source)
                 if cut:
-                    frozen_html.append(render_markdown(rest[:cut]))
-                    frozen_text.append(rest[:cut])
-                    self._skip(block, cut)
-                    rest = rest[cut:]
-                tail_html, tail_text = render_markdown(rest), rest
+                    frozen.append(self._render(source[:cut]))
+                    self._skip(block, max(cut - carried, 0))
+                    self._carry = self._carry[cut:] if cut < carried else ""
+                    if not self._carry:
+                        self._marks = []
+                    source = source[cut:]
+                tail = self._render(source)
             else:
-                tail_html, tail_text = block_html(block, live=True), block_text(block)[-LIVE_PREVIEW_CHARS:]
-        if state.has_content:
-            tail_html = with_cursor(tail_html)  # at the end of the text being written
+                tail = Piece(block_html(block, live=True), block_text(block)[-LIVE_PREVIEW_CHARS:])
+        tail_html = with_cursor(tail.html) if state.has_content else tail.html  # at the end of the text written
         tail_html += status_html(state)
-        frozen = Piece("".join(frozen_html), "".join(frozen_text)) if frozen_html else None
-        return frozen, Piece(tail_html, tail_text or (state.notice or WAITING_TEXT))
+        joined = Piece("".join(p.html for p in frozen), "".join(p.text for p in frozen)) if frozen else None
+        return joined, Piece(tail_html, tail.text or (state.notice or WAITING_TEXT))
