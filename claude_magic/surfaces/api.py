@@ -272,9 +272,9 @@ def map(  # noqa: A001 - claude_magic.map reads as what it does, like the builti
     tools, tool_choice, max_tool_rounds: as for `ask`; here `async def` tools are awaited on the batch's
     loop and plain functions run in worker threads (one call of a function at a time, unless it sets
     `concurrency_safe = True`). thinking, thinking_display, effort, mcp: as for `ask`.
-    web_search, web_fetch, code_execution, cite: Claude's server tools and citations, as for `ask`, offered to
-    every prompt (`map(questions, web_search="max_uses=2")`); each reply's `.state.blocks` holds its calls,
-    results and cited passages.
+    web_search, web_fetch, code_execution: Claude's server tools, as for `ask`, offered to every prompt
+    (`map(questions, web_search="max_uses=2")`); each reply's `.state.blocks` holds its calls, results and
+    cited passages. cite: citations for the pages web_fetch reads (map attaches no documents).
     """
     index = _pandas_index(prompts)
     turns = _prepare_batch(prompts, model, system, max_tokens, temperature, concurrency,
