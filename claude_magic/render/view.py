@@ -342,7 +342,7 @@ class IncrementalView:
             block = blocks[self._block]
             if block.kind == "text":
                 carried = len(self._carry)
-                source = self._carry + (_unmarked(self._rest(block)) if self._marks else self._rest(block))
+                source = self._carry + _unmarked(self._rest(block))
                 cut = finished_prefix_length(source)
                 if cut:
                     frozen.append(self._render(source[:cut]))
