@@ -5,6 +5,7 @@ sanitized, citations numbered after the cited text with a sources list."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from pathlib import Path
@@ -216,6 +217,10 @@ def test_map_offers_web_search_to_every_prompt(scripted: Emulator) -> None:
         assert cited and set(cited) <= urls
         assert reply.state.total_usage.web_search_requests == 1
         assert "[1]" in answer_bundle(reply.state)["text/plain"]
+    scripted.clear_requests()
+    awaited = asyncio.run(claude_magic.map_async(prompts[:1], code_execution=True, display="none"))
+    assert [tool["name"] for tool in scripted.requests[-1].body["tools"]] == ["code_execution"]
+    assert "bash_code_execution_tool_result" in [block.kind for block in awaited[0].state.blocks]
 
 
 def test_web_searches_are_priced() -> None:
