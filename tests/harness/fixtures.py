@@ -85,10 +85,12 @@ def chromium_missing_reason() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the session. Without /usr/bin/chromium the test is skipped, except under
-    CI (env CI set), where that is a failure."""
+    """One headless Chromium per test file. Without /usr/bin/chromium the test is skipped, except under
+    CI (env CI set), where that is a failure. Not one per session: Playwright's sync API marks an asyncio
+    loop as running on the main thread while it is started, so a later file's `asyncio.run` (ask_async,
+    cassettes) would fail in the same worker process."""
     reason = chromium_missing_reason()
     if reason is not None:
         if os.environ.get("CI"):
