@@ -163,7 +163,8 @@ def test_server_tool_views_run_no_payload_in_jupyterlab(
              # The fetched URLs are in the prompt: Claude fetches only URLs the conversation holds.
              "%%claude -c xss-server --web-search --web-fetch --code-execution\nxss-server-tools: search, then "
              f"fetch {HOSTILE_URLS[0]} and https://example.com/{PAYLOADS[0]}",
-             "%claude -c xss-server export xss-server.md\nprint(open('xss-server.md').read()[:100])"]
+             "%claude -c xss-server export xss-server.md\nprint(open('xss-server.md').read()[:100])",
+             "from claude_magic import ChatPanel\nChatPanel(conversation='xss-server')"]
     write_notebook(lab.root_dir / "xss_server_tools.ipynb", cells)
     nb, watch, title = open_watched(lab_page, lab, "xss_server_tools.ipynb")
     url = lab_page.url
@@ -187,5 +188,12 @@ def test_server_tool_views_run_no_payload_in_jupyterlab(
     # (The page's own DOM holds JupyterLab's MathJax typesetting of `$...$` in the payloads, so it is checked by
     # the page scanner below, which knows MathJax's elements, not by the Python allow-list.)
     assert assert_dom_inert(nb.output(2), "export cell") >= 1
+    # The panel redraws the same turn from history: its links look like links, as in the cell (an ipywidgets
+    # HTML widget gets none of JupyterLab's rendered-Markdown styles).
+    panel_links = nb.output(3).locator(".claude-magic-panel .widget-html-content a[href]")
+    panel_links.first.wait_for(timeout=30_000)
+    colour = "(el) => getComputedStyle(el).color"
+    assert panel_links.first.evaluate(colour) == results.first.evaluate(colour)
+    assert panel_links.first.evaluate(colour) != nb.output(3).locator(".claude-panel-user").first.evaluate(colour)
     assert_page_clean(nb, watch, title, url)
     nb.screenshot(artifacts / "server-tools.png", full_page=True)

@@ -33,6 +33,8 @@ PANEL_CSS = f"""<style>
 .{PANEL_CLASS} .claude-panel-info {{ color: var(--jp-content-font-color2, #6e6e6e); font-size: 0.85em; }}
 .{PANEL_CLASS} .claude-panel-note {{ color: var(--jp-content-font-color2, #6e6e6e); font-style: italic;
   font-size: 0.85em; }}
+.{PANEL_CLASS} .widget-html-content a {{ color: var(--jp-content-link-color, #1976d2); text-decoration: none; }}
+.{PANEL_CLASS} .widget-html-content a:hover {{ text-decoration: underline; }}
 </style>"""
 
 # Shift+Enter / Ctrl+Enter / Cmd+Enter in a panel's textarea sends. ipywidgets' Textarea has no key
