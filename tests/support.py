@@ -49,3 +49,9 @@ def after_thinking(plain: str) -> str:
 def text_blocks(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The text blocks of a stored or sent answer (the thinking blocks before them left out)."""
     return [block for block in content if block.get("type") == "text"]
+
+
+def largest_block(markup: str) -> int:
+    """The length of the largest top-level block (paragraph, list, heading, code, table) in rendered HTML."""
+    blocks = re.finditer(r"<(p|pre|ul|ol|h[1-6]|blockquote|table)\b.*?</\1>", markup, flags=re.S)
+    return max(len(block.group(0)) for block in blocks)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from harness.kernel import KernelSession, outputs_text, reconstruct_outputs
-from support import after_thinking, text_blocks
+from support import after_thinking, largest_block, text_blocks
 
 from claude_magic.emulator import Emulator
 from claude_magic.render.markdown import render_markdown
@@ -37,12 +37,6 @@ TIMINGS = re.compile(r"first token [\d.]+ s · [\d,.]+ tokens/s")
 
 def html_of(message: dict[str, Any]) -> str:
     return message["content"]["data"].get("text/html", "")
-
-
-def largest_block(markup: str) -> int:
-    """The length of the largest top-level block (paragraph, list, heading, code, table) in rendered HTML."""
-    blocks = re.finditer(r"<(p|pre|ul|ol|h[1-6]|blockquote|table)\b.*?</\1>", markup, flags=re.S)
-    return max(len(block.group(0)) for block in blocks)
 
 
 def visible(markup: str) -> str:
