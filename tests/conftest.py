@@ -11,18 +11,24 @@ from harness.fixtures import *  # noqa: F401,F403
 from harness.kernel import KernelSession
 from support import FAKE_API_KEY
 
+from claude_magic.core.history import STORE
 from claude_magic.emulator import Emulator
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """No test sees the developer's key or the notebook runs' CLAUDE_MAGIC_* settings; conversations are
-    saved in a folder of the test's own (this process and the kernels it starts inherit the variable)."""
+    saved in a folder of the test's own (this process and the kernels it starts inherit the variable), and
+    none is left in this process."""
     for name in list(os.environ):
         if name.startswith("CLAUDE_MAGIC_") or name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN",
                                                          "ANTHROPIC_BASE_URL", "JPY_SESSION_NAME"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("CLAUDE_MAGIC_HISTORY_DIR", str(tmp_path_factory.mktemp("history")))
+    # Nor the conversations an earlier test left in this process: tests calling ask() without the shell
+    # fixture keep theirs, and the next file on the same worker would read them as its own history.
+    for conversation in STORE.conversations():
+        conversation.reset()
 
 
 @pytest.fixture
@@ -64,3 +70,4 @@ def shell(api_env: dict[str, str]) -> Iterator[Any]:
     for name in _history.STORE.names():
         _history.STORE.get(name).reset()
     InteractiveShell.clear_instance()
+

@@ -57,7 +57,11 @@ def script() -> dict[str, Any]:
         {"type": "web_fetch", "url": f"https://example.com/{PAYLOADS[0]}", "title": PAYLOADS[1], "text": "page"},
         {"type": "code_execution", "command": everything, "stdout": everything, "stderr": everything,
          "return_code": 1},
-        {"type": "server_tool_use", "name": PAYLOADS[2], "input": {"command": everything}},
+        # A call whose input keys and values are payloads. (Its name is one the API sends: server tool names are a
+        # fixed set, a Literal in the SDK, and SDK 2.5 cannot read a stream naming another; a hostile name is
+        # drawn by the views in the tests above.)
+        {"type": "server_tool_use", "name": "bash_code_execution", "input": {"command": everything,
+                                                                              PAYLOADS[2]: PAYLOADS[3]}},
         {"type": "text", "text": "End of server tools."},
     ]
     return {"pace": PACE, "turns": [{"match": "xss-server-tools", "content": content}]}
