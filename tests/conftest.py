@@ -61,13 +61,9 @@ def shell(api_env: dict[str, str]) -> Iterator[Any]:
     from IPython.core.interactiveshell import InteractiveShell
 
     from claude_magic.core import client as _client
-    from claude_magic.core import history as _history
 
     shell = InteractiveShell.instance(history_length=0)
     shell.run_line_magic("load_ext", "claude_magic")
     yield shell
-    _client.reset_clients()
-    for name in _history.STORE.names():
-        _history.STORE.get(name).reset()
+    _client.reset_clients()  # (its conversations are reset when the next test starts: clean_environment)
     InteractiveShell.clear_instance()
-
