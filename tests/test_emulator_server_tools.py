@@ -7,6 +7,7 @@ answer is sent back)."""
 from __future__ import annotations
 
 import base64
+import typing
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,8 @@ import pytest
 
 from claude_magic.core.models import DEFAULT_MODEL
 from claude_magic.core.server_tools import newest_version, server_tool_definitions
-from claude_magic.emulator import Emulator
+from claude_magic.emulator import Emulator, ScriptError, parse_script
+from claude_magic.emulator._script import SERVER_TOOL_NAMES
 from claude_magic.emulator._server_tools import MAX_ITERATIONS
 
 RESULTS = [{"title": "Python 3.14 released", "url": "https://www.python.org/news/314", "text": "Python 3.14 is out."},
@@ -78,6 +80,16 @@ def test_the_newest_versions_the_sdk_knows_are_offered() -> None:
     assert [tool["type"] for tool in tools] == [newest_version(kind) for kind in
                                                 ("web_search", "web_fetch", "code_execution")]
     assert all(tool["type"] > f"{tool['name']}_2026" for tool in tools)  # not the 2025 versions
+
+
+def test_a_script_names_only_the_server_tools_the_api_sends() -> None:
+    # The emulator's list is the API's enum, which the installed SDK's ServerToolUseBlock.name is generated from.
+    sdk_names = typing.get_args(anthropic.types.ServerToolUseBlock.model_fields["name"].annotation)
+    assert set(SERVER_TOOL_NAMES) == set(sdk_names)
+    block = {"type": "server_tool_use", "name": "web_search", "input": {"query": "q"}}
+    assert parse_script({"turns": [{"content": [block]}]}).turns[0].content[0]["name"] == "web_search"
+    with pytest.raises(ScriptError, match=r"turns\[0\]\.content\[0\]\.name: expected one of web_search, .*got '<b>x'"):
+        parse_script({"turns": [{"content": [{**block, "name": "<b>x"}]}]})
 
 
 def test_definitions_are_checked_with_the_apis_messages(client: anthropic.Anthropic) -> None:

@@ -78,6 +78,12 @@ STOP_REASONS = (
     "refusal",
     "model_context_window_exceeded",
 )
+# The names a server_tool_use block can carry: a fixed set, the `name` enum of the server tool use block in the
+# Messages API reference (https://platform.claude.com/docs/en/api/messages), which the SDK's ServerToolUseBlock
+# is generated from (tests/test_emulator_server_tools.py compares them). A script naming another tool would
+# stream what the API never sends, and which some SDK releases (2.5) cannot read.
+SERVER_TOOL_NAMES = ("web_search", "web_fetch", "code_execution", "bash_code_execution", "text_editor_code_execution",
+                     "tool_search_tool_regex", "tool_search_tool_bm25")
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 _BLOCK_KEYS: dict[str, tuple[set[str], set[str]]] = {
     # block type: (required keys, optional keys)
@@ -242,6 +248,8 @@ def _parse_block(data: Any, where: str) -> dict[str, Any]:
             block[key] = _int(block[key], f"{where}.return_code")
         elif key in block and key not in _STRUCTURED_KEYS:
             _str(block[key], f"{where}.{key}")
+    if kind == "server_tool_use" and block["name"] not in SERVER_TOOL_NAMES:
+        raise ScriptError(f"{where}.name: expected one of {', '.join(SERVER_TOOL_NAMES)}, got {block['name']!r}")
     for n, result in enumerate(block.get("results") or []):
         if "url" not in result:
             raise ScriptError(f"{where}.results[{n}]: a search result needs url (title and text are optional)")
